@@ -1,0 +1,102 @@
+"""Sample data generated from images that ship with scikit-image (no downloads)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+NOISE_SEED = 0
+
+
+def _noisy_uint8(clean: np.ndarray, sigma255: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    noisy = clean.astype(np.float64) + rng.normal(0.0, sigma255, clean.shape)
+    return np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
+
+
+def camera(sigma255: float = 25.0, seed: int = NOISE_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """(clean, noisy) 512×512 uint8 camera, Gaussian noise of ``sigma255`` grey levels."""
+    from skimage import data
+
+    clean = data.camera()
+    return clean, _noisy_uint8(clean, sigma255, seed)
+
+
+def astronaut(sigma255: float = 20.0, seed: int = NOISE_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """(clean, noisy) 512×512×3 uint8 colour image."""
+    from skimage import data
+
+    clean = data.astronaut()
+    return clean, _noisy_uint8(clean, sigma255, seed)
+
+
+def blobs_volume(size: int = 64, sigma: float = 0.1, seed: int = NOISE_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """(clean, noisy) float32 3-D blob volume with values 0.2–0.8 plus Gaussian noise."""
+    from scipy import ndimage
+    from skimage.data import binary_blobs
+
+    blobs = binary_blobs(size, n_dim=3, volume_fraction=0.3, rng=seed).astype(np.float64)
+    clean = 0.2 + 0.6 * ndimage.gaussian_filter(blobs, 1.0)
+    rng = np.random.default_rng(seed)
+    noisy = clean + rng.normal(0.0, sigma, clean.shape)
+    return clean.astype(np.float32), noisy.astype(np.float32)
+
+
+def film_grain(grain_sigma_px: float = 1.2, amplitude: float = 0.06,
+               seed: int = NOISE_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """(clean, grainy) uint8 RGB photo with synthetic monochrome film grain.
+
+    Grain is white noise blurred by a Gaussian of ``grain_sigma_px`` pixels, normalised to unit
+    standard deviation, scaled by an intensity-dependent amplitude (strongest in the mid-tones,
+    as in film) and added to every channel.
+    """
+    from scipy import ndimage
+    from skimage import data
+
+    clean = data.coffee()
+    rng = np.random.default_rng(seed)
+    field = ndimage.gaussian_filter(rng.standard_normal(clean.shape[:2]), grain_sigma_px)
+    field /= field.std()
+    lum = clean.astype(np.float64).mean(axis=-1) / 255.0
+    amp = amplitude * (0.4 + 2.4 * lum * (1.0 - lum))
+    grainy = clean / 255.0 + (amp * field)[..., None]
+    return clean, np.clip(np.rint(grainy * 255.0), 0, 255).astype(np.uint8)
+
+
+SAMPLES = {
+    "camera": (camera, "camera"),
+    "astronaut": (astronaut, "astronaut"),
+    "volume": (blobs_volume, "blobs volume"),
+    "grain": (film_grain, "coffee film grain"),
+}
+
+
+def _layers(key: str) -> list[tuple[np.ndarray, dict[str, Any], str]]:
+    func, label = SAMPLES[key]
+    clean, noisy = func()
+    rgb = clean.ndim == 3 and clean.shape[-1] == 3 and key != "volume"
+    return [
+        (clean, {"name": f"{label} (clean)", "visible": False, "rgb": rgb}, "image"),
+        (noisy, {"name": f"{label} (noisy)", "rgb": rgb}, "image"),
+    ]
+
+
+def sample_camera() -> list:
+    """npe2 sample: noisy greyscale camera (σ = 25 grey levels) and its clean reference."""
+    return _layers("camera")
+
+
+def sample_astronaut() -> list:
+    """npe2 sample: noisy colour astronaut (σ = 20 grey levels) and its clean reference."""
+    return _layers("astronaut")
+
+
+def sample_volume() -> list:
+    """npe2 sample: noisy 64³ blob volume (σ = 0.1) and its clean reference."""
+    return _layers("volume")
+
+
+def sample_grain() -> list:
+    """npe2 sample: coffee photo with synthetic film grain and its clean reference."""
+    return _layers("grain")

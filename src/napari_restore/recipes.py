@@ -1,0 +1,153 @@
+"""Recipes: a processor name plus its parameters, saved as JSON and replayed exactly.
+
+A recipe is what a result layer's ``metadata["napari_restore"]`` holds. ``apply_recipe`` runs
+the very same :meth:`ProcessorSpec.apply` as the dock panels, so a recipe replayed on the same
+input reproduces the layer bit for bit.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ._arrays import CancelLike, Progress
+from .processors.registry import get_processor
+
+FORMAT = "napari-restore-recipe/1"
+_KEYS = {"format", "processor", "params", "channel_axis", "version"}
+_MAX_JSON_BYTES = 1_000_000
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A saved processor run.
+
+    Attributes
+    ----------
+    processor : str
+        Registry name (e.g. ``"classic_denoise"``).
+    params : dict
+        Parameter values, validated against the processor's spec on creation.
+    channel_axis : int or None
+        Colour axis the recipe was recorded with (``-1`` for RGB layers).
+    version : str
+        napari-restore version that recorded it.
+    """
+
+    processor: str
+    params: dict[str, Any] = field(default_factory=dict)
+    channel_axis: int | None = None
+    version: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.processor, str):
+            raise TypeError(f"recipe processor must be a string; got {self.processor!r}")
+        if not isinstance(self.params, Mapping):
+            raise TypeError(f"recipe params must be a mapping; got {type(self.params).__name__}")
+        spec = get_processor(self.processor)
+        object.__setattr__(self, "params", spec.validate_params(dict(self.params)))
+        if self.channel_axis is not None and (
+            isinstance(self.channel_axis, bool) or not isinstance(self.channel_axis, int)
+        ):
+            raise TypeError(f"recipe channel_axis must be an int or null; got {self.channel_axis!r}")
+        if not self.version:
+            from . import __version__
+
+            object.__setattr__(self, "version", __version__)
+
+    # -- conversion ---------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        params = {k: list(v) if isinstance(v, tuple) else v for k, v in self.params.items()}
+        return {
+            "format": FORMAT,
+            "processor": self.processor,
+            "params": params,
+            "channel_axis": self.channel_axis,
+            "version": self.version,
+        }
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps(self.to_dict(), indent=kwargs.pop("indent", 2), **kwargs)
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(self.to_json() + "\n", encoding="utf-8")
+        return path
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Recipe:
+        """Build from a dict (e.g. parsed JSON or layer metadata); unknown keys are rejected."""
+        if not isinstance(data, Mapping):
+            raise TypeError(f"a recipe must be a JSON object; got {type(data).__name__}")
+        unknown = sorted(set(data) - _KEYS - {"source", "seconds"})
+        if unknown:
+            raise ValueError(f"recipe has unknown key(s) {', '.join(map(repr, unknown))}")
+        fmt = data.get("format", FORMAT)
+        if fmt != FORMAT:
+            raise ValueError(f"recipe format {fmt!r} is not supported; expected {FORMAT!r}")
+        if "processor" not in data:
+            raise ValueError("recipe is missing the 'processor' key")
+        version = data.get("version", "")
+        if not isinstance(version, str):
+            raise TypeError(f"recipe version must be a string; got {version!r}")
+        return cls(
+            processor=data["processor"],
+            params=data.get("params", {}),
+            channel_axis=data.get("channel_axis"),
+            version=version,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Recipe:
+        if len(text) > _MAX_JSON_BYTES:
+            raise ValueError(f"recipe JSON is {len(text)} bytes; at most {_MAX_JSON_BYTES} allowed")
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise ValueError(f"recipe is not valid JSON: {exc}") from None
+        return cls.from_dict(data)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Recipe:
+        return cls.from_json(Path(path).read_text(encoding="utf-8"))
+
+    @classmethod
+    def from_layer(cls, layer: Any) -> Recipe:
+        """The recipe stored in a result layer's ``metadata["napari_restore"]``."""
+        meta = getattr(layer, "metadata", {}).get("napari_restore")
+        if meta is None:
+            raise ValueError(f"layer {getattr(layer, 'name', layer)!r} carries no napari_restore recipe")
+        return cls.from_dict(meta)
+
+
+def apply_recipe(
+    recipe: Recipe | Mapping[str, Any] | str | Path,
+    image: Any,
+    *,
+    progress: Callable[[Progress], None] | None = None,
+    cancel: CancelLike = None,
+) -> Any:
+    """Replay ``recipe`` on ``image`` with the same code path as the dock panels.
+
+    Parameters
+    ----------
+    recipe : Recipe, dict, JSON path
+        The recipe; dicts (layer metadata) and file paths are converted with :class:`Recipe`.
+    image : ndarray
+        Input; never modified.
+    progress : callable, optional
+        Receives :class:`napari_restore._arrays.Progress` reports.
+    cancel : threading.Event or callable, optional
+        Cancels between planes.
+    """
+    if isinstance(recipe, str | Path):
+        recipe = Recipe.load(recipe)
+    elif not isinstance(recipe, Recipe):
+        recipe = Recipe.from_dict(recipe)
+    spec = get_processor(recipe.processor)
+    return spec.apply(
+        image, channel_axis=recipe.channel_axis, progress=progress, cancel=cancel, **recipe.params
+    )

@@ -1,0 +1,9 @@
+"""napari front end: panels generated from the processor registry (one line per processor)."""
+
+from __future__ import annotations
+
+from .panel import ProcessorPanel, panel_factory
+
+classic_denoise_panel = panel_factory("classic_denoise")
+
+__all__ = ["ProcessorPanel", "classic_denoise_panel", "panel_factory"]

@@ -1,0 +1,90 @@
+"""Result layers: unique names, source geometry, and the recipe in ``metadata``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..processors.registry import ProcessorSpec
+
+META_KEY = "napari_restore"
+
+
+def unique_name(existing: set[str] | Any, base: str) -> str:
+    """``base`` if unused, else ``base #2``, ``base #3``, … (never replaces a layer)."""
+    names = {getattr(layer, "name", layer) for layer in existing}
+    if base not in names:
+        return base
+    k = 2
+    while f"{base} #{k}" in names:
+        k += 1
+    return f"{base} #{k}"
+
+
+def result_name(source: str, spec: ProcessorSpec, params: dict[str, Any], output: str = "") -> str:
+    key = spec.key_text(params)
+    inner = f"{spec.name} {key}".strip()
+    suffix = f" {output}" if output else ""
+    return f"{source} [{inner}]{suffix}"
+
+
+def jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    return value
+
+
+def result_metadata(
+    spec: ProcessorSpec, params: dict[str, Any], source: str, channel_axis: int | None, seconds: float
+) -> dict[str, Any]:
+    from .. import __version__
+
+    return {
+        META_KEY: {
+            "processor": spec.name,
+            "params": jsonable(params),
+            "channel_axis": channel_axis,
+            "source": source,
+            "version": __version__,
+            "seconds": round(float(seconds), 4),
+        }
+    }
+
+
+def add_results(viewer: Any, source: dict[str, Any], spec: ProcessorSpec, params: dict[str, Any],
+                channel_axis: int | None, result: Any, seconds: float) -> list[Any]:
+    """Add the result(s) of one run as new image layers; return them.
+
+    ``source`` is a snapshot taken when the run started (name, scale, translate, rgb,
+    contrast limits), so a source layer deleted meanwhile does not matter.
+    """
+    outs = result if isinstance(result, tuple) else (result,)
+    layers = []
+    for output, data in zip(spec.outputs, outs, strict=True):
+        label = output.name if len(spec.outputs) > 1 else ""
+        name = unique_name(viewer.layers, result_name(source["name"], spec, params, label))
+        kwargs: dict[str, Any] = {
+            "name": name,
+            "scale": source["scale"],
+            "translate": source["translate"],
+            "rgb": source["rgb"],
+            "metadata": result_metadata(spec, params, source["name"], channel_axis, seconds),
+        }
+        if output.kind == "image" and source.get("contrast_limits") is not None and not source["rgb"]:
+            kwargs["contrast_limits"] = source["contrast_limits"]
+        if output.kind == "residual" and not source["rgb"]:
+            kwargs["colormap"] = "gray"
+        layers.append(viewer.add_image(data, **kwargs))
+    return layers
+
+
+def snapshot(layer: Any) -> dict[str, Any]:
+    """What a result needs to know of its source, taken on the main thread at start."""
+    return {
+        "name": layer.name,
+        "scale": tuple(layer.scale),
+        "translate": tuple(layer.translate),
+        "rgb": bool(layer.rgb),
+        "contrast_limits": tuple(layer.contrast_limits) if not layer.rgb else None,
+    }

@@ -1,0 +1,218 @@
+"""The generic dock panel: one is generated from each processor spec.
+
+State machine (as in careamics-napari): ``idle -> running -> stopping -> idle``. Run turns
+into Stop while a job runs; Stop sets a cancel event the array boundary checks between
+planes and asks the thread worker to quit, so no result layer is added. Work runs in a
+``superqt`` thread worker (napari's own workers would also relay errors; we report them
+ourselves, once, with the processor's name).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+import napari
+from magicgui.widgets import ComboBox, Container, Label, ProgressBar, PushButton
+from napari.utils.notifications import show_error, show_info, show_warning
+from superqt.utils import create_worker
+
+from .._arrays import Cancelled, Progress
+from .._compat import reraise_runtime_errors, unwrap_worker_error
+from ..processors.registry import ProcessorSpec, get_processor
+from ._layers import add_results, snapshot
+from ._params import widget_for
+
+if TYPE_CHECKING:
+    from superqt.utils import GeneratorWorker
+
+_PROGRESS_STEPS = 1000
+
+
+def run_job(
+    spec: ProcessorSpec,
+    data: Any,
+    channel_axis: int | None,
+    params: dict[str, Any],
+    cancel: threading.Event,
+) -> Generator[Progress, None, tuple[Any, dict[str, Any], float]]:
+    """The worker's generator: resolve parameters, run plane by plane, return the result.
+
+    Runs in the worker thread; this is where heavy libraries get imported (by the processor).
+    Returns ``(result, resolved_params, seconds)``.
+    """
+    t0 = time.perf_counter()
+    values = spec.resolve_params(data, params)
+    result = yield from reraise_runtime_errors(
+        spec.iter_apply(data, channel_axis=channel_axis, cancel=cancel, **values)
+    )
+    return result, values, time.perf_counter() - t0
+
+
+class ProcessorPanel(Container):
+    """Dock panel for one processor: layer picker, parameters, Run/Stop and a progress bar."""
+
+    def __init__(self, viewer: napari.viewer.Viewer, spec: ProcessorSpec) -> None:
+        self._viewer = viewer
+        self.spec = spec
+        self.layer_widget = ComboBox(label="image", name="image", choices=self._image_layers,
+                                     tooltip="Input layer (never modified).")
+        self.param_widgets = {p.name: widget_for(p) for p in spec.params}
+        self.run_button = PushButton(text="Run", name="run")
+        self.progress = ProgressBar(min=0, max=_PROGRESS_STEPS, value=0, name="progress",
+                                    label="progress")
+        self.status = Label(value="", name="status")
+        super().__init__(
+            widgets=[self.layer_widget, *self.param_widgets.values(), self.run_button,
+                     self.progress, self.status],
+            labels=True,
+        )
+        self.tooltip = spec.summary
+        self.state = "idle"
+        self.worker: GeneratorWorker | None = None
+        self._cancel: threading.Event | None = None
+        self._job: dict[str, Any] = {}
+        self.last_layers: list[Any] = []
+        self.run_button.changed.connect(self._on_run_clicked)
+        events = viewer.layers.events
+        for ev in (events.inserted, events.removed, events.reordered):
+            ev.connect(self._refresh_layers)
+        self._refresh_layers()
+
+    # -- layers -------------------------------------------------------------------------
+    def _image_layers(self, _widget: Any = None) -> list[tuple[str, Any]]:
+        return [(lay.name, lay) for lay in self._viewer.layers
+                if isinstance(lay, napari.layers.Image)]
+
+    def _refresh_layers(self, _event: Any = None) -> None:
+        current = self.layer_widget.value
+        self.layer_widget.reset_choices()
+        choices = [lay for _, lay in self._image_layers()]
+        if current is None and choices:
+            active = self._viewer.layers.selection.active
+            self.layer_widget.value = active if active in choices else choices[-1]
+
+    # -- parameters ---------------------------------------------------------------------
+    @property
+    def params(self) -> dict[str, Any]:
+        """Current parameter values as the spec expects them."""
+        return {name: w.value for name, w in self.param_widgets.items()}
+
+    def set_params(self, values: dict[str, Any]) -> None:
+        for name, v in self.spec.validate_params({**self.params, **values}).items():
+            self.param_widgets[name].value = v
+
+    # -- running ------------------------------------------------------------------------
+    def _on_run_clicked(self, *_: Any) -> None:
+        if self.state == "idle":
+            self.start()
+        elif self.state == "running":
+            self.stop()
+
+    def start(self) -> GeneratorWorker | None:
+        """Start a run on the selected layer; returns the worker (None if it could not start)."""
+        if self.state != "idle":
+            return None
+        layer = self.layer_widget.value
+        if layer is None:
+            show_warning(f"{self.spec.title}: choose an image layer first.")
+            return None
+        try:
+            params = self.spec.validate_params(self.params)
+        except (TypeError, ValueError) as exc:
+            show_error(f"{self.spec.title}: {exc}")
+            return None
+        channel_axis = -1 if layer.rgb else None
+        self._cancel = threading.Event()
+        self._job = {"source": snapshot(layer), "channel_axis": channel_axis}
+        worker = create_worker(
+            run_job, self.spec, layer.data, channel_axis, params, self._cancel,
+            _start_thread=False, _ignore_errors=True,  # errors are handled in _on_errored
+        )
+        worker.yielded.connect(self._on_progress)
+        worker.returned.connect(self._on_returned)
+        worker.errored.connect(self._on_errored)
+        worker.finished.connect(self._on_finished)
+        self.worker = worker
+        self._set_state("running")
+        self.progress.value = 0
+        self.status.value = f"running on {layer.name}…"
+        self._t0 = time.perf_counter()
+        worker.start()
+        return worker
+
+    def stop(self) -> None:
+        """Request cancellation; the run ends at the next plane boundary, adding no layer."""
+        if self.state != "running" or self.worker is None:
+            return
+        assert self._cancel is not None
+        self._cancel.set()
+        self.worker.quit()
+        self._set_state("stopping")
+        self.status.value = "stopping…"
+
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        self.run_button.text = {"idle": "Run", "running": "Stop", "stopping": "Stopping…"}[state]
+        self.run_button.enabled = state != "stopping"
+
+    def _on_progress(self, item: Progress) -> None:
+        self.progress.value = int(round(item.fraction * _PROGRESS_STEPS))
+        elapsed = time.perf_counter() - self._t0
+        text = f"plane {min(item.done + 1, item.total)}/{item.total} · {elapsed:.1f} s"
+        if 0 < item.fraction < 1:
+            eta = elapsed * (1 - item.fraction) / item.fraction
+            text += f" · ETA {eta:.0f} s"
+        self.status.value = text
+
+    def _on_returned(self, value: tuple[Any, dict[str, Any], float]) -> None:
+        if self._cancel is not None and self._cancel.is_set():
+            return  # stopped at the very end: keep the promise of "no layer"
+        result, params, seconds = value
+        try:
+            self.last_layers = add_results(
+                self._viewer, self._job["source"], self.spec, params,
+                self._job["channel_axis"], result, seconds,
+            )
+        except Exception as exc:  # e.g. the viewer is closing
+            show_error(f"{self.spec.title}: could not add the result layer: {exc}")
+            return
+        self.progress.value = _PROGRESS_STEPS
+        self.status.value = f"done in {seconds:.2f} s → {self.last_layers[0].name}"
+
+    def _on_errored(self, exc: BaseException) -> None:
+        exc = unwrap_worker_error(exc)
+        if isinstance(exc, Cancelled):
+            return
+        if isinstance(exc, TypeError | ValueError):
+            show_error(f"{self.spec.title}: {exc}")
+        else:
+            show_error(f"{self.spec.title} failed: {type(exc).__name__}: {exc}")
+        self.status.value = f"failed: {exc}"
+
+    def _on_finished(self) -> None:
+        stopped = self._cancel is not None and self._cancel.is_set()
+        self.worker = None
+        self._set_state("idle")
+        if stopped:
+            self.progress.value = 0
+            self.status.value = "stopped: no layer added"
+            show_info(f"{self.spec.title}: stopped, no layer added.")
+
+
+def panel_factory(name: str) -> type[ProcessorPanel]:
+    """The npe2 widget contribution for processor ``name``: a panel class taking the viewer.
+
+    napari inspects ``__init__`` for a viewer parameter, so this is a (tiny) class rather
+    than a function.
+    """
+
+    class Panel(ProcessorPanel):
+        def __init__(self, viewer: napari.viewer.Viewer) -> None:
+            super().__init__(viewer, get_processor(name))
+
+    Panel.__name__ = Panel.__qualname__ = "".join(w.title() for w in name.split("_")) + "Panel"
+    Panel.__doc__ = f"Dock panel for the {name!r} processor."
+    return Panel

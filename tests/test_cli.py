@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_restore import Recipe, apply_recipe
+from napari_restore.cli import has_display, main
+
+EXE = Path(sys.executable).with_name("napari-restore")
+
+
+def test_info_prints_versions():
+    out = subprocess.run([str(EXE), "info"], capture_output=True, text=True, check=True).stdout
+    for word in ("napari", "numpy", "opencv", "bm3d", "bm4d", "torch", "torch device"):
+        assert word in out
+    assert "cpu" in out or "cuda" in out or "mps" in out
+
+
+def test_headless_demo_without_display(tmp_path):
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    out = subprocess.run([str(EXE), "demo", "-o", str(tmp_path / "out")], capture_output=True,
+                         text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "headless" in out.stdout and str((tmp_path / "out").resolve()) in out.stdout
+    files = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert "side_by_side.png" in files and "camera_nl_means.tif" in files
+    res = tifffile.imread(tmp_path / "out" / "camera_tv_chambolle.tif")
+    assert res.dtype == np.uint8 and res.shape == (512, 512)
+    report = (tmp_path / "out" / "report.txt").read_text()
+    assert "nl_means: PSNR" in report
+
+
+def test_has_display(monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    if sys.platform.startswith("linux"):
+        assert not has_display()
+    monkeypatch.setenv("DISPLAY", ":99")
+    assert has_display()
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    assert not has_display()
+
+
+def test_apply_recipe_cli(tmp_path, camera_pair):
+    _, noisy = camera_pair
+    recipe = Recipe("classic_denoise", {"method": "wavelet"})
+    recipe.save(tmp_path / "r.json")
+    np.save(tmp_path / "a.npy", noisy)
+    tifffile.imwrite(tmp_path / "b.tif", noisy[::-1])
+    (tmp_path / "bad.tif").write_bytes(b"not a tiff")
+    code = main(["apply", str(tmp_path / "r.json"), str(tmp_path / "a.npy"), str(tmp_path / "bad.tif"),
+                 str(tmp_path / "b.tif"), "-o", str(tmp_path / "out")])
+    assert code == 1  # one failure
+    a = tifffile.imread(tmp_path / "out" / "a.tif")
+    np.testing.assert_array_equal(a, apply_recipe(recipe, noisy))
+    assert (tmp_path / "out" / "b.tif").exists() and not (tmp_path / "out" / "bad.tif").exists()
+    with tifffile.TiffFile(tmp_path / "out" / "a.tif") as tf:
+        assert json.loads(tf.pages[0].description)["processor"] == "classic_denoise"
+    # no overwrite without --overwrite
+    assert main(["apply", str(tmp_path / "r.json"), str(tmp_path / "a.npy"), "-o", str(tmp_path / "out")]) == 1
+    assert main(["apply", str(tmp_path / "r.json"), str(tmp_path / "a.npy"), "-o", str(tmp_path / "out"),
+                 "--overwrite"]) == 0
+
+
+def test_apply_rejects_bad_recipe(tmp_path):
+    (tmp_path / "r.json").write_text(json.dumps({"processor": "nope"}))
+    with pytest.raises(ValueError, match="unknown processor"):
+        main(["apply", str(tmp_path / "r.json"), "x.npy", "-o", str(tmp_path)])
