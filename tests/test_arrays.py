@@ -245,3 +245,25 @@ def test_lazy_dask_stack_is_read_plane_by_plane():
 def test_non_finite_processor_output_is_an_error_not_a_silent_zero():
     with pytest.raises(RuntimeError, match="NaN"):
         run_to_completion(iter_planes(lambda p: p * np.nan, make(np.uint8, (8, 8))))
+
+
+def test_iterative_processor_may_finish_early_on_cancel():
+    cancel = threading.Event()
+
+    def iterative(plane):
+        best = plane
+        try:
+            for k in range(1000):
+                best = plane * 0 + k / 1000
+                if k == 3:
+                    cancel.set()
+                yield k / 1000
+        except Cancelled:
+            return best
+        return best
+
+    out = run_to_completion(iter_planes(iterative, np.zeros((8, 8)), cancel=cancel))
+    assert np.allclose(out, 3 / 1000)
+    cancel.clear()
+    with pytest.raises(Cancelled, match="no partial stack"):
+        run_to_completion(iter_planes(iterative, np.zeros((2, 8, 8)), cancel=cancel))

@@ -207,3 +207,35 @@ def test_panel_widgets_are_generated_from_the_spec(viewer):
     assert panel.params["sigma"] == pytest.approx(0.1) and panel.params["patch_size"] == 7
     with pytest.raises(ValueError, match="patch_size"):
         panel.set_params({"patch_size": 99})
+
+
+def iterative_plane(plane, *, delay):
+    best = plane
+    try:
+        for k in range(10_000):
+            time.sleep(delay)
+            best = plane * 0 + (k % 100) / 100
+            yield k / 10_000
+    except Exception as exc:  # Cancelled: finish early with the best so far
+        if type(exc).__name__ != "Cancelled":
+            raise
+    return best
+
+
+def test_stop_keeps_best_result_when_the_spec_says_so(qtbot, viewer, temp_processor):
+    spec = temp_processor("iter_test", iterative_plane, SLOW_PARAMS, stop_keeps_result=True)
+    viewer.add_image(np.zeros((16, 16), np.float32), name="img")
+    panel = dock(viewer, spec)
+    panel.set_params({"delay": 0.005})
+    outcomes = []
+    panel.events.finished.connect(outcomes.append)
+    progressed = []
+    panel.events.progressed.connect(progressed.append)
+    panel.start()
+    qtbot.waitUntil(lambda: len(progressed) >= 5, timeout=10_000)
+    t0 = time.perf_counter()
+    panel.stop()
+    qtbot.waitUntil(lambda: panel.state == "idle", timeout=5000)
+    assert time.perf_counter() - t0 < 1.0
+    assert outcomes == ["kept"]
+    assert len(viewer.layers) == 2 and viewer.layers[-1].data.max() > 0

@@ -377,7 +377,10 @@ def iter_planes(
     residual_outputs : tuple of bool
         One entry per output; True for signed difference outputs (returned as float).
     cancel : threading.Event or callable
-        Checked before every plane; when set, :class:`Cancelled` is raised.
+        Checked before every plane and at every sub-progress step; when set,
+        :class:`Cancelled` is raised. A generator ``func`` receives it (``gen.throw``) and
+        may catch it and return its best result so far: for a single plane that result is
+        returned; for a stack, :class:`Cancelled` is raised (no partial stacks).
 
     Returns
     -------
@@ -396,12 +399,14 @@ def iter_planes(
     outputs: list[np.ndarray] | None = None
     n_out = len(residual_outputs)
 
+    stopped_early = False
     for i, idx in enumerate(np.ndindex(*lead)):
         if _is_cancelled(cancel):
             raise Cancelled(f"cancelled after {i} of {total} planes")
         src = np.asarray(moved[idx])
         plane = to_working(src[..., colour] if cax is not None else src, scale, work_dtype)
         gen = _call_plane(func, plane, per_channel and cax is not None)
+        res = None
         while True:
             try:
                 sub = next(gen)
@@ -409,12 +414,21 @@ def iter_planes(
                 res = stop.value
                 break
             if _is_cancelled(cancel):
+                # An iterative processor may finish early by catching Cancelled and returning
+                # its best result so far (Deep Image Prior does); others let it propagate.
+                try:
+                    gen.throw(Cancelled(f"cancelled during plane {i + 1} of {total}"))
+                except StopIteration as stop:
+                    res, stopped_early = stop.value, True
+                    break
                 gen.close()
                 raise Cancelled(f"cancelled during plane {i + 1} of {total}")
             if isinstance(sub, int | float):
                 yield Progress(i, total, (i + min(max(float(sub), 0.0), 1.0)) / total)
             else:
                 yield Progress(i, total, i / total, sub)
+        if stopped_early and total > 1:
+            raise Cancelled(f"stopped early in plane {i + 1} of {total}; no partial stack")
         outs = _check_result(res, plane.shape, n_out, getattr(func, "__name__", "processor"))
         if outputs is None:
             outputs = [
@@ -430,6 +444,8 @@ def iter_planes(
             else:
                 out[idx] = back
         yield Progress(i + 1, total, (i + 1) / total)
+        if stopped_early:
+            break
 
     assert outputs is not None
     if cax is not None:

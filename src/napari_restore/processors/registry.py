@@ -170,6 +170,14 @@ class ProcessorSpec:
         OpenCV bit depth of "auto") before the run; the result is what gets recorded.
     check : callable, optional
         ``check(params, image)`` for cross-parameter / image-dependent validation.
+    stop_keeps_result : bool
+        Stop in the panel keeps the processor's best result so far (an iterative plane
+        function catches :class:`~napari_restore._arrays.Cancelled` and returns it) instead
+        of discarding the run.
+    panel_extras : str, optional
+        ``"module:function"`` called as ``function(panel)`` after a panel for this spec is
+        built, to add extra widgets (plots, live views) wired to the panel's ``events``.
+        A string, so that processors never import widget code.
     """
 
     name: str
@@ -184,6 +192,8 @@ class ProcessorSpec:
     prepare: Callable[[dict, Any], dict] | None = None
     check: Callable[[dict, Any], None] | None = None
     references: tuple[str, ...] = field(default=())
+    stop_keeps_result: bool = False
+    panel_extras: str | None = None
 
     @property
     def plane_ndim(self) -> int:

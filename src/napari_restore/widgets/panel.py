@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import threading
 import time
+from importlib import import_module
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 import napari
 from magicgui.widgets import ComboBox, Container, Label, ProgressBar, PushButton
+from psygnal import Signal
 from napari.utils.notifications import show_error, show_info, show_warning
 from superqt.utils import create_worker
 
@@ -29,6 +31,21 @@ if TYPE_CHECKING:
     from superqt.utils import GeneratorWorker
 
 _PROGRESS_STEPS = 1000
+
+
+class PanelEvents:
+    """Signals a panel emits, for extras (plots, live views) and tests.
+
+    - ``started(source_layer)``: a run started.
+    - ``progressed(Progress)``: a progress report arrived (on the main thread).
+    - ``results(list_of_layers)``: result layers were added.
+    - ``finished(state)``: a run ended; ``state`` is "done", "stopped" or "failed".
+    """
+
+    started = Signal(object)
+    progressed = Signal(object)
+    results = Signal(list)
+    finished = Signal(str)
 
 
 def run_job(
@@ -75,11 +92,20 @@ class ProcessorPanel(Container):
         self._cancel: threading.Event | None = None
         self._job: dict[str, Any] = {}
         self.last_layers: list[Any] = []
+        self.events = PanelEvents()
+        self._outcome = "done"
         self.run_button.changed.connect(self._on_run_clicked)
         events = viewer.layers.events
         for ev in (events.inserted, events.removed, events.reordered):
             ev.connect(self._refresh_layers)
         self._refresh_layers()
+        if spec.panel_extras:
+            module, func = spec.panel_extras.split(":")
+            getattr(import_module(module), func)(self)
+
+    @property
+    def viewer(self) -> napari.viewer.Viewer:
+        return self._viewer
 
     # -- layers -------------------------------------------------------------------------
     def _image_layers(self, _widget: Any = None) -> list[tuple[str, Any]]:
@@ -140,16 +166,22 @@ class ProcessorPanel(Container):
         self.progress.value = 0
         self.status.value = f"running on {layer.name}…"
         self._t0 = time.perf_counter()
+        self._outcome = "done"
+        self.events.started.emit(layer)
         worker.start()
         return worker
 
     def stop(self) -> None:
-        """Request cancellation; the run ends at the next plane boundary, adding no layer."""
+        """Request cancellation.
+
+        The array boundary sees the cancel event at the next plane or iteration and ends the
+        run: no layer is added, unless the spec says ``stop_keeps_result`` (then the
+        processor's best result so far becomes the result).
+        """
         if self.state != "running" or self.worker is None:
             return
         assert self._cancel is not None
         self._cancel.set()
-        self.worker.quit()
         self._set_state("stopping")
         self.status.value = "stopping…"
 
@@ -159,6 +191,7 @@ class ProcessorPanel(Container):
         self.run_button.enabled = state != "stopping"
 
     def _on_progress(self, item: Progress) -> None:
+        self.events.progressed.emit(item)
         self.progress.value = int(round(item.fraction * _PROGRESS_STEPS))
         elapsed = time.perf_counter() - self._t0
         text = f"plane {min(item.done + 1, item.total)}/{item.total} · {elapsed:.1f} s"
@@ -168,7 +201,8 @@ class ProcessorPanel(Container):
         self.status.value = text
 
     def _on_returned(self, value: tuple[Any, dict[str, Any], float]) -> None:
-        if self._cancel is not None and self._cancel.is_set():
+        stopped = self._cancel is not None and self._cancel.is_set()
+        if stopped and not self.spec.stop_keeps_result:
             return  # stopped at the very end: keep the promise of "no layer"
         result, params, seconds = value
         try:
@@ -181,11 +215,15 @@ class ProcessorPanel(Container):
             return
         self.progress.value = _PROGRESS_STEPS
         self.status.value = f"done in {seconds:.2f} s → {self.last_layers[0].name}"
+        self._outcome = "kept" if stopped else "done"
+        self.events.results.emit(self.last_layers)
 
     def _on_errored(self, exc: BaseException) -> None:
         exc = unwrap_worker_error(exc)
         if isinstance(exc, Cancelled):
+            self._outcome = "stopped"
             return
+        self._outcome = "failed"
         if isinstance(exc, TypeError | ValueError):
             show_error(f"{self.spec.title}: {exc}")
         else:
@@ -193,13 +231,15 @@ class ProcessorPanel(Container):
         self.status.value = f"failed: {exc}"
 
     def _on_finished(self) -> None:
-        stopped = self._cancel is not None and self._cancel.is_set()
         self.worker = None
         self._set_state("idle")
-        if stopped:
+        if self._outcome == "stopped":
             self.progress.value = 0
             self.status.value = "stopped: no layer added"
             show_info(f"{self.spec.title}: stopped, no layer added.")
+        elif self._outcome == "kept":
+            show_info(f"{self.spec.title}: stopped; kept the best result so far.")
+        self.events.finished.emit(self._outcome)
 
 
 def panel_factory(name: str) -> type[ProcessorPanel]:
