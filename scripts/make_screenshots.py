@@ -8,6 +8,7 @@ from pathlib import Path
 import napari
 from qtpy.QtWidgets import QApplication
 
+from napari_restore._compat import viewer_grid
 from napari_restore._sample_data import sample_astronaut, sample_camera
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "images"
@@ -22,8 +23,7 @@ def wait_idle(panel, timeout=600.0):
 
 
 def grid(viewer):
-    target = getattr(getattr(viewer, "canvas", None), "grid", None) or viewer.grid
-    target.enabled = True
+    viewer_grid(viewer).enabled = True
     viewer.reset_view()
 
 

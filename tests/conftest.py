@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import hashlib
-import os
-
 import numpy as np
 import pytest
 
-os.environ.setdefault("NAPARI_RESTORE_CONFIG_DIR", "")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_config(tmp_path_factory, monkeypatch):
+    """Remembered panel parameters go to a fresh folder per test, never the user's config."""
+    monkeypatch.setenv("NAPARI_RESTORE_CONFIG_DIR", str(tmp_path_factory.mktemp("config")))
 
 
 def digest(arr) -> str:

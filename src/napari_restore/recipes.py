@@ -19,6 +19,8 @@ from .processors.registry import get_processor
 FORMAT = "napari-restore-recipe/1"
 _KEYS = {"format", "processor", "params", "channel_axis", "version"}
 _MAX_JSON_BYTES = 1_000_000
+# Provenance keys of layer metadata: accepted and ignored when building a recipe from it.
+_PROVENANCE = {"source", "seconds", "target", "output", "sweep", "preview"}
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ class Recipe:
         """Build from a dict (e.g. parsed JSON or layer metadata); unknown keys are rejected."""
         if not isinstance(data, Mapping):
             raise TypeError(f"a recipe must be a JSON object; got {type(data).__name__}")
-        unknown = sorted(set(data) - _KEYS - {"source", "seconds"})
+        unknown = sorted(set(data) - _KEYS - _PROVENANCE)
         if unknown:
             raise ValueError(f"recipe has unknown key(s) {', '.join(map(repr, unknown))}")
         fmt = data.get("format", FORMAT)

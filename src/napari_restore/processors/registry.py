@@ -178,6 +178,14 @@ class ProcessorSpec:
         ``"module:function"`` called as ``function(panel)`` after a panel for this spec is
         built, to add extra widgets (plots, live views) wired to the panel's ``events``.
         A string, so that processors never import widget code.
+    default_target : {"layer", "slice", "view"}
+        What the panel processes by default: the whole layer (plane by plane), the current
+        slice, or the visible field of view of the current slice (slow processors).
+    isolate : bool
+        Run each plane call in a worker process when a ``cancel`` is given (panel and batch
+        runs), so that Stop takes effect within a fraction of a second even in the middle of
+        a long library call (see :mod:`napari_restore._isolate`). ``plane_func`` and the
+        parameter values must then be picklable. Plain function calls stay in-process.
     """
 
     name: str
@@ -194,6 +202,8 @@ class ProcessorSpec:
     references: tuple[str, ...] = field(default=())
     stop_keeps_result: bool = False
     panel_extras: str | None = None
+    default_target: Literal["layer", "slice", "view"] = "layer"
+    isolate: bool = False
 
     @property
     def plane_ndim(self) -> int:
@@ -229,7 +239,16 @@ class ProcessorSpec:
     ) -> Generator[Progress, None, Any]:
         """Validate, then run plane by plane; yields :class:`Progress`, returns the result."""
         values = self.resolve_params(image, params)
-        func = self._bound(values)
+        if self.isolate and cancel is not None:
+            import functools
+
+            from .._isolate import isolated
+
+            func: Callable[[Any], Any] = isolated(
+                functools.partial(self.plane_func, **values), cancel, self.name
+            )
+        else:
+            func = self._bound(values)
         return (
             yield from iter_planes(
                 func,

@@ -36,20 +36,23 @@ def jsonable(value: Any) -> Any:
 
 
 def result_metadata(
-    spec: ProcessorSpec, params: dict[str, Any], source: str, channel_axis: int | None, seconds: float
+    spec: ProcessorSpec, params: dict[str, Any], source: str, channel_axis: int | None,
+    seconds: float, **extra: Any,
 ) -> dict[str, Any]:
+    """``{"napari_restore": recipe + provenance}``; ``extra`` keys (target, output, sweep…)
+    are added when not None."""
     from .. import __version__
 
-    return {
-        META_KEY: {
-            "processor": spec.name,
-            "params": jsonable(params),
-            "channel_axis": channel_axis,
-            "source": source,
-            "version": __version__,
-            "seconds": round(float(seconds), 4),
-        }
+    meta = {
+        "processor": spec.name,
+        "params": jsonable(params),
+        "channel_axis": channel_axis,
+        "source": source,
+        "version": __version__,
+        "seconds": round(float(seconds), 4),
     }
+    meta.update({k: jsonable(v) for k, v in extra.items() if v is not None})
+    return {META_KEY: meta}
 
 
 def add_results(viewer: Any, source: dict[str, Any], spec: ProcessorSpec, params: dict[str, Any],
@@ -69,7 +72,10 @@ def add_results(viewer: Any, source: dict[str, Any], spec: ProcessorSpec, params
             "scale": source["scale"],
             "translate": source["translate"],
             "rgb": source["rgb"],
-            "metadata": result_metadata(spec, params, source["name"], channel_axis, seconds),
+            "metadata": result_metadata(
+                spec, params, source["name"], channel_axis, seconds,
+                target=source.get("target"), output=label or None,
+            ),
         }
         if output.kind == "image" and source.get("contrast_limits") is not None and not source["rgb"]:
             kwargs["contrast_limits"] = source["contrast_limits"]
@@ -79,12 +85,23 @@ def add_results(viewer: Any, source: dict[str, Any], spec: ProcessorSpec, params
     return layers
 
 
-def snapshot(layer: Any) -> dict[str, Any]:
-    """What a result needs to know of its source, taken on the main thread at start."""
-    return {
+def snapshot(layer: Any, target: Any = None) -> dict[str, Any]:
+    """What a result needs to know of its source, taken on the main thread at start.
+
+    With a :class:`~._targets.Target` (slice / field of view), the result is placed where
+    that part of the source is.
+    """
+    snap = {
         "name": layer.name,
         "scale": tuple(layer.scale),
         "translate": tuple(layer.translate),
         "rgb": bool(layer.rgb),
         "contrast_limits": tuple(layer.contrast_limits) if not layer.rgb else None,
+        "target": None,
     }
+    if target is not None:
+        snap["scale"], snap["translate"] = target.scale, target.translate
+        if target.index or target.origin:
+            snap["target"] = {"index": list(target.index), "origin": list(target.origin),
+                              "description": target.description}
+    return snap

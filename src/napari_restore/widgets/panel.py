@@ -24,7 +24,12 @@ from superqt.utils import create_worker
 from .._arrays import Cancelled, Progress
 from .._compat import reraise_runtime_errors, unwrap_worker_error
 from ..processors.registry import ProcessorSpec, get_processor
+from ..settings import load_params, save_params
 from ._layers import add_results, snapshot
+from ._targets import TARGETS, Target, select_target
+from .preview import LivePreview
+from .recipes_ui import RecipeButtons
+from .sweep import ParameterSweep
 from ._params import widget_for
 
 if TYPE_CHECKING:
@@ -77,13 +82,19 @@ class ProcessorPanel(Container):
         self.layer_widget = ComboBox(label="image", name="image", choices=self._image_layers,
                                      tooltip="Input layer (never modified).")
         self.param_widgets = {p.name: widget_for(p) for p in spec.params}
+        self.target_widget = ComboBox(
+            label="apply to", name="target", value=spec.default_target,
+            choices=[(label, key) for key, label in TARGETS.items()],
+            tooltip="Whole layer (plane by plane), the current slice, or the part of the "
+                    "current slice visible on screen.",
+        )
         self.run_button = PushButton(text="Run", name="run")
         self.progress = ProgressBar(min=0, max=_PROGRESS_STEPS, value=0, name="progress",
                                     label="progress")
         self.status = Label(value="", name="status")
         super().__init__(
-            widgets=[self.layer_widget, *self.param_widgets.values(), self.run_button,
-                     self.progress, self.status],
+            widgets=[self.layer_widget, *self.param_widgets.values(), self.target_widget,
+                     self.run_button, self.progress, self.status],
             labels=True,
         )
         self.tooltip = spec.summary
@@ -95,10 +106,21 @@ class ProcessorPanel(Container):
         self.events = PanelEvents()
         self._outcome = "done"
         self.run_button.changed.connect(self._on_run_clicked)
+        self._connections: list[tuple[Any, Any]] = []
+        self.native.destroyed.connect(self._disconnect_viewer)
         events = viewer.layers.events
         for ev in (events.inserted, events.removed, events.reordered):
-            ev.connect(self._refresh_layers)
+            self.connect_viewer(ev, self._refresh_layers)
         self._refresh_layers()
+        self._restore_params()
+        for w in self.param_widgets.values():
+            w.changed.connect(self._remember_params)
+        # The tuning tools every panel gets (issue: tune and compare).
+        self.preview = LivePreview(self)
+        self.sweep = ParameterSweep(self)
+        self.recipes = RecipeButtons(self)
+        self.insert(self.index(self.run_button), self.preview.toggle)
+        self.extend([self.recipes.container, self.sweep.container])
         if spec.panel_extras:
             module, func = spec.panel_extras.split(":")
             getattr(import_module(module), func)(self)
@@ -106,6 +128,22 @@ class ProcessorPanel(Container):
     @property
     def viewer(self) -> napari.viewer.Viewer:
         return self._viewer
+
+    def connect_viewer(self, signal: Any, callback: Any) -> None:
+        """Connect a viewer event for this panel's lifetime (dropped when the panel dies)."""
+        signal.connect(callback)
+        self._connections.append((signal, callback))
+
+    def _disconnect_viewer(self, *_: Any) -> None:
+        if self._cancel is not None:
+            self._cancel.set()
+        for signal, callback in self._connections:
+            try:
+                signal.disconnect(callback)
+            except (TypeError, ValueError, RuntimeError):
+                pass
+        self._connections.clear()
+        self.preview.shutdown()
 
     # -- layers -------------------------------------------------------------------------
     def _image_layers(self, _widget: Any = None) -> list[tuple[str, Any]]:
@@ -130,6 +168,24 @@ class ProcessorPanel(Container):
         for name, v in self.spec.validate_params({**self.params, **values}).items():
             self.param_widgets[name].value = v
 
+    def _restore_params(self) -> None:
+        try:
+            self.set_params(load_params(self.spec.name))
+        except (TypeError, ValueError):  # a spec changed since: keep the defaults
+            pass
+
+    def _remember_params(self, *_: Any) -> None:
+        try:
+            save_params(self.spec.name, self.params)
+        except (TypeError, ValueError):
+            pass  # an intermediate widget state; the next change saves
+
+    def target(self, layer: Any = None, mode: str | None = None) -> Target:
+        """What a run would process now (see :mod:`._targets`)."""
+        layer = layer if layer is not None else self.layer_widget.value
+        return select_target(self._viewer, layer, mode or self.target_widget.value,
+                             self.spec.plane_ndim)
+
     # -- running ------------------------------------------------------------------------
     def _on_run_clicked(self, *_: Any) -> None:
         if self.state == "idle":
@@ -150,11 +206,16 @@ class ProcessorPanel(Container):
         except (TypeError, ValueError) as exc:
             show_error(f"{self.spec.title}: {exc}")
             return None
+        try:
+            target = self.target(layer)
+        except ValueError as exc:
+            show_error(f"{self.spec.title}: {exc}")
+            return None
         channel_axis = -1 if layer.rgb else None
         self._cancel = threading.Event()
-        self._job = {"source": snapshot(layer), "channel_axis": channel_axis}
+        self._job = {"source": snapshot(layer, target), "channel_axis": channel_axis}
         worker = create_worker(
-            run_job, self.spec, layer.data, channel_axis, params, self._cancel,
+            run_job, self.spec, target.data, channel_axis, params, self._cancel,
             _start_thread=False, _ignore_errors=True,  # errors are handled in _on_errored
         )
         worker.yielded.connect(self._on_progress)
@@ -164,7 +225,7 @@ class ProcessorPanel(Container):
         self.worker = worker
         self._set_state("running")
         self.progress.value = 0
-        self.status.value = f"running on {layer.name}…"
+        self.status.value = f"running on {layer.name} ({target.description})…"
         self._t0 = time.perf_counter()
         self._outcome = "done"
         self.events.started.emit(layer)

@@ -1,0 +1,72 @@
+"""What a run works on: the whole layer, the current slice, or the visible field of view."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+TARGETS = {
+    "layer": "whole layer",
+    "slice": "current slice",
+    "view": "visible field of view",
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    """The data a run processes and where its result sits in world coordinates."""
+
+    data: Any
+    scale: tuple[float, ...]
+    translate: tuple[float, ...]
+    description: str
+    index: tuple[int, ...] = ()  # fixed leading indices (slice/view)
+    origin: tuple[int, ...] = ()  # crop start of the spatial axes (view)
+
+
+def _current_index(viewer: Any, layer: Any, axes: list[int]) -> tuple[int, ...]:
+    point = np.asarray(layer.world_to_data(viewer.dims.point))
+    idx = []
+    for ax in axes:
+        n = layer.data.shape[ax]
+        idx.append(int(np.clip(np.round(point[ax]), 0, n - 1)))
+    return tuple(idx)
+
+
+def select_target(viewer: Any, layer: Any, mode: str, plane_ndim: int = 2) -> Target:
+    """The part of ``layer`` a run of a ``plane_ndim``-D processor should process.
+
+    ``slice`` keeps the trailing ``plane_ndim`` spatial axes at the viewer's current position
+    on the leading ones; ``view`` additionally crops the two displayed axes to
+    ``layer.corner_pixels`` (what is on screen).
+    """
+    if mode not in TARGETS:
+        raise ValueError(f"target={mode!r} is not allowed; choose one of {', '.join(TARGETS)}")
+    ndim = layer.ndim  # spatial dims (an RGB layer's colour axis is not counted)
+    scale, translate = tuple(layer.scale), tuple(layer.translate)
+    if mode == "layer" or ndim <= plane_ndim and mode == "slice":
+        return Target(layer.data, scale, translate, TARGETS["layer"])
+    lead = list(range(max(ndim - plane_ndim, 0)))
+    index = _current_index(viewer, layer, lead)
+    keep = slice(len(lead), ndim)
+    data = layer.data[index] if index else layer.data
+    scale_k, trans_k = scale[keep], list(translate[keep])
+    where = ", ".join(f"axis {a}={i}" for a, i in zip(lead, index, strict=True))
+    if mode == "slice":
+        return Target(data, scale_k, tuple(trans_k), f"slice {where}".strip(), index)
+    corners = np.asarray(layer.corner_pixels, dtype=int)[:, keep]
+    shape = data.shape[: ndim - len(lead)]
+    if not (corners[1] - corners[0]).any():  # never drawn (hidden canvas): the whole slice
+        corners = np.stack([np.zeros(len(shape), int), np.asarray(shape) - 1])
+    start = np.clip(corners[0], 0, np.asarray(shape) - 1)
+    stop = np.clip(corners[1] + 1, start + 1, shape)
+    if plane_ndim == 3:  # crop only the two displayed (last) axes of a volume
+        start[:-2], stop[:-2] = 0, np.asarray(shape)[:-2]
+    crop = tuple(slice(int(a), int(b)) for a, b in zip(start, stop, strict=True))
+    for k, a in enumerate(start):
+        trans_k[k] += float(a) * scale_k[k]
+    desc = f"view {tuple(int(b - a) for a, b in zip(start, stop, strict=True))} at {tuple(int(a) for a in start)}"
+    return Target(data[crop], scale_k, tuple(trans_k), (desc + (f", {where}" if where else "")),
+                  index, tuple(int(a) for a in start))
