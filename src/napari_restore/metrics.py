@@ -23,7 +23,8 @@ def psnr(image: Any, reference: Any, *, channel_axis: int | None = None) -> floa
     from skimage.metrics import peak_signal_noise_ratio
 
     img, ref = _pair(image, reference, channel_axis)
-    return float(peak_signal_noise_ratio(ref, img, data_range=1.0))
+    with np.errstate(divide="ignore"):  # identical images: +inf, as scikit-image returns
+        return float(peak_signal_noise_ratio(ref, img, data_range=1.0))
 
 
 def ssim(image: Any, reference: Any, *, channel_axis: int | None = None) -> float:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from .compare import ComparePanel
 from .panel import ProcessorPanel, panel_factory
 
 classic_denoise_panel = panel_factory("classic_denoise")
 
-__all__ = ["ProcessorPanel", "classic_denoise_panel", "panel_factory"]
+__all__ = ["ComparePanel", "ProcessorPanel", "classic_denoise_panel", "panel_factory"]

@@ -38,7 +38,8 @@ class RecipeButtons:
         self.copy_button = PushButton(text="Copy as Python", name="copy_python",
                                       tooltip="Put an apply_recipe(...) snippet on the clipboard.")
         self.container = Container(widgets=[self.save_button, self.load_button, self.copy_button],
-                                   layout="horizontal", labels=False, name="recipes")
+                                   layout="horizontal", labels=False, name="recipes",
+                                   label="recipes")
         self.container.margins = (0, 0, 0, 0)
         self.save_button.changed.connect(lambda *_: self.save())
         self.load_button.changed.connect(lambda *_: self.load())

@@ -106,7 +106,7 @@ class ParameterSweep:
                                        "or empty for every choice.")
         self.button = PushButton(text="Run sweep", name="sweep_run")
         self.container = Container(widgets=[self.param, self.values, self.button], labels=True,
-                                   name="sweep_section")
+                                   name="sweep_section", label="")
         self.container.margins = (0, 0, 0, 0)
         self.container.visible = bool(params)
         self.button.changed.connect(self._clicked)
@@ -115,6 +115,7 @@ class ParameterSweep:
         self.layer: Any = None
         self._labels: dict[int, tuple[str, list]] = {}
         panel.connect_viewer(panel.viewer.dims.events.current_step, self._update_overlay)
+        panel.connect_viewer(panel.viewer.layers.events.removed, self._update_overlay)
 
     def _clicked(self, *_: Any) -> None:
         if self.worker is None:
@@ -190,7 +191,12 @@ class ParameterSweep:
         """Show "σ = 0.04" for the sweep plane under the slider (napari text overlay)."""
         viewer = self.panel.viewer
         layer = self.layer
-        if layer is None or layer not in viewer.layers or id(layer) not in self._labels:
+        if layer is None or id(layer) not in self._labels:
+            return
+        if layer not in viewer.layers:  # the sweep layer was deleted: clear our overlay
+            viewer_text_overlay(viewer).visible = False
+            self._labels.pop(id(layer), None)
+            self.layer = None
             return
         name, values = self._labels[id(layer)]
         axis = viewer.dims.ndim - layer.ndim

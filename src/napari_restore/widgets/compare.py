@@ -1,0 +1,276 @@
+"""Compare panel: metrics table of result layers, grid view, difference layer, CSV, and
+"Compare denoisers" (several processors on the same field of view, side by side)."""
+
+from __future__ import annotations
+
+import csv
+import threading
+import time
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import napari
+import numpy as np
+from magicgui.widgets import ComboBox, Container, Label, PushButton, Select, Table
+from napari.utils.notifications import show_error, show_info
+from superqt.utils import create_worker
+
+from .. import metrics
+from .._arrays import Progress
+from .._compat import reraise_runtime_errors, unwrap_worker_error, viewer_grid
+from ..processors import REGISTRY
+from ..processors.registry import get_processor
+from ..settings import load_params
+from ._layers import META_KEY, add_results, snapshot
+
+COLUMNS = ["layer", "PSNR (dB)", "SSIM", "noise σ", "grain std", "processor", "parameters"]
+
+
+def _meta(layer: Any) -> dict[str, Any]:
+    return dict(getattr(layer, "metadata", {}).get(META_KEY) or {})
+
+
+def aligned_reference(layer: Any, reference: Any) -> np.ndarray | None:
+    """The part of ``reference`` that ``layer`` covers (whole, a slice, or a field of view).
+
+    Uses the target recorded in the result's metadata; None when the shapes cannot match.
+    """
+    ref = np.asarray(reference.data)
+    shape = tuple(layer.data.shape)
+    meta = _meta(layer)
+    if "sweep" in meta:
+        shape = shape[1:]
+    target = meta.get("target") or {}
+    index = tuple(target.get("index") or ())
+    if index and len(index) <= ref.ndim:
+        ref = ref[index]
+    origin = target.get("origin") or ()
+    if origin:
+        spatial = shape[: len(origin)]
+        ref = ref[tuple(slice(o, o + n) for o, n in zip(origin, spatial, strict=True))]
+    return ref if tuple(ref.shape) == shape else None
+
+
+def _params_text(meta: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in (meta.get("params") or {}).items())
+
+
+def compare_rows(layers: list[Any], reference: Any | None) -> list[dict[str, Any]]:
+    """One row of metrics per layer (per plane for sweep layers)."""
+    rows = []
+    for layer in layers:
+        meta = _meta(layer)
+        cax = -1 if layer.rgb else None
+        data = np.asarray(layer.data)
+        ref = aligned_reference(layer, reference) if reference is not None else None
+        sweep = meta.get("sweep")
+        planes = [(f"{layer.name}", data, meta.get("params"))]
+        if sweep:
+            planes = [(f"{layer.name} · {sweep['param']}={v}", data[k],
+                       {**(meta.get("params") or {}), sweep["param"]: v})
+                      for k, v in enumerate(sweep["values"])]
+        for name, arr, params in planes:
+            row = {c: "" for c in COLUMNS}
+            row["layer"] = name
+            if ref is not None and reference is not layer:
+                row["PSNR (dB)"] = round(metrics.psnr(arr, ref, channel_axis=cax), 3)
+                if min(arr.shape[:2]) >= 7:
+                    row["SSIM"] = round(metrics.ssim(arr, ref, channel_axis=cax), 4)
+            row["noise σ"] = round(metrics.noise_sigma(arr, channel_axis=cax), 5)
+            if meta.get("output") == "grain":
+                row["grain std"] = round(float(np.std(arr)), 5)
+            row["processor"] = meta.get("processor", "")
+            row["parameters"] = _params_text({"params": params}) if params else ""
+            rows.append(row)
+    return rows
+
+
+def compare_job(specs: list[str], data: Any, channel_axis: int | None,
+                cancel: threading.Event) -> Generator[Progress, None, list]:
+    """Run each named processor (its remembered parameters) on ``data``; progress counts runs."""
+    out = []
+    n = len(specs)
+    for k, name in enumerate(specs):
+        spec = get_processor(name)
+        t0 = time.perf_counter()
+        values = spec.resolve_params(data, load_params(name))
+        gen = reraise_runtime_errors(
+            spec.iter_apply(data, channel_axis=channel_axis, cancel=cancel, **values))
+        while True:
+            try:
+                item = next(gen)
+            except StopIteration as stop:
+                res = stop.value
+                break
+            yield Progress(k, n, (k + item.fraction) / n)
+        out.append((spec, values, res, time.perf_counter() - t0))
+        yield Progress(k + 1, n, (k + 1) / n)
+    return out
+
+
+class ComparePanel(Container):
+    """Dock panel comparing result layers against a reference."""
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        self._viewer = viewer
+        self.layers_widget = Select(label="results", choices=self._images, name="results")
+        self.reference = ComboBox(label="reference", choices=self._images, nullable=True,
+                                  name="reference",
+                                  tooltip="The clean image when you have one, else the source.")
+        self.update_button = PushButton(text="Update table", name="update")
+        self.grid_button = PushButton(text="Grid view", name="grid")
+        self.diff_button = PushButton(text="Difference A − B", name="difference")
+        self.csv_button = PushButton(text="Export table as CSV…", name="export")
+        buttons = Container(widgets=[self.update_button, self.grid_button, self.diff_button,
+                                     self.csv_button], layout="horizontal", labels=False)
+        buttons.margins = (0, 0, 0, 0)
+        self.table = Table(value={"data": [], "index": [], "columns": COLUMNS}, name="table")
+        self.table.min_height = 220
+        self.layers_widget.max_height = 130
+        self.denoisers = Select(
+            label="denoisers", name="denoisers",
+            choices=[(s.title, s.name) for s in REGISTRY.values() if s.input_kind != "volume3d"],
+            tooltip="Run these processors with their remembered parameters on the visible "
+                    "field of view of the source, then compare in grid view.")
+        self.denoisers.max_height = 110
+        self.source = ComboBox(label="source", choices=self._images, name="source")
+        self.run_denoisers = PushButton(text="Compare denoisers on view", name="compare_denoisers")
+        self.status = Label(value="", name="status")
+        super().__init__(widgets=[self.layers_widget, self.reference, buttons, self.table,
+                                  self.source, self.denoisers, self.run_denoisers, self.status])
+        self.rows: list[dict[str, Any]] = []
+        self.worker: Any = None
+        self.update_button.changed.connect(lambda *_: self.update_table())
+        self.grid_button.changed.connect(lambda *_: self.grid_view())
+        self.diff_button.changed.connect(lambda *_: self.difference())
+        self.csv_button.changed.connect(lambda *_: self.export_csv())
+        self.run_denoisers.changed.connect(lambda *_: self.compare_denoisers())
+        ev = viewer.layers.events
+        self._connections = [(e, self.reset_choices) for e in (ev.inserted, ev.removed, ev.reordered)]
+        for sig, cb in self._connections:
+            sig.connect(cb)
+        self.native.destroyed.connect(self._disconnect)
+
+    def _disconnect(self, *_: Any) -> None:
+        for sig, cb in self._connections:
+            try:
+                sig.disconnect(cb)
+            except (TypeError, ValueError, RuntimeError):
+                pass
+
+    def _images(self, _w: Any = None) -> list[tuple[str, Any]]:
+        return [(lay.name, lay) for lay in self._viewer.layers if isinstance(lay, napari.layers.Image)]
+
+    def _selected(self) -> list[Any]:
+        chosen = list(self.layers_widget.value)
+        if not chosen:
+            chosen = [lay for lay in self._viewer.layers
+                      if isinstance(lay, napari.layers.Image) and META_KEY in lay.metadata]
+        return chosen
+
+    def update_table(self) -> list[dict[str, Any]]:
+        try:
+            self.rows = compare_rows(self._selected(), self.reference.value)
+        except (TypeError, ValueError) as exc:
+            show_error(f"Compare: {exc}")
+            return self.rows
+        self.table.value = {"data": [[r[c] for c in COLUMNS] for r in self.rows],
+                            "index": list(range(1, len(self.rows) + 1)), "columns": COLUMNS}
+        return self.rows
+
+    def grid_view(self) -> None:
+        """Grid mode with the compared layers (and the reference) visible, contrast linked."""
+        chosen = self._selected()
+        ref = self.reference.value
+        shown = chosen + ([ref] if ref is not None and ref not in chosen else [])
+        for lay in self._viewer.layers:
+            lay.visible = lay in shown
+        viewer_grid(self._viewer).enabled = True
+        plain = [lay for lay in shown if not lay.rgb]
+        if len(plain) > 1:
+            from napari.experimental import link_layers
+
+            base = ref if ref in plain else plain[0]
+            for lay in plain:
+                lay.contrast_limits = base.contrast_limits
+            try:
+                link_layers(plain, ("contrast_limits", "gamma"))
+            except ValueError:  # already linked
+                pass
+        self._viewer.reset_view()
+
+    def difference(self) -> Any:
+        """Add A − B (first two selected layers; or the first against the reference)."""
+        chosen = self._selected()
+        a = chosen[0] if chosen else None
+        b = chosen[1] if len(chosen) > 1 else self.reference.value
+        if a is None or b is None or a is b:
+            show_error("Difference: select two layers (or one and a reference).")
+            return None
+        da, db = np.asarray(a.data, dtype=np.float32), np.asarray(b.data, dtype=np.float32)
+        if da.shape != db.shape:
+            ref = aligned_reference(a, b)
+            if ref is None:
+                show_error(f"Difference: shapes {da.shape} and {db.shape} differ.")
+                return None
+            db = ref.astype(np.float32)
+        diff = da - db
+        if a.rgb:
+            diff = diff.mean(axis=-1)
+        lim = float(np.abs(diff).max()) or 1.0
+        return self._viewer.add_image(
+            diff, name=f"{a.name} − {b.name}", colormap="PiYG", contrast_limits=(-lim, lim),
+            scale=a.scale, translate=a.translate,
+            metadata={"napari_restore_difference": {"a": a.name, "b": b.name}})
+
+    def export_csv(self, path: str | Path | None = None) -> Path | None:
+        if not self.rows:
+            self.update_table()
+        if path is None:  # pragma: no cover - dialog
+            from qtpy.QtWidgets import QFileDialog
+
+            chosen, _ = QFileDialog.getSaveFileName(None, "Export table", "compare.csv", "CSV (*.csv)")
+            if not chosen:
+                return None
+            path = chosen
+        path = Path(path)
+        with path.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=COLUMNS)
+            writer.writeheader()
+            writer.writerows(self.rows)
+        show_info(f"Wrote {path}")
+        return path
+
+    def compare_denoisers(self) -> Any:
+        """Run the chosen processors on the source's visible field of view; grid view after."""
+        from ._targets import select_target
+
+        layer = self.source.value
+        names = list(self.denoisers.value)
+        if layer is None or not names or self.worker is not None:
+            show_error("Compare denoisers: choose a source layer and at least one denoiser.")
+            return None
+        target = select_target(self._viewer, layer, "view")
+        snap = snapshot(layer, target)
+        cax = -1 if layer.rgb else None
+        cancel = threading.Event()
+        worker = create_worker(compare_job, names, target.data, cax, cancel,
+                               _start_thread=False, _ignore_errors=True)
+        worker.yielded.connect(lambda p: setattr(self.status, "value", f"{p.done}/{p.total} runs"))
+        worker.returned.connect(lambda out: self._show_denoisers(snap, cax, out))
+        worker.errored.connect(lambda e: show_error(f"Compare denoisers: {unwrap_worker_error(e)}"))
+        worker.finished.connect(lambda: setattr(self, "worker", None))
+        self.worker = worker
+        worker.start()
+        return worker
+
+    def _show_denoisers(self, snap: dict, cax: int | None, out: list) -> None:
+        added = []
+        for spec, values, res, seconds in out:
+            added += add_results(self._viewer, snap, spec, values, cax, res, seconds)
+        self.layers_widget.reset_choices()
+        self.layers_widget.value = added
+        self.status.value = f"{len(added)} results on {snap['name']}"
+        self.grid_view()
+        self.update_table()

@@ -1,0 +1,96 @@
+"""Compare panel: metrics equal scikit-image's, grid view, difference, CSV, compare denoisers."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.gui
+
+napari = pytest.importorskip("napari")
+
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity  # noqa: E402
+
+from napari_restore import classic_denoise  # noqa: E402
+from napari_restore._compat import viewer_grid  # noqa: E402
+from napari_restore.widgets.compare import aligned_reference, compare_rows  # noqa: E402
+
+
+@pytest.fixture
+def viewer(make_napari_viewer):
+    return make_napari_viewer()
+
+
+def add_result(viewer, data, name, **meta):
+    return viewer.add_image(data, name=name, metadata={"napari_restore": {
+        "processor": "classic_denoise", "params": {"method": "x"}, **meta}})
+
+
+def test_table_psnr_and_ssim_equal_skimage(viewer, camera_pair):
+    clean, noisy = camera_pair
+    ref = viewer.add_image(clean, name="clean")
+    viewer.add_image(noisy, name="noisy")
+    tv = classic_denoise(noisy, method="tv_chambolle")
+    add_result(viewer, tv, "tv")
+    _, panel = viewer.window.add_plugin_dock_widget("napari-restore", "Compare results")
+    panel.reference.value = ref
+    panel.layers_widget.value = [viewer.layers["noisy"], viewer.layers["tv"]]
+    rows = panel.update_table()
+    assert [r["layer"] for r in rows] == ["noisy", "tv"]
+    for row, arr in zip(rows, [noisy, tv], strict=True):
+        assert row["PSNR (dB)"] == pytest.approx(peak_signal_noise_ratio(clean, arr), abs=1e-3)
+        assert row["SSIM"] == pytest.approx(structural_similarity(clean, arr, data_range=255), abs=1e-4)
+    assert rows[1]["processor"] == "classic_denoise" and "method=x" in rows[1]["parameters"]
+    assert rows[0]["noise σ"] > rows[1]["noise σ"] > 0
+    table = panel.table.to_dict("list") if hasattr(panel.table, "to_dict") else None
+    assert panel.table.shape == (2, 7)
+    assert table is None or table["layer"] == ["noisy", "tv"]
+
+
+def test_sweep_and_crop_results_are_compared_on_the_matching_region(viewer, camera_pair):
+    clean, noisy = camera_pair
+    ref = viewer.add_image(clean, name="clean")
+    crop = add_result(viewer, noisy[10:50, 20:70], "crop", target={"index": [], "origin": [10, 20]})
+    np.testing.assert_array_equal(aligned_reference(crop, ref), clean[10:50, 20:70])
+    sweep = add_result(viewer, np.stack([noisy, clean]), "sweep", sweep={"param": "sigma", "values": [0.1, 0.2]})
+    rows = compare_rows([crop, sweep], ref)
+    assert rows[0]["PSNR (dB)"] == pytest.approx(peak_signal_noise_ratio(clean[10:50, 20:70], noisy[10:50, 20:70]), abs=1e-3)
+    assert [r["layer"] for r in rows[1:]] == ["sweep · sigma=0.1", "sweep · sigma=0.2"]
+    assert rows[2]["PSNR (dB)"] == pytest.approx(float("inf")) or rows[2]["PSNR (dB)"] > 90
+
+
+def test_grid_difference_and_csv(viewer, camera_pair, tmp_path):
+    clean, noisy = camera_pair
+    ref = viewer.add_image(clean, name="clean")
+    a = add_result(viewer, noisy, "a")
+    b = add_result(viewer, clean, "b")
+    _, panel = viewer.window.add_plugin_dock_widget("napari-restore", "Compare results")
+    panel.reference.value = ref
+    panel.layers_widget.value = [a, b]
+    panel.grid_view()
+    assert viewer_grid(viewer).enabled
+    assert a.contrast_limits == ref.contrast_limits
+    diff = panel.difference()
+    np.testing.assert_array_equal(diff.data, noisy.astype(np.float32) - clean.astype(np.float32))
+    assert diff.colormap.name == "PiYG" and diff.contrast_limits[0] == -diff.contrast_limits[1]
+    path = panel.export_csv(tmp_path / "t.csv")
+    with path.open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["layer"] for r in rows] == ["a", "b"]
+    assert float(rows[0]["PSNR (dB)"]) == pytest.approx(peak_signal_noise_ratio(clean, noisy), abs=1e-3)
+
+
+def test_compare_denoisers_runs_each_on_the_same_view(qtbot, viewer, camera_pair):
+    _, noisy = camera_pair
+    src = viewer.add_image(noisy, name="cam")
+    _, panel = viewer.window.add_plugin_dock_widget("napari-restore", "Compare results")
+    panel.source.value = src
+    panel.denoisers.value = ["classic_denoise"]
+    panel.compare_denoisers()
+    qtbot.waitUntil(lambda: panel.worker is None, timeout=60_000)
+    names = [lay.name for lay in viewer.layers]
+    assert names == ["cam", "cam [classic_denoise nl_means σ=auto]"]
+    assert viewer_grid(viewer).enabled
+    assert panel.rows and panel.rows[0]["processor"] == "classic_denoise"
