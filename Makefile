@@ -37,5 +37,13 @@ bench: install
 screenshots: install system-deps
 	$(XRUN) $(PY) scripts/make_screenshots.py
 
+docs: install
+	$(PY) scripts/gen_docs.py
+	$(VENV)/bin/mkdocs build --strict
+
+compat: install
+	$(PY) -m pip install --quiet "tox>=4"
+	$(PY) -m tox -e compat-oldest,compat-newest
+
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache
+	rm -rf $(VENV) demo-output .pytest_cache site

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 from pathlib import Path
+
+# Screenshots never touch (or depend on) the user's remembered panel parameters.
+os.environ["NAPARI_RESTORE_CONFIG_DIR"] = tempfile.mkdtemp(prefix="napari-restore-shots-")
 
 import napari
 from qtpy.QtWidgets import QApplication
@@ -99,7 +104,132 @@ def tuning(viewer):
     shot(viewer, "tuning_compare")
 
 
-SCENES = [classic_denoise, classic_denoise_rgb, tuning]
+def lb_clahe(viewer):
+    """A hazy, unevenly lit photo and learning-based CLAHE in each colour space."""
+    import numpy as np
+    from skimage import data
+
+    rgb = data.coffee().astype(np.float64) / 255.0
+    ramp = np.linspace(0.35, 1.0, rgb.shape[1])[None, :, None]
+    hazy = np.clip(0.5 * rgb * ramp + 0.4, 0.0, 1.0)
+    viewer.add_image(np.rint(hazy * 255).astype(np.uint8), name="coffee (hazy)", rgb=True)
+    _, panel = viewer.window.add_plugin_dock_widget("napari-restore", "Learning-based CLAHE")
+    panel.layer_widget.value = viewer.layers["coffee (hazy)"]
+    for space in ("lab", "hsv", "rgb"):
+        panel.set_params({"colorspace": space, "clip_limit": None, "tile_grid": None})
+        panel.start()
+        wait_idle(panel)
+    grid(viewer)
+    shot(viewer, "lb_clahe_panel")
+
+
+def _bm3d_crop(viewer, size=256):
+    """A 256² crop of the noisy camera sample (BM3D on the full 512² takes ~7 s)."""
+    for data, kwargs, _ in sample_camera():
+        kwargs = dict(kwargs)
+        viewer.add_image(data[128:128 + size, 128:128 + size], **kwargs)
+    return viewer.layers["camera (noisy)"]
+
+
+def bm3d_denoise(viewer):
+    src = _bm3d_crop(viewer)
+    _, panel = viewer.window.add_plugin_dock_widget("napari-restore", "BM3D denoise")
+    panel.layer_widget.value = src
+    panel.estimate_button.changed.emit(True)  # fills σ with the estimate
+    panel.set_params({"profile": "np"})
+    panel.start()
+    wait_idle(panel)
+    grid(viewer)
+    viewer.layers["camera (clean)"].visible = False
+    shot(viewer, "bm3d_denoise_panel")
+
+
+def bm3d_deblur(viewer):
+    import numpy as np
+    from scipy.ndimage import convolve
+
+    from napari_restore.processors.bm3d import gaussian_psf
+
+    for data, kwargs, _ in sample_camera():
+        if kwargs.get("name") == "camera (clean)":
+            clean = data[128:384, 128:384].astype(np.float64) / 255
+    blurred = convolve(clean, gaussian_psf((15, 7), 2.0), mode="wrap")
+    blurred += np.random.default_rng(0).normal(0, 0.01, blurred.shape)
+    src = viewer.add_image(np.clip(blurred, 0, 1).astype(np.float32), name="camera (blurred 15x7)")
+    _, panel = viewer.window.add_plugin_dock_widget("napari-restore", "BM3D deblur")
+    panel.layer_widget.value = src
+    panel.set_params({"psf_size": (15, 7), "psf_sigma": 2.0, "sigma": 0.01})
+    panel.start()
+    wait_idle(panel)
+    grid(viewer)
+    shot(viewer, "bm3d_deblur_panel")
+
+
+def bm4d_denoise(viewer):
+    from napari_restore._sample_data import sample_volume
+
+    for data, kwargs, _ in sample_volume():
+        viewer.add_image(data, **kwargs)
+    noisy = [lay for lay in viewer.layers if "noisy" in lay.name][0]
+    _, panel = viewer.window.add_plugin_dock_widget("napari-restore", "BM4D denoise")
+    panel.layer_widget.value = noisy
+    panel.estimate_button.changed.emit(True)
+    panel.start()
+    wait_idle(panel)
+    grid(viewer)
+    shot(viewer, "bm4d_denoise_panel")
+
+
+def deep_image_prior(viewer):
+    """A run in progress: live result layer (updated in place) and the loss / variance plot."""
+    import torch
+
+    torch.set_num_threads(1)  # the docs VM has 2 shared cores: two torch threads fight the GUI
+    for data, kwargs, _ in sample_camera():
+        viewer.add_image(data[80:208, 180:308], **dict(kwargs))
+    viewer.layers["camera (clean)"].visible = False
+    _, panel = viewer.window.add_plugin_dock_widget("napari-restore", "Deep Image Prior")
+    panel.layer_widget.value = viewer.layers["camera (noisy)"]
+    panel.set_params({**panel.spec.defaults(), "every": 10})  # not remembered values
+    panel.start()
+    t0 = time.perf_counter()
+    extras = panel.dip_extras
+    while (not extras.iterations or extras.iterations[-1] < 250) and time.perf_counter() - t0 < 150:
+        QApplication.processEvents()
+        time.sleep(0.02)
+    extras.redraw()
+    grid(viewer)
+    shot(viewer, "deep_image_prior_running")
+    panel.stop()
+    wait_idle(panel)
+
+
+def restore_film_grain(viewer):
+    """Grainy coffee crop: Analyse plots in the dock, then the three results in grid mode."""
+    from napari_restore._sample_data import film_grain
+
+    clean, grainy = film_grain(grain_sigma_px=1.5)
+    viewer.add_image(grainy[40:296, 60:316], name="coffee (grainy)", rgb=True)
+    _, panel = viewer.window.add_plugin_dock_widget("napari-restore", "Film grain")
+    panel.layer_widget.value = viewer.layers["coffee (grainy)"]
+    extras = panel.grain_extras
+    extras.analyse()
+    extras.wait()
+    panel.target_widget.value = "layer"
+    panel.start()
+    wait_idle(panel)
+    viewer.layers.selection.active = viewer.layers["coffee (grainy)"]  # plots: the input
+    extras.wait()
+    extras.grid.value = True
+    for _ in range(10):  # let the dock settle to its width before fitting the grid
+        QApplication.processEvents()
+        time.sleep(0.05)
+    viewer.reset_view()
+    shot(viewer, "restore_film_grain_panel")
+
+
+SCENES = [classic_denoise, classic_denoise_rgb, tuning, lb_clahe, bm3d_denoise, bm3d_deblur,
+          bm4d_denoise, deep_image_prior, restore_film_grain]
 
 
 def main(names: list[str] | None = None) -> None:

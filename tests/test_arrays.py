@@ -267,3 +267,13 @@ def test_iterative_processor_may_finish_early_on_cancel():
     cancel.clear()
     with pytest.raises(Cancelled, match="no partial stack"):
         run_to_completion(iter_planes(iterative, np.zeros((2, 8, 8)), cancel=cancel))
+
+
+def test_value_range_scales_a_part_like_the_whole():
+    stack = make(np.float32, (3, 12, 12), span="wide")
+    whole = run_to_completion(iter_planes(lambda p: np.sqrt(p), stack))
+    lo, hi = float(stack.min()), float(stack.max())
+    part = run_to_completion(iter_planes(lambda p: np.sqrt(p), stack[1], value_range=(lo, hi)))
+    np.testing.assert_array_equal(part, whole[1])
+    with pytest.raises(ValueError, match="value_range"):
+        value_scale(stack, (1.0, 0.0))

@@ -47,7 +47,7 @@ def test_has_display(monkeypatch):
     assert not has_display()
 
 
-def test_apply_recipe_cli(tmp_path, camera_pair):
+def test_apply_recipe_cli(tmp_path, camera_pair, capsys):
     _, noisy = camera_pair
     recipe = Recipe("classic_denoise", {"method": "wavelet"})
     recipe.save(tmp_path / "r.json")
@@ -57,18 +57,42 @@ def test_apply_recipe_cli(tmp_path, camera_pair):
     code = main(["apply", str(tmp_path / "r.json"), str(tmp_path / "a.npy"), str(tmp_path / "bad.tif"),
                  str(tmp_path / "b.tif"), "-o", str(tmp_path / "out")])
     assert code == 1  # one failure
-    a = tifffile.imread(tmp_path / "out" / "a.tif")
+    err = capsys.readouterr().err
+    assert "FAILED" in err and "bad.tif" in err and "2 done, 0 skipped, 1 failed" in err
+    a = np.load(tmp_path / "out" / "a.npy")
     np.testing.assert_array_equal(a, apply_recipe(recipe, noisy))
-    assert (tmp_path / "out" / "b.tif").exists() and not (tmp_path / "out" / "bad.tif").exists()
-    with tifffile.TiffFile(tmp_path / "out" / "a.tif") as tf:
-        assert json.loads(tf.pages[0].description)["processor"] == "classic_denoise"
-    # no overwrite without --overwrite
-    assert main(["apply", str(tmp_path / "r.json"), str(tmp_path / "a.npy"), "-o", str(tmp_path / "out")]) == 1
+    b = tifffile.imread(tmp_path / "out" / "b.tif")
+    np.testing.assert_array_equal(b, apply_recipe(recipe, noisy[::-1]))
+    assert not (tmp_path / "out" / "bad.tif").exists()
+    with tifffile.TiffFile(tmp_path / "out" / "b.tif") as tf:
+        assert tf.shaped_metadata[0]["napari_restore"]["recipe"]["processor"] == "classic_denoise"
+    side = json.loads((tmp_path / "out" / "b.tif.json").read_text())
+    assert side["recipe"]["params"]["method"] == "wavelet" and "numpy" in side["versions"]
+    # existing outputs are skipped without --overwrite, replaced with it
+    before = (tmp_path / "out" / "a.npy").stat().st_mtime_ns
+    assert main(["apply", str(tmp_path / "r.json"), str(tmp_path / "a.npy"), "-o", str(tmp_path / "out")]) == 0
+    assert "skipped" in capsys.readouterr().out
+    assert (tmp_path / "out" / "a.npy").stat().st_mtime_ns == before
     assert main(["apply", str(tmp_path / "r.json"), str(tmp_path / "a.npy"), "-o", str(tmp_path / "out"),
                  "--overwrite"]) == 0
+    assert (tmp_path / "out" / "a.npy").stat().st_mtime_ns != before
 
 
-def test_apply_rejects_bad_recipe(tmp_path):
-    (tmp_path / "r.json").write_text(json.dumps({"processor": "nope"}))
-    with pytest.raises(ValueError, match="unknown processor"):
-        main(["apply", str(tmp_path / "r.json"), "x.npy", "-o", str(tmp_path)])
+@pytest.mark.parametrize(
+    "recipe,words",
+    [
+        ({"processor": "nope"}, "unknown processor"),
+        ({"processor": "classic_denoise", "params": {"sigma": 3.0}}, "sigma=3.0 is out of range"),
+    ],
+)
+def test_apply_rejects_bad_recipe(tmp_path, capsys, recipe, words):
+    (tmp_path / "r.json").write_text(json.dumps(recipe))
+    assert main(["apply", str(tmp_path / "r.json"), "x.npy", "-o", str(tmp_path / "o")]) == 2
+    assert words in capsys.readouterr().err
+
+
+def test_apply_rejects_output_that_is_a_file(tmp_path, capsys):
+    Recipe("classic_denoise", {}).save(tmp_path / "r.json")
+    (tmp_path / "o").write_text("I am a file")
+    assert main(["apply", str(tmp_path / "r.json"), "x.npy", "-o", str(tmp_path / "o")]) == 2
+    assert "not a directory" in capsys.readouterr().err

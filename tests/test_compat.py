@@ -37,3 +37,153 @@ def test_superqt_swallows_runtime_errors(qtbot):
     with pytest.warns(RuntimeWarning, match="RuntimeError in aborted thread"):
         worker.run()  # synchronously, in this thread
     assert seen == []
+
+
+# -- bm3d 4.0.3 / bm4d 4.2.5 upstream-bug detectors ------------------------------------------
+# Each one asserts that the *raw* library still has the bug. When one of them fails, upstream
+# fixed it: remove the matching helper in _compat.py (and this test).
+
+
+def _bm3d_noisy(n=32, seed=0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return np.clip(0.5 + 0.1 * rng.standard_normal((n, n)), 0, 1)
+
+
+def test_bm3d_refilter_scalar_sigma_fails():
+    """Bug 1: 'refilter' + scalar sigma breaks in bm4d.get_filtered_residual (any NumPy)."""
+    from napari_restore import _compat
+
+    bm3d = _compat.bm3d_module()
+    z = _bm3d_noisy()
+    with pytest.raises(ValueError, match="could not be broadcast"):
+        bm3d.bm3d(z, 0.1, "refilter")
+    # the work-around: the equivalent white PSD runs
+    assert bm3d.bm3d(z, _compat.refilter_sigma(0.1, z.shape, True), "refilter").shape == z.shape
+
+
+def test_bm4d_refilter_scalar_sigma_fails():
+    """Bug 1 in bm4d itself (volumes), same cause."""
+    import numpy as np
+
+    from napari_restore import _compat
+
+    bm4d = _compat.bm4d_module()
+    z = np.random.default_rng(0).random((8, 8, 8))
+    with pytest.raises(ValueError, match="could not be broadcast"):
+        bm4d.bm4d(z, 0.1, "refilter")
+
+
+def test_bm4d_needs_trapz_on_numpy_2_4(monkeypatch):
+    """Bug 2: NumPy >= 2.4 has no np.trapz, which bm4d calls for PSD input."""
+    import bm4d
+    import numpy as np
+
+    from napari_restore import _compat
+
+    bm3d = _compat.bm3d_module()
+    assert bm4d.np is not np and bm4d.np.trapz is np.trapezoid  # scoped to bm4d
+    assert not hasattr(np, "trapz")  # numpy itself untouched
+    z = _bm3d_noisy()
+    psd = _compat.white_psd(0.1, z.shape)
+    bm3d.bm3d(z, psd, "np")  # runs with the work-around
+    monkeypatch.setattr(bm4d, "np", np)  # the raw library
+    with pytest.raises(AttributeError, match="trapz"):
+        bm3d.bm3d(z, psd, "np")
+
+
+def test_bm3d_deblurring_2d_scalar_sigma_fails():
+    """Bug 3: bm3d_deblurring with a 2-D image and a scalar sigma (any NumPy).
+
+    The PSD it builds from the scalar has shape (1, M, N) instead of (M, N, 1). On a square
+    image that silently turns the problem into an (M, M, N) stack (slow: 14 s at 32²) and ends
+    with "Estimate passed in stage_arg must be equal size to z!"; on a non-square one it fails
+    at once with a broadcasting error, which keeps this detector fast.
+    """
+    from napari_restore import _compat
+
+    bm3d = _compat.bm3d_module()
+    z = _bm3d_noisy(24)[:16]
+    psf = bm3d.gaussian_kernel((5, 5), 1.0)
+    with pytest.raises(ValueError, match="could not be broadcast|must be equal size to z"):
+        bm3d.bm3d_deblurring(z, 0.01, psf)
+    assert bm3d.bm3d_deblurring(z, _compat.deblur_sigma(0.01, z.shape), psf).shape == z.shape
+
+
+def test_bm3d_rejects_lc_string():
+    """Bug 4: the 'lc' profile string is rejected although BM3DProfileLC exists."""
+    from napari_restore import _compat
+
+    bm3d = _compat.bm3d_module()
+    with pytest.raises(TypeError, match="profile"):
+        bm3d._select_profile("lc")
+    assert isinstance(_compat.bm3d_profile("lc"), bm3d.BM3DProfileLC)
+    assert _compat.bm3d_profile("np") == "np"
+
+
+def test_bm4d_rejects_lc_string():
+    """Bug 4 in bm4d: its docstring names 'lc', its profile selection rejects it."""
+    import numpy as np
+
+    from napari_restore import _compat
+
+    bm4d = _compat.bm4d_module()
+    with pytest.raises(TypeError, match="profile"):
+        bm4d._select_profile("lc", np.zeros((8, 8, 8)))
+    from bm4d.profiles import BM4DProfileLC
+
+    assert isinstance(_compat.bm4d_profile("lc"), BM4DProfileLC)
+
+
+_CONCURRENT = """
+import threading, numpy as np, bm3d
+z = np.random.default_rng(0).random((64, 64))
+def run():
+    for _ in range(5):
+        bm3d.bm3d(z, 0.1, "np")
+ts = [threading.Thread(target=run) for _ in range(3)]
+[t.start() for t in ts]
+[t.join() for t in ts]
+print("ok")
+"""
+
+
+def test_bm4d_concurrent_calls_crash():
+    """Bug 5: concurrent bm3d/bm4d calls from several threads abort (or hang) the process.
+
+    Run in a child process, since it kills its interpreter. When it prints "ok", upstream made
+    the library re-entrant and ``_compat.BM4D_LOCK`` can go.
+    """
+    import subprocess
+    import sys
+
+    try:
+        out = subprocess.run([sys.executable, "-c", _CONCURRENT], capture_output=True,
+                             text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        return  # a deadlock: the bug is still there
+    assert out.returncode != 0 and "ok" not in out.stdout, out.stdout
+    assert "launchPool" in out.stderr or out.returncode < 0, out.stderr[-500:]
+
+
+def test_concurrent_wrapper_calls_are_serialised():
+    """With the lock, our wrapper survives the same concurrent use (here, in-process)."""
+    import threading
+
+    import numpy as np
+
+    from napari_restore import bm3d_denoise
+
+    z = np.random.default_rng(0).random((48, 48))
+    results = []
+
+    def run():
+        results.append(bm3d_denoise(z, 0.1, profile="lc"))
+
+    ts = [threading.Thread(target=run) for _ in range(3)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(120)
+    assert len(results) == 3

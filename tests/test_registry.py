@@ -11,15 +11,27 @@ import napari_restore
 from napari_restore.processors import REGISTRY
 from napari_restore.processors.registry import Param, get_processor
 
-PUBLIC = {"classic_denoise": napari_restore.classic_denoise}
+PUBLIC = {
+    "classic_denoise": napari_restore.classic_denoise,
+    "bm3d_denoise": napari_restore.bm3d_denoise,
+    "bm3d_deblur": napari_restore.bm3d_deblur,
+    "bm4d_denoise": napari_restore.bm4d_denoise,
+    "lb_clahe": napari_restore.lb_clahe,
+    "deep_image_prior": napari_restore.deep_image_prior,
+    "restore_film_grain": napari_restore.restore_film_grain,
+}
+# Array arguments of public functions (not spec parameters: they cannot go in a recipe).
+ARRAY_ARGS = {"bm3d_denoise": ("psd",), "bm3d_deblur": ("psf",)}
 
 
 @pytest.mark.parametrize("name", sorted(PUBLIC))
 def test_public_signature_matches_spec(name):
     spec = get_processor(name)
     sig = inspect.signature(PUBLIC[name])
-    kw = {k: p.default for k, p in sig.parameters.items() if p.kind is p.KEYWORD_ONLY}
+    kw = {k: p.default for k, p in sig.parameters.items() if p.default is not p.empty}
     kw.pop("channel_axis", None)
+    for name_ in ARRAY_ARGS.get(name, ()):
+        assert kw.pop(name_) is None  # optional arrays: None = not given
     assert kw == spec.defaults()
 
 

@@ -239,3 +239,33 @@ def test_stop_keeps_best_result_when_the_spec_says_so(qtbot, viewer, temp_proces
     assert time.perf_counter() - t0 < 1.0
     assert outcomes == ["kept"]
     assert len(viewer.layers) == 2 and viewer.layers[-1].data.max() > 0
+
+
+def test_dask_layer_is_processed_plane_by_plane_never_loaded_whole(qtbot, viewer):
+    da = pytest.importorskip("dask.array")
+    base = np.random.default_rng(0).integers(0, 60000, (6, 32, 32)).astype(np.uint16)
+    reads = []
+
+    def record(block):
+        reads.append(block.shape)
+        return block
+
+    lazy = da.from_array(base, chunks=(1, 32, 32)).map_blocks(record, dtype=base.dtype)
+    viewer.add_image(lazy, name="lazy")
+    reads.clear()  # napari itself reads the displayed plane
+    panel = dock(viewer)
+    panel.set_params({"method": "tv_chambolle"})
+    run_and_wait(qtbot, panel)
+    assert reads and all(shape == (1, 32, 32) for shape in reads)
+    np.testing.assert_array_equal(viewer.layers[-1].data, classic_denoise(base, method="tv_chambolle"))
+
+
+@pytest.mark.parametrize("name", sorted(__import__("napari_restore").REGISTRY))
+def test_every_panel_starts_from_the_exact_spec_defaults(viewer, name):
+    from napari_restore import get_processor
+
+    spec = get_processor(name)
+    panel = ProcessorPanel(viewer, spec)
+    assert panel.params == spec.defaults()  # exact: no rounding by the widgets (e.g. 1/30)
+    for p in spec.params:
+        assert type(panel.params[p.name]) is type(p.default) or p.default is None

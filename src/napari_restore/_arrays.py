@@ -224,17 +224,24 @@ def _working_dtype(dtype: np.dtype, requested: Any = np.float32) -> np.dtype:
     return np.result_type(np.dtype(requested), np.float64 if needs64 else np.float32)
 
 
-def value_scale(arr: Any) -> ValueScale:
+def value_scale(arr: Any, value_range: tuple[float, float] | None = None) -> ValueScale:
     """Return the mapping of ``arr``'s values to [0, 1].
 
     Integers map by their dtype's full range; floats already inside [0, 1] are kept as they
-    are; other floats map by their own minimum and maximum.
+    are; other floats map by their own minimum and maximum — or by ``value_range`` when given
+    (the range of the whole stack when ``arr`` is one part of it, so that a slice, a field of
+    view or a batch chunk is scaled exactly as the whole would be).
     """
     dtype = np.dtype(arr.dtype)
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
         return ValueScale(dtype, float(info.min), float(info.max))
-    low, high = float(arr.min()), float(arr.max())
+    if value_range is not None:
+        low, high = (float(v) for v in value_range)
+        if not (np.isfinite(low) and np.isfinite(high)) or high < low:
+            raise ValueError(f"value_range must be finite (low, high) with low <= high; got {value_range!r}")
+    else:
+        low, high = float(arr.min()), float(arr.max())
     if low >= 0.0 and high <= 1.0:
         return ValueScale(dtype, 0.0, 1.0)
     if high == low:
@@ -266,7 +273,14 @@ def from_working(work: np.ndarray, scale: ValueScale, *, residual: bool = False)
         if scale.identity:
             return work.astype(scale.dtype, copy=True)
         return (work.astype(np.float64) * scale.span + scale.low).astype(scale.dtype)
-    vals = np.rint(work.astype(np.float64) * scale.span + scale.low)
+    # 8/16-bit integers: float32 arithmetic is exact to well below half a level (16-bit:
+    # 65535 * 2**-24 < 0.004), and twice as fast as float64 on large images.
+    calc = np.float32 if scale.dtype.itemsize <= 2 and work.dtype == np.float32 else np.float64
+    vals = work.astype(calc, copy=True)
+    vals *= calc(scale.span)
+    if scale.low:
+        vals += calc(scale.low)
+    np.rint(vals, out=vals)
     np.clip(vals, scale.low, scale.high, out=vals)
     return vals.astype(scale.dtype)
 
@@ -355,6 +369,7 @@ def iter_planes(
     min_size: int = 1,
     cancel: CancelLike = None,
     name: str = "image",
+    value_range: tuple[float, float] | None = None,
 ) -> Generator[Progress, None, Any]:
     """Apply a plane processor over an nD stack, yielding :class:`Progress`, returning the result.
 
@@ -376,6 +391,9 @@ def iter_planes(
         Call ``func`` once per colour channel instead of once per colour plane.
     residual_outputs : tuple of bool
         One entry per output; True for signed difference outputs (returned as float).
+    value_range : (float, float), optional
+        For float input: the (min, max) to scale by instead of the input's own — pass the
+        whole stack's range when ``image`` is a part of it (see :func:`value_scale`).
     cancel : threading.Event or callable
         Checked before every plane and at every sub-progress step; when set,
         :class:`Cancelled` is raised. A generator ``func`` receives it (``gen.throw``) and
@@ -390,7 +408,7 @@ def iter_planes(
     arr, cax = check_image(
         image, name=name, channel_axis=channel_axis, plane_ndim=plane_ndim, min_size=min_size
     )
-    scale = value_scale(arr)
+    scale = value_scale(arr, value_range)
     moved = arr if cax is None else _moveaxis(arr, cax, -1)
     core = plane_ndim + (cax is not None)
     lead = tuple(moved.shape[: moved.ndim - core])
@@ -407,6 +425,7 @@ def iter_planes(
         plane = to_working(src[..., colour] if cax is not None else src, scale, work_dtype)
         gen = _call_plane(func, plane, per_channel and cax is not None)
         res = None
+        fraction = i / total  # payload items report the latest sub-progress, not 0
         while True:
             try:
                 sub = next(gen)
@@ -424,9 +443,10 @@ def iter_planes(
                 gen.close()
                 raise Cancelled(f"cancelled during plane {i + 1} of {total}")
             if isinstance(sub, int | float):
-                yield Progress(i, total, (i + min(max(float(sub), 0.0), 1.0)) / total)
+                fraction = (i + min(max(float(sub), 0.0), 1.0)) / total
+                yield Progress(i, total, fraction)
             else:
-                yield Progress(i, total, i / total, sub)
+                yield Progress(i, total, fraction, sub)
         if stopped_early and total > 1:
             raise Cancelled(f"stopped early in plane {i + 1} of {total}; no partial stack")
         outs = _check_result(res, plane.shape, n_out, getattr(func, "__name__", "processor"))

@@ -65,29 +65,50 @@ def viewer_grid(viewer: Any) -> Any:
 _LC_PROFILES = ("lc",)
 
 
-def bm3d_profile(name: str) -> Any:
-    """The value to pass as bm3d's ``profile``: the name itself, or ``BM3DProfileLC()`` for "lc".
+def bm3d_profile(name: str, num_threads: int = 0) -> Any:
+    """The value to pass as bm3d's ``profile``: the name itself, or a profile object.
 
     Covers bm3d ≤ 4.0.3, where ``bm3d.bm3d(z, s, "lc")`` raises ``TypeError`` although
-    ``bm3d.BM3DProfileLC`` exists. Detector: ``test_bm3d_rejects_lc_string``.
+    ``bm3d.BM3DProfileLC`` exists (detector: ``test_bm3d_rejects_lc_string``). With
+    ``num_threads`` > 0 the profile object gets that thread count: the library documents that
+    with more than one thread its output "may vary very slightly" between runs, so 1 is what
+    makes recipes replay bit for bit. (bm3d has no public name→profile function: its
+    ``_select_profile`` is used.)
     """
     if name in _LC_PROFILES:
         from bm3d import BM3DProfileLC
 
-        return BM3DProfileLC()
-    return name
+        pro = BM3DProfileLC()
+    elif not num_threads:
+        return name
+    else:
+        import bm3d
+
+        pro = bm3d._select_profile(name)
+    if num_threads:
+        pro.num_threads = int(num_threads)
+    return pro
 
 
-def bm4d_profile(name: str) -> Any:
+def bm4d_profile(name: str, num_threads: int = 0, z: Any = None) -> Any:
     """Like :func:`bm3d_profile` for bm4d ≤ 4.2.5 ("lc" → ``BM4DProfileLC()``).
 
-    Detector: ``test_bm4d_rejects_lc_string``.
+    Detector: ``test_bm4d_rejects_lc_string``. ``z`` (the volume) is needed to pick the
+    profile object when ``num_threads`` is set (bm4d's ``_select_profile`` depends on it).
     """
     if name in _LC_PROFILES:
-        from bm4d import BM4DProfileLC
+        from bm4d.profiles import BM4DProfileLC
 
-        return BM4DProfileLC()
-    return name
+        pro = BM4DProfileLC()
+    elif not num_threads:
+        return name
+    else:
+        import bm4d
+
+        pro = bm4d._select_profile(name, z)
+    if num_threads:
+        pro.num_threads = int(num_threads)
+    return pro
 
 
 def white_psd(sigma: float, shape: tuple[int, ...]) -> Any:
@@ -119,15 +140,27 @@ def deblur_sigma(sigma: float, shape: tuple[int, ...]) -> Any:
     """``sigma`` for ``bm3d.bm3d_deblurring`` on a 2-D image: the equivalent white PSD.
 
     Bug 3 (bm3d ≤ 4.0.3, every NumPy version): for a 2-D ``z`` and a scalar sigma,
-    ``bm3d_deblurring`` builds its PSD with the 2-D shape, the hard-thresholding estimate comes
-    back 2-D while ``z`` became 3-D, and the Wiener stage raises "Estimate passed in stage_arg
-    must be equal size to z!". Passing the PSD (what the library meant to build) avoids it.
+    ``bm3d_deblurring`` builds its PSD as ``ones(z.shape) * sigma².reshape(1, 1, 1)``, i.e. of
+    shape (1, M, N) instead of (M, N, 1). A square image then becomes an (M, M, N) stack (slow)
+    and the Wiener stage raises "Estimate passed in stage_arg must be equal size to z!"; a
+    non-square one fails with a broadcasting error. Passing the (M, N) white PSD (what the
+    library meant to build) avoids it.
     Detector: ``test_bm3d_deblurring_2d_scalar_sigma_fails``.
     """
     return white_psd(sigma, shape)
 
 
 _BM4D_NUMPY: Any = None
+
+#: Bug 5 (bm4d ≤ 4.2.5, which runs bm3d too): the C library keeps one global thread pool, so
+#: two calls at the same time from two Python threads (ctypes releases the GIL) abort the whole
+#: process ("Threading.cpp:17: void ThreadPool::launchPool(int): Assertion `_threads.empty()'
+#: failed") or deadlock. Every in-process bm3d/bm4d call holds this lock (the library already
+#: uses every core, so nothing is lost); worker processes (``isolate``) each have their own
+#: library. Detector: ``test_bm4d_concurrent_calls_crash``.
+import threading as _threading
+
+BM4D_LOCK = _threading.Lock()
 
 
 def bm4d_module() -> Any:

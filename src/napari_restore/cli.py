@@ -18,8 +18,11 @@ def has_display() -> bool:
     return True
 
 
-def versions() -> dict[str, str]:
-    """Versions of the libraries napari-restore stands on, plus the torch device."""
+def versions(lite: bool = False) -> dict[str, str]:
+    """Versions of the libraries napari-restore stands on, plus the torch device.
+
+    ``lite=True`` reads package metadata only (no torch/OpenCV import), for output metadata.
+    """
     from importlib import metadata
 
     import numpy as np
@@ -34,6 +37,8 @@ def versions() -> dict[str, str]:
             out[label] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             out[label] = "not installed"
+    if lite:
+        return out
     try:
         import cv2
 
@@ -125,35 +130,72 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
-    import numpy as np
-    import tifffile
+    import signal
 
-    from .recipes import Recipe, apply_recipe
+    from . import batch
 
-    recipe = Recipe.load(args.recipe)
-    outdir = Path(args.output)
-    if outdir.exists() and not outdir.is_dir():
-        print(f"error: output {outdir} exists and is not a directory", file=sys.stderr)
+    def on_term(signum: int, _frame: Any) -> None:  # leave no partial file: unwind, clean up
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    bar = _progress_bar()
+    try:
+        with bar:
+            report = batch.apply(
+                args.recipe, args.inputs, args.output, workers=args.workers,
+                scheduler=args.scheduler, planes_per_chunk=args.chunks,
+                overwrite=args.overwrite, progress=bar.update,
+            )
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
-    outdir.mkdir(parents=True, exist_ok=True)
-    failures: list[tuple[str, str]] = []
-    for name in args.inputs:
-        src = Path(name)
-        dst = outdir / (src.stem + ".tif")
-        try:
-            if dst.exists() and not args.overwrite:
-                raise FileExistsError(f"{dst} exists (use --overwrite)")
-            image: Any = np.load(src) if src.suffix == ".npy" else tifffile.imread(src)
-            out = apply_recipe(recipe, image)
-            tmp = dst.with_name(dst.name + ".partial")
-            tifffile.imwrite(tmp, out, description=recipe.to_json(indent=None))
-            os.replace(tmp, dst)
-            print(f"{src} -> {dst}")
-        except Exception as exc:  # report and go on with the other files
-            failures.append((str(src), f"{type(exc).__name__}: {exc}"))
-    for src, why in failures:
-        print(f"FAILED {src}: {why}", file=sys.stderr)
-    return 1 if failures else 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    for f in report.files:
+        if f.status == "done":
+            rate = f.planes / f.seconds if f.seconds else float("inf")
+            print(f"{f.input} -> {', '.join(f.outputs)} ({f.planes} planes, {rate:.1f} planes/s)")
+        elif f.status == "skipped":
+            print(f"{f.input}: output exists, skipped (use --overwrite to replace)")
+    print(report.summary(), file=sys.stderr if report.failed else sys.stdout)
+    return 0 if report.ok else 1
+
+
+class _progress_bar:
+    """A rich progress bar (planes done, planes/s, ETA) when stdout is a terminal."""
+
+    def __init__(self) -> None:
+        self._rich: Any = None
+        self._task: Any = None
+        if sys.stdout.isatty():
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            self._rich = Progress(TextColumn("{task.description}"), BarColumn(),
+                                  MofNCompleteColumn(), TextColumn("{task.speed} planes/s"),
+                                  TimeRemainingColumn())
+
+    def __enter__(self) -> _progress_bar:
+        if self._rich is not None:
+            self._rich.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._rich is not None:
+            self._rich.__exit__(*exc)
+
+    def update(self, done: int, total: int, name: str) -> None:
+        if self._rich is None:
+            return
+        if self._task is None or self._name != name:
+            self._task = self._rich.add_task(name, total=total)
+            self._name = name
+        self._rich.update(self._task, completed=done)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -165,11 +207,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
     info = sub.add_parser("info", help="print library versions and the torch device")
     info.set_defaults(func=cmd_info)
-    apply = sub.add_parser("apply", help="apply a recipe JSON to TIFF/NPY files")
-    apply.add_argument("recipe")
-    apply.add_argument("inputs", nargs="+")
-    apply.add_argument("-o", "--output", required=True)
-    apply.add_argument("--overwrite", action="store_true")
+    apply = sub.add_parser(
+        "apply", help="replay a recipe JSON over TIFF/OME-TIFF/Zarr/NPY/PNG/JPEG inputs with dask")
+    apply.add_argument("recipe", help="recipe JSON (Save recipe… in a panel)")
+    apply.add_argument("inputs", nargs="+", help="input files or .zarr folders")
+    apply.add_argument("-o", "--output", required=True, help="output folder")
+    apply.add_argument("--workers", type=int, default=None,
+                       help="start a dask LocalCluster with N worker processes")
+    apply.add_argument("--scheduler", default=None,
+                       help="address of a running dask.distributed scheduler (tcp://host:port)")
+    apply.add_argument("--chunks", type=int, default=1,
+                       help="planes per dask chunk along the first stack axis (default 1)")
+    apply.add_argument("--overwrite", action="store_true",
+                       help="replace existing outputs (default: skip them)")
     apply.set_defaults(func=cmd_apply)
     return parser
 

@@ -131,6 +131,7 @@ def apply_recipe(
     *,
     progress: Callable[[Progress], None] | None = None,
     cancel: CancelLike = None,
+    value_range: tuple[float, float] | None = None,
 ) -> Any:
     """Replay ``recipe`` on ``image`` with the same code path as the dock panels.
 
@@ -144,6 +145,9 @@ def apply_recipe(
         Receives :class:`napari_restore._arrays.Progress` reports.
     cancel : threading.Event or callable, optional
         Cancels between planes.
+    value_range : (float, float), optional
+        For float images that are a part of a larger stack: the stack's (min, max), so the
+        part is scaled exactly as the whole (see :func:`napari_restore._arrays.value_scale`).
     """
     if isinstance(recipe, str | Path):
         recipe = Recipe.load(recipe)
@@ -151,5 +155,6 @@ def apply_recipe(
         recipe = Recipe.from_dict(recipe)
     spec = get_processor(recipe.processor)
     return spec.apply(
-        image, channel_axis=recipe.channel_axis, progress=progress, cancel=cancel, **recipe.params
+        image, channel_axis=recipe.channel_axis, progress=progress, cancel=cancel,
+        value_range=value_range, **recipe.params,
     )

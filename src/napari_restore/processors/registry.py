@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import threading
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -186,6 +187,11 @@ class ProcessorSpec:
         runs), so that Stop takes effect within a fraction of a second even in the middle of
         a long library call (see :mod:`napari_restore._isolate`). ``plane_func`` and the
         parameter values must then be picklable. Plain function calls stay in-process.
+    thread_safe : bool
+        False when the library behind ``plane_func`` must not run in two threads of one
+        process at once (bm3d/bm4d's binary core aborts the process): calls are then
+        serialised by a per-processor lock, so a panel run, a preview and a threaded batch
+        can never overlap inside the library.
     """
 
     name: str
@@ -204,6 +210,7 @@ class ProcessorSpec:
     panel_extras: str | None = None
     default_target: Literal["layer", "slice", "view"] = "layer"
     isolate: bool = False
+    thread_safe: bool = True
 
     @property
     def plane_ndim(self) -> int:
@@ -235,9 +242,14 @@ class ProcessorSpec:
         *,
         channel_axis: int | None = None,
         cancel: CancelLike = None,
+        value_range: tuple[float, float] | None = None,
         **params: Any,
     ) -> Generator[Progress, None, Any]:
-        """Validate, then run plane by plane; yields :class:`Progress`, returns the result."""
+        """Validate, then run plane by plane; yields :class:`Progress`, returns the result.
+
+        ``value_range`` scales float input by a given (min, max) — the whole stack's, when
+        ``image`` is a slice, a field of view or a batch chunk of it.
+        """
         values = self.resolve_params(image, params)
         if self.isolate and cancel is not None:
             import functools
@@ -260,6 +272,7 @@ class ProcessorSpec:
                 work_dtype=self.work_dtype,
                 min_size=self.min_size,
                 cancel=cancel,
+                value_range=value_range,
             )
         )
 
@@ -274,9 +287,13 @@ class ProcessorSpec:
 
     def _bound(self, values: dict[str, Any]) -> Callable[[Any], Any]:
         func = self.plane_func
+        lock = None if self.thread_safe else _LOCKS.setdefault(self.name, threading.Lock())
 
         def plane(x: Any) -> Any:
-            return func(x, **values)
+            if lock is None:
+                return func(x, **values)
+            with lock:
+                return func(x, **values)
 
         plane.__name__ = self.name
         return plane
@@ -288,11 +305,14 @@ class ProcessorSpec:
         channel_axis: int | None = None,
         progress: Callable[[Progress], None] | None = None,
         cancel: CancelLike = None,
+        value_range: tuple[float, float] | None = None,
         **params: Any,
     ) -> Any:
         """Run to completion and return the result (see :meth:`iter_apply`)."""
         return run_to_completion(
-            self.iter_apply(image, channel_axis=channel_axis, cancel=cancel, **params), progress
+            self.iter_apply(image, channel_axis=channel_axis, cancel=cancel,
+                            value_range=value_range, **params),
+            progress,
         )
 
     def key_text(self, params: Mapping[str, Any]) -> str:
@@ -315,6 +335,7 @@ class ProcessorSpec:
 
 
 REGISTRY: dict[str, ProcessorSpec] = {}
+_LOCKS: dict[str, threading.Lock] = {}
 
 
 def register(spec: ProcessorSpec, *, replace: bool = False) -> ProcessorSpec:

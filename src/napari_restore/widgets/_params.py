@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from magicgui.widgets import (
@@ -22,34 +23,86 @@ def _tooltip(p: Param) -> str:
     return f"{p.doc}\nAllowed: {p.range_text()}"
 
 
-class OptionalFloat(Container):
-    """A float spin box with an "auto" check box; ``value`` is None while auto is on."""
+def _decimals(*values: float | None) -> int:
+    """Decimals a spin box needs to show ``values`` (2 to 6)."""
+    need = 2
+    for v in values:
+        if v is None or float(v).is_integer():
+            continue
+        for d in range(2, 7):
+            need = max(need, d)
+            if abs(round(float(v), d) - float(v)) < 1e-9:
+                break
+    return need
+
+
+class ExactFloatSpinBox(FloatSpinBox):
+    """A FloatSpinBox that returns the exact value it was given (e.g. 1/30) while the user has
+    not changed it, instead of its display rounding (0.033333)."""
+
+    _exact: float | None = None
+
+    def set_value(self, value: Any) -> None:
+        self._exact = None if value is None else float(value)
+        super().set_value(value)
+
+    def get_value(self) -> float:
+        shown = float(super().get_value())
+        if self._exact is not None and abs(shown - self._exact) <= 0.5 * 10.0 ** -_DECIMALS:
+            return self._exact
+        return shown
+
+
+_DECIMALS = 6
+
+
+def _number_widget(p: Param, value: float | None = None, **kwargs: Any) -> Widget:
+    """A SpinBox (int) or FloatSpinBox (float) with the parameter's bounds and step."""
+    v = p.default if value is None else value
+    if p.type is int:
+        return SpinBox(
+            min=int(p.min) if p.min is not None else -1_000_000,
+            max=int(p.max) if p.max is not None else 1_000_000,
+            step=int(p.step or 1), value=int(v if v is not None else (p.min or 0)), **kwargs,
+        )
+    step = p.step or 0.01
+    spin = ExactFloatSpinBox(
+        min=p.min if p.min is not None else -_BIG,
+        max=p.max if p.max is not None else _BIG,
+        step=step, value=float(v if v is not None else (p.min or 0.0) + step * 10), **kwargs,
+    )
+    if hasattr(spin.native, "setDecimals"):  # show enough digits (1/30 as 0.033333)
+        spin.native.setDecimals(_decimals(v, step, p.min, p.max))
+        spin.value = float(v if v is not None else spin.value)
+    return spin
+
+
+class OptionalNumber(Container):
+    """A number spin box with an "auto" check box; ``value`` is None while auto is on."""
 
     def __init__(self, p: Param, **kwargs: Any) -> None:
+        self._kind = p.type
         self._auto = CheckBox(text="auto", value=p.default is None, name=f"{p.name}_auto")
-        self._spin = FloatSpinBox(
-            min=p.min if p.min is not None else -_BIG,
-            max=p.max if p.max is not None else _BIG,
-            step=p.step or 0.01,
-            value=p.default if p.default is not None else (p.min or 0.0) + (p.step or 0.01) * 10,
-            name=f"{p.name}_value",
-        )
+        self._spin = _number_widget(p, name=f"{p.name}_value")
         self._spin.enabled = not self._auto.value
         super().__init__(widgets=[self._auto, self._spin], layout="horizontal", labels=False, **kwargs)
         self.margins = (0, 0, 0, 0)
         self._auto.changed.connect(lambda v: setattr(self._spin, "enabled", not v))
 
     @property
-    def value(self) -> float | None:
-        return None if self._auto.value else float(self._spin.value)
+    def value(self) -> float | int | None:
+        return None if self._auto.value else self._kind(self._spin.value)
 
     @value.setter
-    def value(self, v: float | None) -> None:
+    def value(self, v: float | int | None) -> None:
         if v is None:
             self._auto.value = True
         else:
-            self._spin.value = float(v)
+            self._spin.value = self._kind(v)
             self._auto.value = False
+
+
+OptionalFloat = OptionalNumber  # backwards-compatible name
 
 
 class IntPair(Container):
@@ -75,6 +128,34 @@ class IntPair(Container):
             s.value = int(x)
 
 
+class OptionalIntPair(Container):
+    """An :class:`IntPair` with an "auto" check box; ``value`` is None while auto is on."""
+
+    def __init__(self, p: Param, **kwargs: Any) -> None:
+        self._auto = CheckBox(text="auto", value=p.default is None, name=f"{p.name}_auto")
+        lo = int(p.min) if p.min is not None else 0
+        hi = int(p.max) if p.max is not None else 10_000
+        start = p.default if p.default is not None else (min(max(lo, 8), hi),) * p.length
+        self._pair = IntPair(replace(p, default=start, optional=False))
+        self._pair.enabled = not self._auto.value
+        super().__init__(widgets=[self._auto, self._pair], layout="horizontal", labels=False,
+                         **kwargs)
+        self.margins = (0, 0, 0, 0)
+        self._auto.changed.connect(lambda v: setattr(self._pair, "enabled", not v))
+
+    @property
+    def value(self) -> tuple[int, ...] | None:
+        return None if self._auto.value else self._pair.value
+
+    @value.setter
+    def value(self, v: tuple[int, ...] | None) -> None:
+        if v is None:
+            self._auto.value = True
+        else:
+            self._pair.value = v
+            self._auto.value = False
+
+
 def widget_for(p: Param) -> Widget:
     """The magicgui widget editing parameter ``p`` (its ``.value`` is what the spec validates)."""
     common = {"name": p.name, "label": p.short, "tooltip": _tooltip(p)}
@@ -83,19 +164,9 @@ def widget_for(p: Param) -> Widget:
     if p.type is str and p.choices is not None:
         return ComboBox(choices=list(p.choices), value=p.default, **common)
     if p.type is tuple:
-        return IntPair(p, **common)
+        return OptionalIntPair(p, **common) if p.optional else IntPair(p, **common)
     if p.optional:
-        return OptionalFloat(p, **common)
-    if p.type is int:
-        return SpinBox(
-            min=int(p.min) if p.min is not None else -1_000_000,
-            max=int(p.max) if p.max is not None else 1_000_000,
-            step=int(p.step or 1), value=int(p.default), **common,
-        )
-    if p.type is float:
-        return FloatSpinBox(
-            min=p.min if p.min is not None else -_BIG,
-            max=p.max if p.max is not None else _BIG,
-            step=p.step or 0.01, value=float(p.default), **common,
-        )
+        return OptionalNumber(p, **common)
+    if p.type in (int, float):
+        return _number_widget(p, **common)
     raise TypeError(f"no widget for parameter {p.name} of type {p.type}")

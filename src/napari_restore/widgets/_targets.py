@@ -24,6 +24,27 @@ class Target:
     description: str
     index: tuple[int, ...] = ()  # fixed leading indices (slice/view)
     origin: tuple[int, ...] = ()  # crop start of the spatial axes (view)
+    value_range: tuple[float, float] | None = None  # whole layer's range (float data)
+
+
+_RANGES: dict[int, tuple[Any, tuple[float, float]]] = {}
+
+
+def layer_value_range(layer: Any) -> tuple[float, float] | None:
+    """(min, max) of a float layer's whole data (cached per data object), None for integers.
+
+    A part (slice, field of view) is then scaled exactly as a run on the whole layer would
+    scale it, so previews match full runs.
+    """
+    data = layer.data
+    if not np.issubdtype(np.dtype(data.dtype), np.floating):
+        return None
+    cached = _RANGES.get(id(layer))
+    if cached is not None and cached[0] is data:
+        return cached[1]
+    rng = (float(np.min(data)), float(np.max(data)))
+    _RANGES[id(layer)] = (data, rng)
+    return rng
 
 
 def _current_index(viewer: Any, layer: Any, axes: list[int]) -> tuple[int, ...]:
@@ -48,6 +69,7 @@ def select_target(viewer: Any, layer: Any, mode: str, plane_ndim: int = 2) -> Ta
     scale, translate = tuple(layer.scale), tuple(layer.translate)
     if mode == "layer" or ndim <= plane_ndim and mode == "slice":
         return Target(layer.data, scale, translate, TARGETS["layer"])
+    vrange = layer_value_range(layer)
     lead = list(range(max(ndim - plane_ndim, 0)))
     index = _current_index(viewer, layer, lead)
     keep = slice(len(lead), ndim)
@@ -55,7 +77,8 @@ def select_target(viewer: Any, layer: Any, mode: str, plane_ndim: int = 2) -> Ta
     scale_k, trans_k = scale[keep], list(translate[keep])
     where = ", ".join(f"axis {a}={i}" for a, i in zip(lead, index, strict=True))
     if mode == "slice":
-        return Target(data, scale_k, tuple(trans_k), f"slice {where}".strip(), index)
+        return Target(data, scale_k, tuple(trans_k), f"slice {where}".strip(), index,
+                      value_range=vrange)
     corners = np.asarray(layer.corner_pixels, dtype=int)[:, keep]
     shape = data.shape[: ndim - len(lead)]
     if not (corners[1] - corners[0]).any():  # never drawn (hidden canvas): the whole slice
@@ -69,4 +92,4 @@ def select_target(viewer: Any, layer: Any, mode: str, plane_ndim: int = 2) -> Ta
         trans_k[k] += float(a) * scale_k[k]
     desc = f"view {tuple(int(b - a) for a, b in zip(start, stop, strict=True))} at {tuple(int(a) for a in start)}"
     return Target(data[crop], scale_k, tuple(trans_k), (desc + (f", {where}" if where else "")),
-                  index, tuple(int(a) for a in start))
+                  index, tuple(int(a) for a in start), vrange)

@@ -87,7 +87,8 @@ def compare_rows(layers: list[Any], reference: Any | None) -> list[dict[str, Any
 
 
 def compare_job(specs: list[str], data: Any, channel_axis: int | None,
-                cancel: threading.Event) -> Generator[Progress, None, list]:
+                cancel: threading.Event, value_range: tuple[float, float] | None = None,
+                ) -> Generator[Progress, None, list]:
     """Run each named processor (its remembered parameters) on ``data``; progress counts runs."""
     out = []
     n = len(specs)
@@ -96,7 +97,8 @@ def compare_job(specs: list[str], data: Any, channel_axis: int | None,
         t0 = time.perf_counter()
         values = spec.resolve_params(data, load_params(name))
         gen = reraise_runtime_errors(
-            spec.iter_apply(data, channel_axis=channel_axis, cancel=cancel, **values))
+            spec.iter_apply(data, channel_axis=channel_axis, cancel=cancel,
+                            value_range=value_range, **values))
         while True:
             try:
                 item = next(gen)
@@ -255,7 +257,7 @@ class ComparePanel(Container):
         snap = snapshot(layer, target)
         cax = -1 if layer.rgb else None
         cancel = threading.Event()
-        worker = create_worker(compare_job, names, target.data, cax, cancel,
+        worker = create_worker(compare_job, names, target.data, cax, cancel, target.value_range,
                                _start_thread=False, _ignore_errors=True)
         worker.yielded.connect(lambda p: setattr(self.status, "value", f"{p.done}/{p.total} runs"))
         worker.returned.connect(lambda out: self._show_denoisers(snap, cax, out))

@@ -59,6 +59,7 @@ def run_job(
     channel_axis: int | None,
     params: dict[str, Any],
     cancel: threading.Event,
+    value_range: tuple[float, float] | None = None,
 ) -> Generator[Progress, None, tuple[Any, dict[str, Any], float]]:
     """The worker's generator: resolve parameters, run plane by plane, return the result.
 
@@ -68,7 +69,8 @@ def run_job(
     t0 = time.perf_counter()
     values = spec.resolve_params(data, params)
     result = yield from reraise_runtime_errors(
-        spec.iter_apply(data, channel_axis=channel_axis, cancel=cancel, **values)
+        spec.iter_apply(data, channel_axis=channel_axis, cancel=cancel,
+                        value_range=value_range, **values)
     )
     return result, values, time.perf_counter() - t0
 
@@ -215,7 +217,7 @@ class ProcessorPanel(Container):
         self._cancel = threading.Event()
         self._job = {"source": snapshot(layer, target), "channel_axis": channel_axis}
         worker = create_worker(
-            run_job, self.spec, target.data, channel_axis, params, self._cancel,
+            run_job, self.spec, target.data, channel_axis, params, self._cancel, target.value_range,
             _start_thread=False, _ignore_errors=True,  # errors are handled in _on_errored
         )
         worker.yielded.connect(self._on_progress)

@@ -107,6 +107,7 @@ class LivePreview:
         self._cancel = cancel
         cax = -1 if layer.rgb else None
         worker = create_worker(self._run_job, panel.spec, target.data, cax, params, cancel,
+                               target.value_range,
                                _start_thread=False, _ignore_errors=True)
         gen, snap = self.generation, snapshot(layer, target)
         worker.returned.connect(partial(self._show, gen, snap, cax))

@@ -66,8 +66,8 @@ def parse_values(param: Param, text: str) -> list[Any]:
 
 
 def sweep_job(spec: ProcessorSpec, data: Any, channel_axis: int | None, params: dict,
-              name: str, values: list, cancel: threading.Event
-              ) -> Generator[Progress, None, tuple[list, list, dict, float]]:
+              name: str, values: list, cancel: threading.Event,
+              value_range: tuple[float, float] | None = None) -> Generator[Progress, None, tuple[list, list, dict, float]]:
     """Run ``spec`` once per value; yields progress counting runs; Stop keeps finished runs."""
     t0 = time.perf_counter()
     results, done = [], []
@@ -76,7 +76,8 @@ def sweep_job(spec: ProcessorSpec, data: Any, channel_axis: int | None, params: 
     for k, v in enumerate(values):
         resolved = spec.resolve_params(data, {**params, name: v})
         gen = reraise_runtime_errors(
-            spec.iter_apply(data, channel_axis=channel_axis, cancel=cancel, **resolved))
+            spec.iter_apply(data, channel_axis=channel_axis, cancel=cancel,
+                            value_range=value_range, **resolved))
         try:
             while True:
                 try:
@@ -146,7 +147,8 @@ class ParameterSweep:
         self._cancel = threading.Event()
         snap = snapshot(layer, target)
         worker = create_worker(sweep_job, panel.spec, target.data, cax, params, name, vals,
-                               self._cancel, _start_thread=False, _ignore_errors=True)
+                               self._cancel, target.value_range,
+                               _start_thread=False, _ignore_errors=True)
         worker.yielded.connect(panel._on_progress)
         worker.returned.connect(lambda v: self._finish(snap, cax, name, v))
         worker.errored.connect(self._error)

@@ -1,0 +1,526 @@
+"""BM3D denoising (grey, colour, correlated noise), BM3D deblurring and BM4D volume denoising.
+
+Thin wrappers around the reference implementations (the ``bm3d`` and ``bm4d`` packages of
+Tampere University): on the same working array they return exactly what the library returns
+(``tests/test_bm3d.py``). The four upstream bugs of bm3d 4.0.3 / bm4d 4.2.5 are handled in
+:mod:`napari_restore._compat` (see ``docs/compatibility.md``); no profile is silently replaced.
+
+The libraries are imported inside the plane functions, and the specs set ``isolate=True``:
+panel and batch runs call the library in a worker process that Stop terminates
+(:mod:`napari_restore._isolate`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+import numpy as np
+
+from .. import _compat
+from .._arrays import _as_array, normalize_channel_axis
+from .noise import estimate_noise_sigma
+from .registry import Param, ProcessorSpec, register
+
+PROFILES = ("np", "refilter", "vn", "vn_old", "high", "deb", "lc")
+BM4D_PROFILES = ("np", "refilter", "lc")
+COLORSPACES = ("opp", "YCbCr")
+
+#: Largest block side (hard-thresholding, Wiener) of each bm3d profile: planes must be at
+#: least this large (``tests/test_bm3d.py`` checks the table against the library).
+BLOCK_SIZE = {"np": 8, "refilter": 8, "vn": 11, "vn_old": 12, "high": 8, "deb": 8, "lc": 8}
+#: Profiles with residual re-filtering (``denoise_residual``): see ``_compat.refilter_sigma``.
+REFILTER = frozenset({"refilter"})
+
+# Below this sigma (a fraction of the range) a plane counts as noise-free.
+_NOISE_FREE = 1e-6
+#: Deblurring needs some regularisation: sigma is at least this (≈ 0.26 grey levels of 8 bits).
+DEBLUR_MIN_SIGMA = 1e-3
+
+_REFS_BM3D = (
+    "Dabov, Foi, Katkovnik & Egiazarian, 'Image denoising by sparse 3-D transform-domain "
+    "collaborative filtering', IEEE TIP 16(8), 2007.",
+    "Mäkinen, Azzari & Foi, 'Collaborative filtering of correlated noise: exact "
+    "transform-domain variance for improved shrinkage and patch matching', IEEE TIP 29, 2020.",
+)
+
+_SIGMA_DOC = (
+    "Noise standard deviation as a fraction of the value range (25/255 ≈ 0.098 for uint8 noise "
+    "of 25 grey levels); empty = estimate per plane (wavelet MAD)."
+)
+
+
+def _check_block(shape: tuple[int, ...], profile: str) -> None:
+    need = BLOCK_SIZE[profile]
+    if min(shape[:2]) < need:
+        raise ValueError(
+            f"image is too small for BM3D profile {profile!r}: its planes are "
+            f"{shape[0]}x{shape[1]} pixels, the block size needs at least {need}x{need}"
+        )
+
+
+def bm3d_plane(
+    plane: np.ndarray,
+    *,
+    sigma: float | None,
+    profile: str,
+    colorspace: str,
+    threads: int = 1,
+    psd: np.ndarray | None = None,
+) -> np.ndarray:
+    """BM3D on one working plane ``(H, W)`` or colour plane ``(H, W, 3)`` in [0, 1].
+
+    ``psd`` (working units) replaces white noise: a power spectrum shaped like the plane, or a
+    smaller noise kernel (see :func:`plane_psd`).
+    """
+    _check_block(plane.shape, profile)
+    bm3d = _compat.bm3d_module()
+    colour = plane.ndim == 3
+    if psd is not None:
+        noise: Any = plane_psd(psd, plane.shape, sigma)
+    else:
+        if sigma is None:
+            sigma = estimate_noise_sigma(plane, channel_axis=-1 if colour else None)
+        if sigma < _NOISE_FREE:
+            return plane.copy()  # nothing to remove
+        noise = _compat.refilter_sigma(sigma, plane.shape[:2], profile in REFILTER)
+    pro = _compat.bm3d_profile(profile, threads)
+    with _compat.BM4D_LOCK:  # the C library is not re-entrant (see _compat)
+        if colour:
+            return bm3d.bm3d_rgb(plane, noise, pro, colorspace=colorspace)
+        return bm3d.bm3d(plane, noise, pro)
+
+
+def deblur_plane(
+    plane: np.ndarray,
+    *,
+    psf_size: tuple[int, int],
+    psf_sigma: float,
+    sigma: float | None,
+    profile: str,
+    threads: int = 1,
+    psf: np.ndarray | None = None,
+) -> np.ndarray:
+    """BM3D deblurring of one greyscale working plane ``(H, W)`` in [0, 1]."""
+    _check_block(plane.shape, profile)
+    bm3d = _compat.bm3d_module()
+    if psf is None:
+        psf = gaussian_psf(psf_size, psf_sigma)
+    if psf.shape[0] > plane.shape[0] or psf.shape[1] > plane.shape[1]:
+        raise ValueError(
+            f"the PSF ({psf.shape[0]}x{psf.shape[1]}) is larger than the image plane "
+            f"({plane.shape[0]}x{plane.shape[1]}); use a smaller psf_size or psf"
+        )
+    if sigma is None:
+        sigma = estimate_noise_sigma(plane)
+    sigma = max(float(sigma), DEBLUR_MIN_SIGMA)
+    noise = _compat.deblur_sigma(sigma, plane.shape)
+    with _compat.BM4D_LOCK:
+        return bm3d.bm3d_deblurring(plane, noise, psf, _compat.bm3d_profile(profile, threads))
+
+
+def bm4d_plane(volume: np.ndarray, *, sigma: float | None, profile: str,
+               threads: int = 1) -> np.ndarray:
+    """BM4D on one working volume ``(Z, H, W)`` in [0, 1].
+
+    bm4d takes its depth axis last (it falls back to in-plane 8×8 blocks when that axis is
+    shorter than 5), so the volume is passed as ``(H, W, Z)``.
+    """
+    z = np.moveaxis(volume, 0, -1)
+    small = min(z.shape[:2]) < 8 if z.shape[2] < 5 else min(z.shape) < 5
+    if small:
+        raise ValueError(
+            f"volume of shape {volume.shape} is too small for BM4D: it needs at least 5 pixels "
+            "along every axis (or, with fewer than 5 slices, 8x8 pixels per slice)"
+        )
+    bm4d = _compat.bm4d_module()
+    from .._arrays import contiguous
+
+    z = contiguous(z)
+    if sigma is None:
+        sigma = estimate_noise_sigma(volume)
+    if sigma < _NOISE_FREE:
+        return volume.copy()
+    noise = _compat.refilter_sigma(sigma, z.shape, profile in REFILTER)
+    with _compat.BM4D_LOCK:
+        out = bm4d.bm4d(z, noise, _compat.bm4d_profile(profile, threads, z))
+    return np.moveaxis(np.asarray(out), -1, 0)
+
+
+def gaussian_psf(size: tuple[int, int], sigma: float) -> np.ndarray:
+    """``bm3d.gaussian_kernel(size, sigma)``: a (rows, cols) Gaussian PSF summing to 1."""
+    bm3d = _compat.bm3d_module()
+    return np.asarray(bm3d.gaussian_kernel(tuple(int(s) for s in size), float(sigma)))
+
+
+# -- specs ----------------------------------------------------------------------------------
+
+_PROFILE_DOC = (
+    "bm3d profile: np = normal, refilter = with residual re-filtering, vn / vn_old = very "
+    "noisy, high = high quality, deb = for deblurring, lc = low complexity (fast)."
+)
+
+_THREADS_DOC = (
+    "Library threads. 1 (default) gives bit-reproducible results, so recipes replay exactly; "
+    "0 = all cores (faster; bm3d/bm4d then document that results may vary very slightly)."
+)
+
+BM3D_DENOISE = register(
+    ProcessorSpec(
+        name="bm3d_denoise",
+        title="BM3D denoise",
+        plane_func=bm3d_plane,
+        input_kind="rgb",
+        min_size=8,
+        work_dtype=np.float64,
+        isolate=True,
+        panel_extras="napari_restore.widgets.bm3d_extras:build",
+        summary=(
+            "Block-matching and 3-D collaborative filtering (BM3D) for additive Gaussian noise, "
+            "white or spatially correlated (give its power spectrum). Colour images are "
+            "filtered jointly in a luminance-chrominance space. Sigma is estimated per plane "
+            "when left on auto."
+        ),
+        references=_REFS_BM3D,
+        params=(
+            Param("sigma", float, None, _SIGMA_DOC, min=0.0, max=1.0, optional=True, key=True,
+                  step=0.005, label="σ"),
+            Param("profile", str, "np", _PROFILE_DOC, choices=PROFILES, key=True),
+            Param("colorspace", str, "opp",
+                  "Colour transform for RGB images: opponent (opp) or YCbCr.",
+                  choices=COLORSPACES),
+            Param("threads", int, 1, _THREADS_DOC, min=0, max=256),
+        ),
+    )
+)
+
+BM3D_DEBLUR = register(
+    ProcessorSpec(
+        name="bm3d_deblur",
+        title="BM3D deblur",
+        plane_func=deblur_plane,
+        input_kind="plane2d",
+        min_size=8,
+        work_dtype=np.float64,
+        isolate=True,
+        panel_extras="napari_restore.widgets.bm3d_extras:build",
+        summary=(
+            "BM3D deblurring (regularised inverse + BM3D, then regularised Wiener inverse + "
+            "BM3D) of an image blurred by a known PSF: a Gaussian of the given size and width, "
+            "or your own PSF array (Python API). Colour channels are deblurred one by one."
+        ),
+        references=(
+            "Dabov, Foi, Katkovnik & Egiazarian, 'Image restoration by sparse 3D "
+            "transform-domain collaborative filtering', Proc. SPIE 6812, 2008.",
+            *_REFS_BM3D[1:],
+        ),
+        params=(
+            Param("psf_size", tuple, (9, 9), "Gaussian PSF size (rows, cols) in pixels.",
+                  min=1, max=255, key=True, label="psf"),
+            Param("psf_sigma", float, 2.0, "Gaussian PSF standard deviation (pixels).",
+                  min=0.05, max=100.0, step=0.1, key=True, label="psfσ"),
+            Param("sigma", float, None,
+                  _SIGMA_DOC + f" At least {DEBLUR_MIN_SIGMA:g} is used (regularisation).",
+                  min=0.0, max=1.0, optional=True, key=True, step=0.005, label="σ"),
+            Param("profile", str, "np", _PROFILE_DOC, choices=PROFILES),
+            Param("threads", int, 1, _THREADS_DOC, min=0, max=256),
+        ),
+    )
+)
+
+BM4D_DENOISE = register(
+    ProcessorSpec(
+        name="bm4d_denoise",
+        title="BM4D denoise",
+        plane_func=bm4d_plane,
+        input_kind="volume3d",
+        min_size=1,  # bm4d_plane checks: 5 along every axis, or 8x8 slices when Z < 5
+        work_dtype=np.float64,
+        isolate=True,
+        panel_extras="napari_restore.widgets.bm3d_extras:build",
+        summary=(
+            "BM4D: block matching and collaborative filtering of 3-D blocks, for volumes "
+            "(Z, Y, X) with additive Gaussian noise. A 4-D layer is denoised one time point "
+            "at a time. Sigma is estimated per volume when left on auto."
+        ),
+        references=(
+            "Maggioni, Katkovnik, Egiazarian & Foi, 'Nonlocal transform-domain filter for "
+            "volumetric data denoising and reconstruction', IEEE TIP 22(1), 2013.",
+            _REFS_BM3D[1],
+        ),
+        params=(
+            Param("sigma", float, None, _SIGMA_DOC.replace("per plane", "per volume"),
+                  min=0.0, max=1.0, optional=True, key=True, step=0.005, label="σ"),
+            Param("profile", str, "np",
+                  "bm4d profile: np = normal, refilter = with residual re-filtering, "
+                  "lc = low complexity (fast).", choices=BM4D_PROFILES, key=True),
+            Param("threads", int, 1, _THREADS_DOC, min=0, max=256),
+        ),
+    )
+)
+
+
+# -- array arguments (not spec parameters: they cannot go in a recipe) -----------------------
+
+def _plane_shape(image: Any, channel_axis: int | None, name: str = "image") -> tuple[int, int]:
+    arr = _as_array(image, name)
+    cax = normalize_channel_axis(channel_axis, arr.ndim)
+    spatial = [s for i, s in enumerate(arr.shape) if i != cax]
+    if len(spatial) < 2:
+        raise ValueError(f"{name} must have at least 2 spatial dimensions; got shape {arr.shape}")
+    return int(spatial[-2]), int(spatial[-1])
+
+
+def _real_array(value: Any, name: str) -> np.ndarray:
+    arr = np.asarray(value)
+    if arr.dtype == object or arr.dtype == np.bool_ or not (
+        np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
+    ):
+        raise TypeError(f"{name} must be a real numeric array; got dtype {arr.dtype}")
+    arr = arr.astype(np.float64)
+    if arr.size == 0:
+        raise ValueError(f"{name} must not be empty")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or infinite values; only finite values are allowed")
+    return arr
+
+
+def kernel_to_psd(kernel: Any, shape: tuple[int, int], sigma: float | None = None) -> np.ndarray:
+    """Power spectrum (bm3d's convention) of white noise convolved with ``kernel``.
+
+    ``|FFT2(kernel zero-padded to shape)|² · H · W`` — the form bm3d's own examples use, so
+    that white noise of standard deviation ``s`` (``kernel = [[s]]``) gives ``s² · H · W``
+    everywhere. With ``sigma``, the kernel is first rescaled to unit energy times ``sigma``
+    (the noise then has standard deviation ``sigma``); otherwise it is used as it is (noise =
+    unit white noise convolved with ``kernel``).
+    """
+    k = _real_array(kernel, "psd")
+    if sigma is not None:
+        energy = float(np.sqrt(np.sum(k**2)))
+        if energy == 0:
+            raise ValueError("psd (a noise kernel) is all zeros")
+        k = k / energy * float(sigma)
+    h, w = shape
+    return np.abs(np.fft.fft2(k, s=(h, w))) ** 2 * (h * w)
+
+
+def check_psd(psd: Any) -> np.ndarray:
+    """``psd`` as a float64 array: real, finite, 2-D (or (H, W, 3)), not all zeros."""
+    arr = _real_array(psd, "psd")
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] != 3):
+        raise ValueError(
+            f"psd has shape {arr.shape}; expected a 2-D power spectrum or noise kernel "
+            "(or an (H, W, 3) power spectrum for colour)"
+        )
+    if not (arr != 0).any():
+        raise ValueError("psd is all zeros")
+    return arr
+
+
+def plane_psd(psd: np.ndarray, shape: tuple[int, ...], sigma: float | None) -> np.ndarray:
+    """The full power spectrum for a plane of ``shape`` from ``psd`` (full PSD or kernel).
+
+    A ``psd`` shaped like the plane ``(H, W)`` (or ``(H, W, 3)`` for a colour plane) is the
+    power spectrum itself; a smaller 2-D array is a noise kernel (:func:`kernel_to_psd`).
+    """
+    hw = tuple(shape[:2])
+    colour = len(shape) == 3
+    if psd.shape[:2] == hw and (psd.ndim == 2 or (colour and psd.ndim == 3)):
+        if sigma is not None:
+            raise ValueError(
+                "give either sigma or a full power spectrum psd, not both (a full PSD already "
+                "holds the noise level; sigma is only used to scale a small noise kernel)"
+            )
+        if (psd < 0).any():
+            raise ValueError("psd (a power spectrum) must not be negative")
+        return psd
+    if psd.ndim == 2 and psd.shape[0] <= hw[0] and psd.shape[1] <= hw[1]:
+        return kernel_to_psd(psd, hw, sigma)
+    raise ValueError(
+        f"psd has shape {psd.shape}; expected a power spectrum of the plane's shape {hw}"
+        + (f" or {hw + (3,)}" if colour else "")
+        + ", or a 2-D noise kernel smaller than the plane"
+    )
+
+
+def _resolve_psd(psd: Any, image: Any, channel_axis: int | None, sigma: float | None) -> np.ndarray:
+    """Validate ``psd`` up front against the image's planes (same rules as in the plane)."""
+    arr = check_psd(psd)
+    shape = _plane_shape(image, channel_axis) + ((3,) if channel_axis is not None else ())
+    plane_psd(arr, shape, sigma)  # raises with a clear message
+    return arr
+
+
+def check_psf(psf: Any) -> np.ndarray:
+    """``psf`` validated (2-D, finite, positive sum) and normalised to sum 1."""
+    arr = _real_array(psf, "psf")
+    if arr.ndim != 2:
+        raise ValueError(f"psf must be a 2-D array; got shape {arr.shape}")
+    total = float(arr.sum())
+    if not total > 1e-12:
+        raise ValueError(f"psf must have a positive sum (it is normalised to 1); its sum is {total:g}")
+    return arr / total
+
+
+def _resolve_psf(psf: Any, image: Any, channel_axis: int | None) -> np.ndarray:
+    arr = check_psf(psf)
+    shape = _plane_shape(image, channel_axis)
+    if arr.shape[0] > shape[0] or arr.shape[1] > shape[1]:
+        raise ValueError(f"psf of shape {arr.shape} is larger than the image plane {shape}")
+    return arr
+
+
+def with_arrays(spec: ProcessorSpec, **arrays: Any) -> ProcessorSpec:
+    """An unregistered copy of ``spec`` whose plane function has ``arrays`` bound (picklable)."""
+    return dataclasses.replace(spec, plane_func=functools.partial(spec.plane_func, **arrays))
+
+
+# -- public functions -----------------------------------------------------------------------
+
+def bm3d_denoise(
+    image: Any,
+    sigma: float | None = None,
+    *,
+    profile: str = "np",
+    psd: Any = None,
+    channel_axis: int | None = None,
+    colorspace: str = "opp",
+    threads: int = 1,
+) -> np.ndarray:
+    """Denoise with BM3D (white or correlated Gaussian noise; grey, colour or nD stacks).
+
+    Parameters
+    ----------
+    image : ndarray
+        2-D image, RGB/RGBA image (with ``channel_axis``) or nD stack of either (plane by
+        plane); any real dtype and any strides. Not modified.
+    sigma : float or None
+        Noise standard deviation as a fraction of the value range (grey levels / 255 for
+        uint8). ``None`` estimates it per plane (wavelet MAD), unless ``psd`` is given.
+    profile : {"np", "refilter", "vn", "vn_old", "high", "deb", "lc"}
+        bm3d parameter profile; each one really runs (see ``docs/compatibility.md`` for how
+        "refilter" with a scalar sigma and "lc" are made to work).
+    psd : ndarray, optional
+        Correlated noise, in working units (fractions of the value range): either its power
+        spectrum, shaped like one plane ``(H, W)`` (or ``(H, W, 3)`` for colour) in bm3d's
+        convention (white noise of std ``s`` is ``s² · H · W`` everywhere), or a small 2-D noise
+        kernel (the noise is white noise convolved with it; see :func:`kernel_to_psd`; with
+        ``sigma`` the kernel only gives the shape and ``sigma`` the level).
+    channel_axis : int or None
+        Colour axis of an RGB/RGBA image (alpha passes through); None for greyscale.
+    colorspace : {"opp", "YCbCr"}
+        Colour transform used by ``bm3d_rgb``.
+    threads : int
+        Library threads: 1 (default) is bit-reproducible; 0 uses all cores (faster, results
+        may vary very slightly between runs).
+
+    Returns
+    -------
+    ndarray
+        Denoised image, same shape and dtype as ``image``.
+
+    References
+    ----------
+    .. [1] Dabov, Foi, Katkovnik & Egiazarian, IEEE TIP 16(8), 2007.
+    .. [2] Mäkinen, Azzari & Foi, IEEE TIP 29, 2020.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from napari_restore import bm3d_denoise
+    >>> rng = np.random.default_rng(0)
+    >>> noisy = np.clip(0.5 + rng.normal(0, 0.1, (32, 32)), 0, 1)
+    >>> bm3d_denoise(noisy, 0.1).shape
+    (32, 32)
+    """
+    params = BM3D_DENOISE.validate_params(
+        {"sigma": sigma, "profile": profile, "colorspace": colorspace, "threads": threads}
+    )
+    spec = BM3D_DENOISE
+    if psd is not None:
+        spec = with_arrays(spec, psd=_resolve_psd(psd, image, channel_axis, params["sigma"]))
+    return spec.apply(image, channel_axis=channel_axis, **params)
+
+
+def bm3d_deblur(
+    image: Any,
+    psf: Any = None,
+    *,
+    psf_size: tuple[int, int] = (9, 9),
+    psf_sigma: float = 2.0,
+    sigma: float | None = None,
+    profile: str = "np",
+    channel_axis: int | None = None,
+    threads: int = 1,
+) -> np.ndarray:
+    """Deblur (and denoise) with BM3D, given the blur's point-spread function.
+
+    Parameters
+    ----------
+    image : ndarray
+        Blurred, noisy 2-D image, RGB/RGBA image (channels are deblurred one by one) or nD
+        stack; any real dtype. Not modified.
+    psf : ndarray, optional
+        Your own PSF: 2-D, finite, with a positive sum (it is normalised to sum 1), no larger
+        than a plane. When ``None``, a Gaussian PSF ``bm3d.gaussian_kernel(psf_size,
+        psf_sigma)`` is used.
+    psf_size : (int, int)
+        Gaussian PSF size (rows, cols).
+    psf_sigma : float
+        Gaussian PSF standard deviation in pixels.
+    sigma : float or None
+        Noise standard deviation as a fraction of the value range; ``None`` estimates it
+        per plane. At least ``1e-3`` is used, for regularisation.
+    profile : str
+        bm3d profile (as in :func:`bm3d_denoise`).
+    channel_axis : int or None
+        Colour axis of an RGB/RGBA image; None for greyscale.
+    threads : int
+        Library threads (1 = bit-reproducible, 0 = all cores).
+
+    Returns
+    -------
+    ndarray
+        Deblurred image, same shape and dtype as ``image``.
+
+    References
+    ----------
+    .. [1] Dabov, Foi, Katkovnik & Egiazarian, Proc. SPIE 6812, 2008.
+    """
+    params = BM3D_DEBLUR.validate_params(
+        {"psf_size": psf_size, "psf_sigma": psf_sigma, "sigma": sigma, "profile": profile,
+         "threads": threads}
+    )
+    spec = BM3D_DEBLUR
+    if psf is not None:
+        spec = with_arrays(spec, psf=_resolve_psf(psf, image, channel_axis))
+    return spec.apply(image, channel_axis=channel_axis, **params)
+
+
+def bm4d_denoise(volume: Any, sigma: float | None = None, *, profile: str = "np",
+                 threads: int = 1) -> np.ndarray:
+    """Denoise a 3-D volume ``(Z, Y, X)`` with BM4D; a 4-D stack runs per time point.
+
+    Parameters
+    ----------
+    volume : ndarray
+        3-D (or nD, the last three axes being a volume) array of any real dtype. Not modified.
+    sigma : float or None
+        Noise standard deviation as a fraction of the value range; ``None`` estimates it
+        per volume (3-D wavelet MAD).
+    profile : {"np", "refilter", "lc"}
+        bm4d parameter profile.
+    threads : int
+        Library threads (1 = bit-reproducible, 0 = all cores).
+
+    Returns
+    -------
+    ndarray
+        Denoised volume, same shape and dtype.
+
+    References
+    ----------
+    .. [1] Maggioni, Katkovnik, Egiazarian & Foi, IEEE TIP 22(1), 2013.
+    """
+    return BM4D_DENOISE.apply(volume, sigma=sigma, profile=profile, threads=threads)
