@@ -277,3 +277,22 @@ def test_value_range_scales_a_part_like_the_whole():
     np.testing.assert_array_equal(part, whole[1])
     with pytest.raises(ValueError, match="value_range"):
         value_scale(stack, (1.0, 0.0))
+
+
+def test_memory_is_checked_up_front(monkeypatch):
+    import napari_restore._arrays as A
+
+    monkeypatch.setattr(A, "available_memory", lambda: 10 << 20)  # pretend 10 MiB are free
+    huge = np.broadcast_to(np.zeros((1, 1, 1, 3), np.uint8), (50, 512, 512, 3))  # 39 MiB view
+    with pytest.raises(ValueError, match=r"needs about .* GiB .* only 0.0 GiB are available"):
+        run_to_completion(iter_planes(identity, huge, channel_axis=-1))
+
+
+def test_processor_memory_estimate_refuses_dip_on_a_huge_image(monkeypatch):
+    import napari_restore._arrays as A
+    from napari_restore import deep_image_prior
+
+    monkeypatch.setattr(A, "available_memory", lambda: 2 << 30)
+    big = np.broadcast_to(np.zeros((1, 1), np.uint8), (4096, 4096))
+    with pytest.raises(ValueError, match="GiB"):
+        deep_image_prior(big, iterations=1, channels=128)

@@ -370,6 +370,7 @@ def iter_planes(
     cancel: CancelLike = None,
     name: str = "image",
     value_range: tuple[float, float] | None = None,
+    extra_memory: int = 0,
 ) -> Generator[Progress, None, Any]:
     """Apply a plane processor over an nD stack, yielding :class:`Progress`, returning the result.
 
@@ -416,6 +417,9 @@ def iter_planes(
     colour = slice(0, 3) if cax is not None else slice(None)
     outputs: list[np.ndarray] | None = None
     n_out = len(residual_outputs)
+    check_memory(moved.shape, scale.dtype, n_out, plane_bytes=math.prod(moved.shape[-core:])
+                 * np.dtype(_working_dtype(scale.dtype, work_dtype)).itemsize,
+                 extra=extra_memory, name=name)
 
     stopped_early = False
     for i, idx in enumerate(np.ndindex(*lead)):
@@ -471,6 +475,37 @@ def iter_planes(
     if cax is not None:
         outputs = [np.ascontiguousarray(np.moveaxis(o, -1, cax)) for o in outputs]
     return outputs[0] if n_out == 1 else tuple(outputs)
+
+
+def available_memory() -> int:
+    """Bytes of memory available to this process now (psutil; a large number if unknown)."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except Exception:  # pragma: no cover - psutil missing or unsupported platform
+        return 1 << 62
+
+
+def check_memory(shape: tuple[int, ...], dtype: Any, n_out: int = 1, *, plane_bytes: int = 0,
+                 extra: int = 0, name: str = "image") -> int:
+    """Refuse up front a run whose memory would exceed what is available.
+
+    Needed: the outputs (``n_out`` arrays of ``shape``), about six working copies of one plane
+    (conversion, the processor's own temporaries, the converted result) and ``extra`` (what
+    the processor says it needs, e.g. a network's activations). Raises ``ValueError`` with the
+    sizes, instead of leaving the process to the out-of-memory killer.
+    """
+    need = n_out * math.prod(shape) * max(np.dtype(dtype).itemsize, 4) + 6 * plane_bytes + extra
+    have = available_memory()
+    if need > have:
+        gib = 1 << 30
+        raise ValueError(
+            f"{name} of shape {tuple(shape)} needs about {need / gib:.1f} GiB of memory for this "
+            f"run, but only {have / gib:.1f} GiB are available: process a smaller field of view "
+            "or fewer planes, or use `napari-restore apply`, which streams stacks to disk"
+        )
+    return need
 
 
 def _moveaxis(arr: Any, source: int, dest: int) -> Any:

@@ -332,6 +332,13 @@ class WindowVariance:
         return self.count >= self.window and self.since_best >= self.patience
 
 
+def dip_memory(params: dict[str, Any], shape: tuple[int, ...]) -> int:
+    """Rough bytes of network activations + gradients for one plane (checked up front)."""
+    channels = params.get("channels") or 32
+    pixels = int(np.prod(shape[-2:]))
+    return 80 * channels * pixels  # ~20 float32 maps of `channels` at full size, incl. backward
+
+
 def dip_plane(
     plane: np.ndarray,
     *,
@@ -442,6 +449,7 @@ DEEP_IMAGE_PRIOR = register(
         check=_check,
         prepare=_prepare,
         stop_keeps_result=True,
+        memory=lambda params, shape: dip_memory(params, shape),
         default_target="view",
         panel_extras="napari_restore.widgets.dip_extras:build",
         summary=(

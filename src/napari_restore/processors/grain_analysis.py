@@ -72,7 +72,7 @@ def working_image(image: Any, channel_axis: int | None, name: str = "image",
     ``scale`` (the scale of the image this one belongs with, e.g. for a denoised version) is
     used when this image has the same dtype; otherwise its own dtype's scale applies.
     """
-    arr, cax = check_image(image, name=name, channel_axis=channel_axis, min_size=8)
+    arr, cax = check_image(image, name=name, channel_axis=channel_axis, min_size=32)
     if scale is not None and np.dtype(arr.dtype) != scale.dtype:
         scale = None
     spatial = arr.ndim - (cax is not None)

@@ -134,9 +134,11 @@ def synthesize_grain(shape: Any, profile: Any, *, luminance: Any = None, seed: i
     profile = _check_profile(profile)
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise TypeError(f"seed must be a non-negative integer; got {seed!r}")
+    if isinstance(shape, str | bytes):
+        raise TypeError(f"shape must be a tuple of ints; got {shape!r}")
     try:
         shape = tuple(int(s) for s in shape)
-    except TypeError:
+    except (TypeError, ValueError):
         raise TypeError(f"shape must be a tuple of ints; got {shape!r}") from None
     if len(shape) not in (2, 3) or min(shape) < 1:
         raise ValueError(f"shape must be (H, W) or (H, W, C) with positive sizes; got {shape}")

@@ -192,6 +192,9 @@ class ProcessorSpec:
         process at once (bm3d/bm4d's binary core aborts the process): calls are then
         serialised by a per-processor lock, so a panel run, a preview and a threaded batch
         can never overlap inside the library.
+    memory : callable, optional
+        ``memory(params, plane_shape) -> bytes`` the processor needs beyond the working
+        arrays (e.g. a network's activations); checked up front with the available memory.
     """
 
     name: str
@@ -211,6 +214,7 @@ class ProcessorSpec:
     default_target: Literal["layer", "slice", "view"] = "layer"
     isolate: bool = False
     thread_safe: bool = True
+    memory: Callable[[dict, tuple[int, ...]], int] | None = None
 
     @property
     def plane_ndim(self) -> int:
@@ -273,8 +277,19 @@ class ProcessorSpec:
                 min_size=self.min_size,
                 cancel=cancel,
                 value_range=value_range,
+                extra_memory=self._extra_memory(values, image, channel_axis),
             )
         )
+
+    def _extra_memory(self, values: dict[str, Any], image: Any, channel_axis: int | None) -> int:
+        if self.memory is None:
+            return 0
+        try:
+            shape = [s for i, s in enumerate(image.shape)
+                     if channel_axis is None or i != int(channel_axis) % image.ndim]
+        except (AttributeError, TypeError, ValueError, ZeroDivisionError):
+            return 0  # not an array: the boundary rejects it with a clear message
+        return int(self.memory(values, tuple(shape[-self.plane_ndim:])))
 
     def resolve_params(self, image: Any, params: Mapping[str, Any]) -> dict[str, Any]:
         """Validated parameters with input-dependent values resolved (what a recipe records)."""

@@ -109,6 +109,7 @@ class ProcessorPanel(Container):
         self._outcome = "done"
         self.run_button.changed.connect(self._on_run_clicked)
         self._connections: list[tuple[Any, Any]] = []
+        self._alive = True
         self.native.destroyed.connect(self._disconnect_viewer)
         events = viewer.layers.events
         for ev in (events.inserted, events.removed, events.reordered):
@@ -137,6 +138,7 @@ class ProcessorPanel(Container):
         self._connections.append((signal, callback))
 
     def _disconnect_viewer(self, *_: Any) -> None:
+        self._alive = False  # widgets are being deleted: late worker signals must not touch them
         if self._cancel is not None:
             self._cancel.set()
         for signal, callback in self._connections:
@@ -146,6 +148,7 @@ class ProcessorPanel(Container):
                 pass
         self._connections.clear()
         self.preview.shutdown()
+        self.sweep.shutdown()
 
     # -- layers -------------------------------------------------------------------------
     def _image_layers(self, _widget: Any = None) -> list[tuple[str, Any]]:
@@ -254,6 +257,8 @@ class ProcessorPanel(Container):
         self.run_button.enabled = state != "stopping"
 
     def _on_progress(self, item: Progress) -> None:
+        if not self._alive:
+            return
         self.events.progressed.emit(item)
         self.progress.value = int(round(item.fraction * _PROGRESS_STEPS))
         elapsed = time.perf_counter() - self._t0
@@ -264,6 +269,8 @@ class ProcessorPanel(Container):
         self.status.value = text
 
     def _on_returned(self, value: tuple[Any, dict[str, Any], float]) -> None:
+        if not self._alive:
+            return
         stopped = self._cancel is not None and self._cancel.is_set()
         if stopped and not self.spec.stop_keeps_result:
             return  # stopped at the very end: keep the promise of "no layer"
@@ -282,6 +289,8 @@ class ProcessorPanel(Container):
         self.events.results.emit(self.last_layers)
 
     def _on_errored(self, exc: BaseException) -> None:
+        if not self._alive:
+            return
         exc = unwrap_worker_error(exc)
         if isinstance(exc, Cancelled):
             self._outcome = "stopped"
@@ -295,6 +304,8 @@ class ProcessorPanel(Container):
 
     def _on_finished(self) -> None:
         self.worker = None
+        if not self._alive:
+            return
         self._set_state("idle")
         if self._outcome == "stopped":
             self.progress.value = 0

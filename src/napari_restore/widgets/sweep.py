@@ -162,6 +162,8 @@ class ParameterSweep:
 
     def _finish(self, snap: dict, cax: int | None, name: str, value: tuple) -> None:
         results, done, params, seconds = value
+        if not self.panel._alive:
+            return
         if not results:
             show_info(f"{self.panel.spec.title}: sweep stopped before the first run finished.")
             return
@@ -218,4 +220,9 @@ class ParameterSweep:
 
     def _finished(self) -> None:
         self.worker = None
-        self.button.text = "Run sweep"
+        if self.panel._alive:
+            self.button.text = "Run sweep"
+
+    def shutdown(self) -> None:
+        if self._cancel is not None:
+            self._cancel.set()

@@ -1,0 +1,113 @@
+"""Fault injection in the viewer: failures at any moment end with a working viewer,
+no half-written layer, no orphan worker, and a notification that says what happened."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.gui
+
+napari = pytest.importorskip("napari")
+from napari.utils.notifications import notification_manager  # noqa: E402
+
+from napari_restore.processors.registry import Param  # noqa: E402
+from napari_restore.widgets import ProcessorPanel  # noqa: E402
+
+
+def stepping_plane(plane, *, delay, fail_at):
+    """Sleeps per plane; raises on the plane whose mean encodes ``fail_at``."""
+    time.sleep(delay)
+    if fail_at >= 0 and round(float(plane.mean()) * 100) == fail_at:
+        raise RuntimeError(f"injected failure at plane {fail_at}")
+    return 1.0 - plane
+
+
+PARAMS = (Param("delay", float, 0.05, "s", min=0, max=5),
+          Param("fail_at", int, -1, "plane index to fail at (-1 = never)", min=-1, max=100))
+
+
+def stack(n=8):
+    return np.stack([np.full((16, 16), k / 100, np.float32) for k in range(n)])
+
+
+@pytest.fixture
+def setup(make_napari_viewer, temp_processor):
+    viewer = make_napari_viewer()
+    spec = temp_processor("fault_test", stepping_plane, PARAMS)
+    viewer.add_image(stack(), name="src")
+    panel = ProcessorPanel(viewer, spec)
+    viewer.window.add_dock_widget(panel)
+    notification_manager.records.clear()
+    return viewer, panel
+
+
+def messages():
+    return [str(n.message) for n in notification_manager.records]
+
+
+@pytest.mark.parametrize("fail_at", [0, 4, 7])
+def test_failure_at_start_middle_end(qtbot, setup, fail_at):
+    viewer, panel = setup
+    panel.set_params({"delay": 0.01, "fail_at": fail_at})
+    panel.start()
+    qtbot.waitUntil(lambda: panel.state == "idle", timeout=10_000)
+    assert [lay.name for lay in viewer.layers] == ["src"]
+    assert any(f"injected failure at plane {fail_at}" in m for m in messages())
+    # the panel works again afterwards
+    panel.set_params({"fail_at": -1})
+    panel.start()
+    qtbot.waitUntil(lambda: panel.state == "idle", timeout=10_000)
+    assert len(viewer.layers) == 2
+
+
+def test_stop_at_random_moments(qtbot, setup):
+    viewer, panel = setup
+    panel.set_params({"delay": 0.02})
+    rng = random.Random(0)
+    for _ in range(5):
+        panel.start()
+        qtbot.wait(rng.randint(0, 120))
+        panel.stop()
+        qtbot.waitUntil(lambda: panel.state == "idle", timeout=5000)
+        names = [lay.name for lay in viewer.layers]
+        # either stopped (no layer) or finished just before Stop (one complete layer)
+        for lay in viewer.layers[1:]:
+            assert lay.data.shape == (8, 16, 16)
+        assert len(names) <= 6
+    assert panel.worker is None
+
+
+def test_source_layer_deleted_while_running(qtbot, setup):
+    viewer, panel = setup
+    panel.set_params({"delay": 0.05})
+    src = viewer.layers["src"]
+    expected = 1.0 - src.data
+    panel.start()
+    qtbot.wait(60)
+    viewer.layers.remove(src)
+    qtbot.waitUntil(lambda: panel.state == "idle", timeout=10_000)
+    assert [lay.name for lay in viewer.layers] == ["src [fault_test]"]
+    np.testing.assert_allclose(viewer.layers[0].data, expected, atol=1e-6)
+    assert viewer.layers[0].metadata["napari_restore"]["source"] == "src"
+
+
+def test_viewer_closed_while_a_worker_runs(qtbot, make_napari_viewer, temp_processor):
+    viewer = make_napari_viewer()
+    spec = temp_processor("fault_test", stepping_plane, PARAMS)
+    viewer.add_image(stack(40), name="src")
+    panel = ProcessorPanel(viewer, spec)
+    viewer.window.add_dock_widget(panel)
+    panel.set_params({"delay": 0.05})
+    worker = panel.start()
+    done = threading.Event()
+    worker.finished.connect(done.set)
+    cancel = panel._cancel
+    qtbot.wait(100)
+    viewer.close()
+    qtbot.waitUntil(done.is_set, timeout=5000)  # the worker ended promptly: no orphan thread
+    assert cancel.is_set()
