@@ -100,14 +100,14 @@ class ParameterSweep:
     def __init__(self, panel: ProcessorPanel) -> None:
         self.panel = panel
         params = sweepable(panel.spec)
-        self.param = ComboBox(label="sweep", name="sweep_param", choices=[p.name for p in params],
+        self.param = ComboBox(label="parameter", name="sweep_param", choices=[p.name for p in params],
                               tooltip="Parameter to vary; all others keep their current values.")
         self.values = LineEdit(label="values", name="sweep_values",
                                tooltip="start:stop:count (e.g. 0.02:0.10:5), a list (0.02, 0.05), "
                                        "or empty for every choice.")
         self.button = PushButton(text="Run sweep", name="sweep_run")
         self.container = Container(widgets=[self.param, self.values, self.button], labels=True,
-                                   name="sweep_section", label="")
+                                   name="sweep_section", label="sweep")
         self.container.margins = (0, 0, 0, 0)
         self.container.visible = bool(params)
         self.button.changed.connect(self._clicked)
@@ -136,6 +136,7 @@ class ParameterSweep:
                 raise ValueError("choose an image layer first")
             name = param or self.param.value
             p = panel.spec.param(name)
+            self.param.value = name
             vals = parse_values(p, values if isinstance(values, str) else self.values.value) \
                 if not isinstance(values, list) else [p.validate(v) for v in values]
             params = panel.spec.validate_params(panel.params)
