@@ -13,18 +13,16 @@ Speed is never asserted in tests. Run: ``.venv/bin/python benchmarks/bench_bm3d.
 from __future__ import annotations
 
 import threading
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import best_of  # noqa: E402
 
-def best_of(func, repeat=3):
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+
 
 
 def paired(ours, raw, repeat=3):

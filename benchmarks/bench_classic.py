@@ -5,18 +5,16 @@ Prints ratios (ours / raw); speed is never asserted in tests.
 
 from __future__ import annotations
 
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import best_of  # noqa: E402
 
-def best_of(func, repeat=5):
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+
 
 
 def main() -> list[tuple[str, float, float]]:
