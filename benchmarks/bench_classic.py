@@ -6,7 +6,6 @@ Prints ratios (ours / raw); speed is never asserted in tests.
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import numpy as np

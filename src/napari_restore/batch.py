@@ -73,7 +73,7 @@ def _process_block(block: np.ndarray, recipe: dict, value_range: tuple | None,
     return np.stack([np.asarray(r, dtype=out_dtype) for r in res])
 
 
-def _unit_ndim(recipe: Recipe, ndim: int) -> int:
+def _unit_ndim(recipe: Recipe) -> int:
     spec = get_processor(recipe.processor)
     return spec.plane_ndim + (recipe.channel_axis is not None)
 
@@ -88,7 +88,7 @@ def plan(recipe: Recipe, arr: Any, planes_per_chunk: int = 1) -> tuple[Any, dict
         if not -arr.ndim <= cax < arr.ndim:
             raise ValueError(f"recipe channel_axis={cax} is out of range for input with {arr.ndim} dims")
         arr = da.moveaxis(arr, cax, -1)
-    unit = _unit_ndim(recipe, arr.ndim)
+    unit = _unit_ndim(recipe)
     if arr.ndim < unit:
         raise ValueError(f"input has {arr.ndim} dimensions; {spec.name} needs at least {unit}")
     lead = arr.ndim - unit
@@ -116,7 +116,7 @@ def plan(recipe: Recipe, arr: Any, planes_per_chunk: int = 1) -> tuple[Any, dict
     return result, info
 
 
-def _blocks(result: Any, info: dict, client: Any, group: int) -> Iterator[np.ndarray]:
+def _blocks(result: Any, client: Any, group: int) -> Iterator[np.ndarray]:
     """Compute chunks ``group`` at a time, in C order of the leading axes, and yield them."""
     import dask
 
@@ -242,7 +242,7 @@ def _one(recipe: Recipe, src: Path, outdir: Path, client: Any, group: int, ppc: 
             writers.append(Writer(f, _moved_shape(shape, info["channel_axis"]), dt, unit, meta))
 
         def stream() -> Iterator[Any]:
-            for k, block in enumerate(_blocks(result, info, client, group)):
+            for k, block in enumerate(_blocks(result, client, group)):
                 if progress is not None:
                     progress(k + 1, total, src.name)
                 yield block
@@ -254,7 +254,7 @@ def _one(recipe: Recipe, src: Path, outdir: Path, client: Any, group: int, ppc: 
         for p in out_paths:
             _sidecar(p, meta, shape, time.perf_counter() - t0)
         res.outputs = [str(p) for p in out_paths]
-        res.planes = total * ppc
+        res.planes = int(np.prod(info["shape"][: info["lead"]]))  # units of work written
     except Exception as exc:  # one bad file fails alone
         for w in writers:
             w.abort()

@@ -9,7 +9,6 @@ truncated file under a final name.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path

@@ -18,10 +18,11 @@ from superqt.utils import create_worker
 
 from .. import metrics
 from .._arrays import Progress
-from .._compat import reraise_runtime_errors, unwrap_worker_error, viewer_grid
+from .._compat import unwrap_worker_error, viewer_grid
 from ..processors import REGISTRY
 from ..processors.registry import get_processor
 from ..settings import load_params
+from ._jobs import run_part
 from ._layers import META_KEY, add_results, snapshot
 
 COLUMNS = ["layer", "PSNR (dB)", "SSIM", "noise σ", "grain std", "processor", "parameters"]
@@ -96,16 +97,7 @@ def compare_job(specs: list[str], data: Any, channel_axis: int | None,
         spec = get_processor(name)
         t0 = time.perf_counter()
         values = spec.resolve_params(data, load_params(name))
-        gen = reraise_runtime_errors(
-            spec.iter_apply(data, channel_axis=channel_axis, cancel=cancel,
-                            value_range=value_range, **values))
-        while True:
-            try:
-                item = next(gen)
-            except StopIteration as stop:
-                res = stop.value
-                break
-            yield Progress(k, n, (k + item.fraction) / n)
+        res = yield from run_part(spec, data, channel_axis, values, cancel, value_range, k, n)
         out.append((spec, values, res, time.perf_counter() - t0))
         yield Progress(k + 1, n, (k + 1) / n)
     return out

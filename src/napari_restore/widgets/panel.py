@@ -12,7 +12,6 @@ from __future__ import annotations
 import threading
 import time
 from importlib import import_module
-from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 import napari
@@ -22,9 +21,10 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from superqt.utils import create_worker
 
 from .._arrays import Cancelled, Progress
-from .._compat import reraise_runtime_errors, unwrap_worker_error
+from .._compat import unwrap_worker_error
 from ..processors.registry import ProcessorSpec, get_processor
 from ..settings import load_params, save_params
+from ._jobs import run_job
 from ._layers import add_results, snapshot
 from ._targets import TARGETS, Target, select_target
 from .preview import LivePreview
@@ -51,28 +51,6 @@ class PanelEvents:
     progressed = Signal(object)
     results = Signal(list)
     finished = Signal(str)
-
-
-def run_job(
-    spec: ProcessorSpec,
-    data: Any,
-    channel_axis: int | None,
-    params: dict[str, Any],
-    cancel: threading.Event,
-    value_range: tuple[float, float] | None = None,
-) -> Generator[Progress, None, tuple[Any, dict[str, Any], float]]:
-    """The worker's generator: resolve parameters, run plane by plane, return the result.
-
-    Runs in the worker thread; this is where heavy libraries get imported (by the processor).
-    Returns ``(result, resolved_params, seconds)``.
-    """
-    t0 = time.perf_counter()
-    values = spec.resolve_params(data, params)
-    result = yield from reraise_runtime_errors(
-        spec.iter_apply(data, channel_axis=channel_axis, cancel=cancel,
-                        value_range=value_range, **values)
-    )
-    return result, values, time.perf_counter() - t0
 
 
 class ProcessorPanel(Container):

@@ -18,6 +18,7 @@ from superqt.utils import create_worker
 
 from .._arrays import Cancelled
 from .._compat import unwrap_worker_error, viewer_camera
+from ._jobs import run_job
 from ._layers import jsonable, snapshot
 
 if TYPE_CHECKING:
@@ -34,9 +35,6 @@ class LivePreview:
     """Attach a live preview to ``panel`` (adds a "live preview" check box to it)."""
 
     def __init__(self, panel: ProcessorPanel, delay_ms: int = DEBOUNCE_MS) -> None:
-        from .panel import run_job
-
-        self._run_job = run_job
         self.panel = panel
         self.toggle = CheckBox(text="live preview (visible area of current slice)",
                                value=False, name="preview")
@@ -106,7 +104,7 @@ class LivePreview:
         cancel = threading.Event()
         self._cancel = cancel
         cax = -1 if layer.rgb else None
-        worker = create_worker(self._run_job, panel.spec, target.data, cax, params, cancel,
+        worker = create_worker(run_job, panel.spec, target.data, cax, params, cancel,
                                target.value_range,
                                _start_thread=False, _ignore_errors=True)
         gen, snap = self.generation, snapshot(layer, target)

@@ -13,8 +13,9 @@ from napari.utils.notifications import show_error, show_info
 from superqt.utils import create_worker
 
 from .._arrays import Cancelled, Progress
-from .._compat import reraise_runtime_errors, unwrap_worker_error, viewer_text_overlay
+from .._compat import unwrap_worker_error, viewer_text_overlay
 from ..processors.registry import Param, ProcessorSpec
+from ._jobs import run_part
 from ._layers import result_metadata, snapshot, unique_name
 
 if TYPE_CHECKING:
@@ -75,17 +76,8 @@ def sweep_job(spec: ProcessorSpec, data: Any, channel_axis: int | None, params: 
     resolved = params
     for k, v in enumerate(values):
         resolved = spec.resolve_params(data, {**params, name: v})
-        gen = reraise_runtime_errors(
-            spec.iter_apply(data, channel_axis=channel_axis, cancel=cancel,
-                            value_range=value_range, **resolved))
         try:
-            while True:
-                try:
-                    item = next(gen)
-                except StopIteration as stop:
-                    res = stop.value
-                    break
-                yield Progress(k, n, (k + item.fraction) / n, item.info)
+            res = yield from run_part(spec, data, channel_axis, resolved, cancel, value_range, k, n)
         except Cancelled:
             break
         results.append(res[0] if isinstance(res, tuple) else res)
