@@ -72,7 +72,7 @@ def _number_widget(p: Param, value: float | None = None, **kwargs: Any) -> Widge
         step=step, value=float(v if v is not None else (p.min or 0.0) + step * 10), **kwargs,
     )
     if hasattr(spin.native, "setDecimals"):  # show enough digits (1/30 as 0.033333)
-        spin.native.setDecimals(_decimals(v, step, p.min, p.max))
+        spin.native.setDecimals(_decimals(v, step))
         spin.value = float(v if v is not None else spin.value)
     return spin
 
