@@ -296,3 +296,90 @@ def test_processor_memory_estimate_refuses_dip_on_a_huge_image(monkeypatch):
     big = np.broadcast_to(np.zeros((1, 1), np.uint8), (4096, 4096))
     with pytest.raises(ValueError, match="GiB"):
         deep_image_prior(big, iterations=1, channels=128)
+
+
+# -- native planes (8-bit fast paths) -------------------------------------------------------
+@pytest.mark.parametrize("layout", ["C", "F", "negative"])
+@pytest.mark.parametrize("shape,cax", [((40, 30), None), ((2, 40, 30, 3), -1), ((4, 40, 30), 0)])
+def test_native_planes_are_read_only_views_and_native_results_are_kept(layout, shape, cax):
+    img = make(np.uint8, shape, seed=3)
+    if layout == "F":
+        img = np.asfortranarray(img)
+    elif layout == "negative":
+        img = img[..., ::-1, :] if cax == -1 else img[..., ::-1]
+    before = digest(img)
+    seen = []
+
+    def func(plane):
+        seen.append((plane.dtype, plane.flags.c_contiguous))
+        if np.may_share_memory(plane, img):  # a view of the caller's data is read-only
+            with pytest.raises(ValueError):
+                plane[...] = 0
+        else:
+            plane[...] = plane  # a copy may be written
+        return (255 - plane).astype(np.uint8)  # a native result, used as it is
+
+    out = run_to_completion(iter_planes(func, img, channel_axis=cax, native_dtypes=("uint8",)))
+    assert digest(img) == before
+    assert all(s[0] == np.uint8 and s[1] for s in seen)
+    expect = 255 - img
+    if cax == 0:  # RGBA: alpha passes through
+        expect[3] = img[3]
+    np.testing.assert_array_equal(out, expect)
+
+
+def test_native_path_converts_float_results_and_ignores_other_dtypes():
+    img = make(np.uint8, (20, 24), seed=4)
+    out = run_to_completion(iter_planes(lambda p: p / np.float32(255), img, native_dtypes=("uint8",)))
+    np.testing.assert_array_equal(out, img)  # a float result is a working array: scaled back
+    u16 = make(np.uint16, (20, 24), seed=4)
+    seen = []
+    run_to_completion(iter_planes(lambda p: seen.append(p.dtype) or p, u16, native_dtypes=("uint8",)))
+    assert seen == [np.float32]
+
+
+def test_native_result_that_is_the_input_itself_is_copied():
+    img = make(np.uint8, (20, 24), seed=5)
+    out = run_to_completion(iter_planes(lambda p: p, img, native_dtypes=("uint8",)))
+    np.testing.assert_array_equal(out, img)
+    assert not np.shares_memory(out, img)
+
+
+def test_single_plane_result_is_not_a_view_of_a_shared_buffer():
+    img = make(np.float32, (16, 16), seed=6)
+    out = run_to_completion(iter_planes(lambda p: p, img))
+    assert not np.shares_memory(out, img)
+    out[...] = 0
+    assert img.any()
+
+
+# -- strips on the shared pool --------------------------------------------------------------
+def test_for_strips_covers_every_row_once_and_reraises():
+    from napari_restore import _parallel
+
+    hits = np.zeros(1003, np.int64)
+    threads = set()
+
+    def mark(r0, r1):
+        threads.add(threading.get_ident())
+        hits[r0:r1] += 1
+
+    _parallel.for_strips(mark, 1003, 17)
+    assert (hits == 1).all()
+    if _parallel.workers() > 1:
+        assert threading.get_ident() not in threads  # ran on the pool
+
+    def boom(r0, r1):
+        if r0 >= 500:
+            raise ValueError(f"strip {r0}")
+
+    with pytest.raises(ValueError, match="strip"):
+        _parallel.for_strips(boom, 1000, 100)
+
+    nested = np.zeros(100, np.int64)
+
+    def outer(r0, r1):
+        _parallel.for_strips(lambda a, b: nested.__setitem__(slice(a, b), nested[a:b] + 1), 100, 7)
+
+    _parallel.for_strips(outer, 4, 1)  # nested use runs in the calling pool thread: no deadlock
+    assert (nested == 4).all()

@@ -188,6 +188,85 @@ def test_guided_filter_basics():
         guided_filter(x, radius=0)
 
 
+def _naive_guided(g, p, radius, eps):
+    """Textbook guided filter on whole arrays with scipy (reflect border = OpenCV's)."""
+    from scipy.ndimage import uniform_filter
+
+    def box(x):
+        return uniform_filter(x.astype(np.float64), 2 * radius + 1, mode="reflect")
+
+    mg, mp = box(g), box(p)
+    a = (box(g * p) - mg * mp) / (box(g * g) - mg * mg + eps)
+    b = mp - a * mg
+    return box(a) * g + box(b)
+
+
+@pytest.mark.parametrize("shape", [(7, 9), (300, 41), (1100, 130)])
+@pytest.mark.parametrize("radius", [1, 3, 20])
+def test_guided_filter_in_strips_equals_whole_image_filter(shape, radius):
+    """The strip-parallel filter is the textbook filter, at strip seams and image borders."""
+    rng = np.random.default_rng(sum(shape) + radius)
+    g = rng.random(shape, dtype=np.float32)
+    p = np.clip(g + rng.normal(0, 0.1, shape), 0, 1).astype(np.float32)
+    np.testing.assert_allclose(guided_filter(g, radius=radius, eps=1e-2),
+                               _naive_guided(g, g, radius, 1e-2), atol=2e-4)
+    np.testing.assert_allclose(guided_filter(g, p, radius=radius, eps=1e-2),
+                               _naive_guided(g, p, radius, 1e-2), atol=2e-4)
+
+
+@pytest.mark.parametrize("grid", [(1, 1), (3, 2), (8, 8), (5, 17)])
+@pytest.mark.parametrize("clip", [0.7, 2.0, 30.0])
+def test_uint8_fast_path_equals_continuous_path(grid, clip):
+    """uint8 levels b and float values b/255 are equalised identically (to 1/50 of a level)."""
+    rng = np.random.default_rng(grid[0] * 31 + grid[1])
+    img = T.source("camera")[: 200 + grid[0], : 190 + grid[1]]
+    u8 = np.clip(img * 200 + rng.normal(20, 10, img.shape), 0, 255).astype(np.uint8)
+    fast = clahe_channel(u8, clip, grid)
+    slow = clahe_channel(u8.astype(np.float32) / np.float32(255), clip, grid)
+    assert fast.dtype == slow.dtype == np.float32
+    assert np.abs(fast - slow).max() * 255 < 0.02
+
+
+@pytest.mark.parametrize("colorspace", ["hsv", "rgb", "grey"])
+@pytest.mark.parametrize("refine", [False, True])
+def test_uint8_input_matches_float_input_exactly_but_for_rounding(colorspace, refine):
+    from skimage import data
+
+    img = data.coffee()[100:260, 200:420] if colorspace != "grey" else data.camera()[::3, ::2]
+    kw = dict(clip_limit=2.5, tile_grid=(4, 6), refine=refine)
+    if colorspace != "grey":
+        kw.update(colorspace=colorspace, channel_axis=-1)
+    u8 = lb_clahe(img, **kw)
+    f = lb_clahe(img.astype(np.float64) / 255, **kw)
+    assert u8.dtype == np.uint8 and f.dtype == np.float64
+    assert np.abs(u8 - f * 255).max() <= 0.51  # rounding, plus float32 arithmetic
+
+
+def test_uint8_lab_uses_8bit_lab_within_a_few_levels_of_float():
+    """uint8 in lab goes through OpenCV's 8-bit L*a*b* (as the reference pipeline does)."""
+    from skimage import data
+
+    img = data.astronaut()[::2, ::2]
+    u8 = lb_clahe(img, channel_axis=-1, clip_limit=2.0, tile_grid=(8, 8)).astype(np.float64)
+    f = lb_clahe(img / 255.0, channel_axis=-1, clip_limit=2.0, tile_grid=(8, 8)) * 255
+    d = np.abs(u8 - f)
+    assert d.mean() < 1.5 and np.percentile(d, 99) < 6 and d.max() < 16
+
+
+def test_hsv_keeps_hue_and_saturation_exactly():
+    import cv2
+    from skimage import data
+
+    img = (data.coffee()[:128, :128] / 255.0).astype(np.float32)
+    out = lb_clahe(img, colorspace="hsv", channel_axis=-1, clip_limit=3.0, tile_grid=(4, 4))
+    h0, s0, v0 = np.moveaxis(cv2.cvtColor(img, cv2.COLOR_RGB2HSV), -1, 0)
+    h1, s1, v1 = np.moveaxis(cv2.cvtColor(out, cv2.COLOR_RGB2HSV), -1, 0)
+    keep = (s0 > 0.05) & (v0 > 0.05) & (v1 > 0.05)
+    assert np.abs(np.angle(np.exp(1j * np.deg2rad(h1 - h0))))[keep].max() < 1e-3
+    assert np.abs(s1 - s0)[keep].max() < 1e-4
+    assert not np.allclose(v1, v0, atol=0.02)
+
+
 @pytest.mark.parametrize(
     "kwargs,words",
     [

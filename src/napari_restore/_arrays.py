@@ -342,6 +342,25 @@ def _scaled(gen: Generator, index: int, count: int) -> Generator[Any, None, Any]
             yield item
 
 
+def _native_plane(part: np.ndarray) -> np.ndarray:
+    """A plane in the input's own dtype: C-contiguous, and read-only when it is the input."""
+    plane = np.ascontiguousarray(part)
+    if plane.flags.writeable and np.may_share_memory(plane, part):
+        plane = plane.view()
+        plane.flags.writeable = False  # this view only: the caller's array is unchanged
+    return plane
+
+
+def _back(o: np.ndarray, scale: ValueScale, residual: bool, native: bool, src: np.ndarray) -> np.ndarray:
+    """A plane result in the caller's dtype: a native result as it is, else from the working range."""
+    if native and not residual and o.dtype == scale.dtype:
+        return o.copy() if np.may_share_memory(o, src) else o
+    if o.dtype.kind not in "fc":
+        raise RuntimeError(f"a plane processor returned {o.dtype} for a {scale.dtype} plane; "
+                           "expected the plane's own dtype or a float working array")
+    return from_working(o, scale, residual=residual)
+
+
 def _check_result(res: Any, shape: tuple, n_out: int, what: str) -> tuple[np.ndarray, ...]:
     outs = res if isinstance(res, tuple) else (res,)
     if len(outs) != n_out:
@@ -351,7 +370,7 @@ def _check_result(res: Any, shape: tuple, n_out: int, what: str) -> tuple[np.nda
         o = np.asarray(o)
         if o.shape != shape:
             raise RuntimeError(f"{what} returned shape {o.shape} for a plane of shape {shape}")
-        if not np.isfinite(o).all():
+        if o.dtype.kind not in "biu" and not np.isfinite(o).all():
             raise RuntimeError(f"{what} produced NaN or infinite values (a bug: please report it)")
         checked.append(o)
     return tuple(checked)
@@ -371,6 +390,7 @@ def iter_planes(
     name: str = "image",
     value_range: tuple[float, float] | None = None,
     extra_memory: int = 0,
+    native_dtypes: tuple[Any, ...] = (),
 ) -> Generator[Progress, None, Any]:
     """Apply a plane processor over an nD stack, yielding :class:`Progress`, returning the result.
 
@@ -392,6 +412,11 @@ def iter_planes(
         Call ``func`` once per colour channel instead of once per colour plane.
     residual_outputs : tuple of bool
         One entry per output; True for signed difference outputs (returned as float).
+    native_dtypes : tuple of dtypes
+        Input dtypes that ``func`` takes as they are instead of as working floats (e.g.
+        ``(np.uint8,)`` for a processor with an 8-bit fast path): the plane is then the
+        input's own values, C-contiguous and read-only, and a result of that same dtype is
+        used as it is (a float result is treated as a working array, as usual).
     value_range : (float, float), optional
         For float input: the (min, max) to scale by instead of the input's own — pass the
         whole stack's range when ``image`` is a part of it (see :func:`value_scale`).
@@ -421,12 +446,15 @@ def iter_planes(
                  * np.dtype(_working_dtype(scale.dtype, work_dtype)).itemsize,
                  extra=extra_memory, name=name)
 
+    native = scale.dtype in {np.dtype(d) for d in native_dtypes}
+    alpha = cax is not None and moved.shape[-1] == 4
     stopped_early = False
     for i, idx in enumerate(np.ndindex(*lead)):
         if _is_cancelled(cancel):
             raise Cancelled(f"cancelled after {i} of {total} planes")
         src = np.asarray(moved[idx])
-        plane = to_working(src[..., colour] if cax is not None else src, scale, work_dtype)
+        part = src[..., colour] if cax is not None else src
+        plane = _native_plane(part) if native else to_working(part, scale, work_dtype)
         gen = _call_plane(func, plane, per_channel and cax is not None)
         res = None
         fraction = i / total  # payload items report the latest sub-progress, not 0
@@ -454,16 +482,21 @@ def iter_planes(
         if stopped_early and total > 1:
             raise Cancelled(f"stopped early in plane {i + 1} of {total}; no partial stack")
         outs = _check_result(res, plane.shape, n_out, getattr(func, "__name__", "processor"))
+        backs = [_back(o, scale, r, native and n_out == 1, src)
+                 for o, r in zip(outs, residual_outputs, strict=True)]
+        if total == 1 and not alpha:
+            outputs = [b.reshape(moved.shape) for b in backs]  # one plane: no copy
+            yield Progress(1, 1, 1.0)
+            break
         if outputs is None:
             outputs = [
                 np.empty(moved.shape, dtype=np.float32 if r and scale.dtype.kind != "f" else scale.dtype)
                 for r in residual_outputs
             ]
-        for out, o, r in zip(outputs, outs, residual_outputs, strict=True):
-            back = from_working(o, scale, residual=r)
+        for out, back, r in zip(outputs, backs, residual_outputs, strict=True):
             if cax is not None:
                 out[idx + (Ellipsis, colour)] = back
-                if moved.shape[-1] == 4:  # alpha passes through untouched
+                if alpha:  # alpha passes through untouched
                     out[idx + (Ellipsis, 3)] = 0 if r else src[..., 3]
             else:
                 out[idx] = back

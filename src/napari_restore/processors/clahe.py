@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from .._arrays import check_image, to_working, value_scale
+from . import clahe_colour
 from .clahe_core import clahe_channel
 from .clahe_features import FEATURES, plane_features
 from .guided_filter import guided_filter
@@ -94,7 +95,10 @@ def grid_for(shape: tuple[int, int], tiles: int) -> tuple[int, int]:
 
 
 def predict_plane(plane: np.ndarray) -> tuple[float, tuple[int, int]]:
-    """Predicted ``(clip_limit, tile_grid)`` for a working plane (2-D or (H, W, 3))."""
+    """Predicted ``(clip_limit, tile_grid)`` for a working plane (2-D or (H, W, 3)) or a
+    uint8 plane (scaled exactly as the boundary scales it)."""
+    if plane.dtype == np.uint8:
+        plane = plane.astype(np.float32) / np.float32(255.0)
     clip, tiles = predict_from_features(plane_features(plane))
     return clip, grid_for(plane.shape[:2], tiles)
 
@@ -148,15 +152,6 @@ def _check_grid(shape: tuple[int, ...], grid: tuple[int, int]) -> None:
         )
 
 
-def _equalise(
-    v: np.ndarray, clip: float, grid: tuple[int, int], refine: bool, radius: int, eps: float
-) -> np.ndarray:
-    out = clahe_channel(v, clip, grid)
-    if refine:
-        out = guided_filter(out, radius=radius, eps=eps)
-    return out
-
-
 def lb_clahe_plane(
     plane: np.ndarray,
     *,
@@ -167,33 +162,30 @@ def lb_clahe_plane(
     refine_radius: int,
     refine_eps: float,
 ) -> np.ndarray:
-    """Equalise one working plane (``(H, W)`` or ``(H, W, 3)`` float32 in [0, 1])."""
-    import cv2
+    """Equalise one plane: ``(H, W)`` or ``(H, W, 3)``, float32 in [0, 1] or uint8.
 
+    uint8 planes (the boundary hands them over as they are: ``native_dtypes``) take the
+    8-bit fast path and give uint8; the result matches the float path to within a level.
+    """
     if tile_grid is not None:
         _check_grid(plane.shape, tile_grid)
     if clip_limit is None or tile_grid is None:
         p_clip, p_grid = predict_plane(plane)
         clip_limit = p_clip if clip_limit is None else clip_limit
         tile_grid = p_grid if tile_grid is None else tile_grid
-    args = (clip_limit, tuple(tile_grid), refine, refine_radius, refine_eps)
-    x = plane.astype(np.float32, copy=False)
+    grid = tuple(tile_grid)
+
+    def equalise(v: np.ndarray) -> np.ndarray:
+        out = clahe_channel(v, clip_limit, grid)
+        if refine:
+            out = guided_filter(out, radius=refine_radius, eps=refine_eps)
+        return out
+
+    if plane.dtype != np.uint8:
+        plane = plane.astype(np.float32, copy=False)
     if plane.ndim == 2:
-        out = _equalise(x, *args)
-    elif colorspace == "lab":
-        lab = cv2.cvtColor(x, cv2.COLOR_RGB2LAB)  # float: L in [0, 100]
-        lab[..., 0] = _equalise(lab[..., 0] / np.float32(100.0), *args) * np.float32(100.0)
-        out = cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
-    elif colorspace == "hsv":
-        hsv = cv2.cvtColor(x, cv2.COLOR_RGB2HSV)  # float: H in [0, 360), S and V in [0, 1]
-        hsv[..., 2] = np.clip(_equalise(hsv[..., 2].copy(), *args), 0.0, 1.0)
-        out = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
-    else:  # rgb: each channel
-        out = np.empty_like(x)
-        for c in range(3):
-            out[..., c] = _equalise(x[..., c].copy(), *args)
-    np.clip(out, 0.0, 1.0, out=out)
-    return out
+        return clahe_colour.grey(plane, equalise)
+    return clahe_colour.COLOUR[colorspace](plane, equalise)
 
 
 LB_CLAHE = register(
@@ -203,6 +195,7 @@ LB_CLAHE = register(
         plane_func=lb_clahe_plane,
         input_kind="rgb",
         min_size=8,
+        native_dtypes=("uint8",),
         panel_extras="napari_restore.widgets.clahe_extras:build",
         summary=(
             "Contrast-limited adaptive histogram equalisation whose clip limit and tile grid "

@@ -195,6 +195,11 @@ class ProcessorSpec:
     memory : callable, optional
         ``memory(params, plane_shape) -> bytes`` the processor needs beyond the working
         arrays (e.g. a network's activations); checked up front with the available memory.
+    native_dtypes : tuple of str
+        Input dtypes that ``plane_func`` takes as they are (read-only, values unscaled)
+        instead of as working floats, for processors with a fast path (LB-CLAHE's 8-bit
+        path); a result in that dtype is used as it is. See
+        :func:`~napari_restore._arrays.iter_planes`.
     """
 
     name: str
@@ -215,6 +220,7 @@ class ProcessorSpec:
     isolate: bool = False
     thread_safe: bool = True
     memory: Callable[[dict, tuple[int, ...]], int] | None = None
+    native_dtypes: tuple[str, ...] = ()
 
     @property
     def plane_ndim(self) -> int:
@@ -274,6 +280,7 @@ class ProcessorSpec:
                 per_channel=self.input_kind == "plane2d",
                 residual_outputs=tuple(o.kind == "residual" for o in self.outputs),
                 work_dtype=self.work_dtype,
+                native_dtypes=self.native_dtypes,
                 min_size=self.min_size,
                 cancel=cancel,
                 value_range=value_range,
