@@ -241,6 +241,66 @@ def test_bad_images_and_unavailable_devices():
             deep_image_prior(np.zeros((16, 16)), device="cuda")
 
 
+def _oom_error(text="CUDA out of memory. Tried to allocate 20.00 GiB"):
+    oom = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
+    return oom(text)
+
+
+@pytest.mark.parametrize("where", ["build", "step"])
+def test_torch_out_of_memory_becomes_a_clear_message(monkeypatch, where):
+    """Torch's OOM (CUDA here, injected) ends in a MemoryError suggesting a smaller view."""
+    from napari_restore.processors import dip as D
+
+    target = "__init__" if where == "build" else "step"
+    original = getattr(D.DIPFit, target)
+    calls = []
+
+    def failing(self, *a, **k):
+        calls.append(1)
+        if where == "step" and len(calls) < 3:
+            return original(self, *a, **k)  # fails at the third iteration
+        raise _oom_error()
+
+    monkeypatch.setattr(D.DIPFit, target, failing)
+    with pytest.raises(MemoryError, match="smaller field of view") as info:
+        deep_image_prior(np.zeros((24, 24), np.float32), iterations=10, device="cpu", **TINY)
+    assert "Tried to allocate 20.00 GiB" in str(info.value) and "24×24" in str(info.value)
+    # the CPU allocator's error is recognised too; other errors pass through unchanged
+    assert D._is_out_of_memory(RuntimeError("DefaultCPUAllocator: can't allocate memory"))
+    assert not D._is_out_of_memory(RuntimeError("size mismatch"))
+
+
+def test_gpu_memory_is_checked_before_allocating(monkeypatch):
+    from napari_restore.processors import dip as D
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda *a: (512 << 20, 80 << 30))
+    with pytest.raises(MemoryError, match=r"needs about .* GiB, 0.5 GiB free on the GPU"):
+        D.check_device_memory("cuda", (4096, 4096), 128)
+    D.check_device_memory("cuda", (64, 64), 32)  # small enough: no error
+    D.check_device_memory("cpu", (100_000, 100_000), 512)  # system memory: not checked here
+
+
+@pytest.mark.gui
+def test_out_of_memory_in_the_panel_is_a_notification(qtbot, make_napari_viewer, monkeypatch):
+    from napari.utils.notifications import notification_manager
+
+    from napari_restore.processors import dip as D
+
+    def failing(self, *a, **k):
+        raise _oom_error()
+
+    monkeypatch.setattr(D.DIPFit, "step", failing)
+    viewer = make_napari_viewer()
+    viewer.add_image(np.random.default_rng(0).random((32, 32)).astype(np.float32), name="x")
+    _, panel = viewer.window.add_plugin_dock_widget("napari-restore", "Deep Image Prior")
+    panel.set_params({"device": "cpu", "iterations": 5, "channels": 4, "depth": 2})
+    notification_manager.records.clear()
+    panel.start()
+    qtbot.waitUntil(lambda: panel.state == "idle", timeout=20_000)
+    assert [lay.name for lay in viewer.layers] == ["x"]  # no half-written layer
+    assert any("smaller field of view" in str(n.message) for n in notification_manager.records)
+
+
 # -- the panel ---------------------------------------------------------------------------
 @pytest.fixture
 def viewer(make_napari_viewer):

@@ -259,7 +259,10 @@ def lb_clahe(
     image : ndarray
         2-D image, RGB/RGBA image (with ``channel_axis``) or nD stack of either; any real
         dtype and any strides. Not modified. Processed at full precision: the mapping is
-        continuous, so uint16 and float data keep far more than 256 levels.
+        continuous, so uint16 and float data keep far more than 256 levels. uint8 images
+        take an 8-bit fast path with the same mapping; in ``"lab"`` it uses OpenCV's 8-bit
+        L*a*b* conversion (as a plain OpenCV pipeline does), within a few levels of the
+        float conversion.
     colorspace : {"lab", "hsv", "rgb"}
         For colour images: equalise CIE L* (``"lab"``, hue-preserving), HSV value
         (``"hsv"``) or each RGB channel (``"rgb"``, may shift colours). Ignored for

@@ -339,6 +339,63 @@ def dip_memory(params: dict[str, Any], shape: tuple[int, ...]) -> int:
     return 80 * channels * pixels  # ~20 float32 maps of `channels` at full size, incl. backward
 
 
+def _is_out_of_memory(exc: BaseException) -> bool:
+    """True for torch's out-of-memory errors (CUDA, MPS and the CPU allocator)."""
+    import torch
+
+    oom = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
+    if oom is not None and isinstance(exc, oom):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in text
+                                              or "can't allocate memory" in text)
+
+
+def _out_of_memory_error(device: str, shape: tuple[int, ...], channels: int,
+                         detail: str) -> MemoryError:
+    h, w = shape[:2]
+    return MemoryError(
+        f"Deep Image Prior ran out of {device} memory on a {h}×{w} plane with {channels} "
+        f"channels per scale ({detail}). Process a smaller field of view (the panel's "
+        "'view' target, or a crop), use fewer channels, or choose device='cpu'."
+    )
+
+
+def check_device_memory(device: str, shape: tuple[int, ...], channels: int) -> None:
+    """Refuse up front a fit whose activations would not fit in the GPU's free memory.
+
+    System memory is checked by the array boundary (``ProcessorSpec.memory``); this is the
+    CUDA counterpart, from ``torch.cuda.mem_get_info`` before anything is allocated.
+    """
+    if device != "cuda":
+        return
+    import torch
+
+    free, _total = torch.cuda.mem_get_info()
+    need = dip_memory({"channels": channels}, shape)
+    if need > free:
+        gib = 1 << 30
+        raise _out_of_memory_error(
+            device, shape, channels,
+            f"needs about {need / gib:.1f} GiB, {free / gib:.1f} GiB free on the GPU")
+
+
+@contextlib.contextmanager
+def _clear_out_of_memory(device: str, shape: tuple[int, ...], channels: int):
+    """Turn torch's out-of-memory error into a clear ``MemoryError`` and free the cache."""
+    try:
+        yield
+    except Exception as exc:
+        if not _is_out_of_memory(exc):
+            raise
+        detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        if device == "cuda":
+            import torch
+
+            torch.cuda.empty_cache()
+        raise _out_of_memory_error(device, shape, channels, detail) from None
+
+
 def dip_plane(
     plane: np.ndarray,
     *,
@@ -363,12 +420,16 @@ def dip_plane(
     whenever it grows by 0.1 %), then a
     :class:`DIPSummary`; returns the estimate at the ES-WMV variance minimum (the final
     estimate with ``early_stopping=False``). On :class:`Cancelled` returns the best estimate
-    so far.
+    so far. A fit too large for the GPU is refused before allocating, and torch's
+    out-of-memory error becomes a ``MemoryError`` suggesting a smaller field of view.
     """
     dev = resolve_device(device)
-    fit = DIPFit(plane, preset=preset_for(dev, channels, depth, skip_channels),
-                 reg_noise_std=reg_noise_std, learning_rate=learning_rate, ema=ema,
-                 device=dev, precision=precision, seed=seed)
+    preset = preset_for(dev, channels, depth, skip_channels)
+    check_device_memory(dev, plane.shape, preset.channels)
+    with _clear_out_of_memory(dev, plane.shape, preset.channels):
+        fit = DIPFit(plane, preset=preset, reg_noise_std=reg_noise_std,
+                     learning_rate=learning_rate, ema=ema, device=dev, precision=precision,
+                     seed=seed)
     es = WindowVariance(window, patience) if early_stopping else None
     best: Any = None  # estimate at the variance minimum
     best_it = 0
@@ -387,7 +448,8 @@ def dip_plane(
         for it in range(1, iterations + 1):
             if (it - 1) * 1000 // iterations != it * 1000 // iterations or it == 1:
                 yield (it - 1) / iterations  # progress (per mille: a long run floods nobody)
-            loss = fit.step()
+            with _clear_out_of_memory(dev, plane.shape, preset.channels):
+                loss = fit.step()
             stat = math.nan
             before = best, best_it
             if es is not None and fit.last_ok:
