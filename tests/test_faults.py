@@ -111,3 +111,59 @@ def test_viewer_closed_while_a_worker_runs(qtbot, make_napari_viewer, temp_proce
     viewer.close()
     qtbot.waitUntil(done.is_set, timeout=5000)  # the worker ended promptly: no orphan thread
     assert cancel.is_set()
+
+
+# -- Stop at random moments on every real processor -------------------------------------------
+REAL = {  # small inputs and cheap parameters: each run takes well under a few seconds
+    "classic_denoise": ((64, 64), {}),
+    "bm3d_denoise": ((64, 64), {}),
+    "bm3d_deblur": ((64, 64), {}),
+    "bm4d_denoise": ((12, 32, 32), {}),
+    "deep_image_prior": ((48, 48), {"iterations": 60, "channels": 8, "depth": 2,
+                                    "device": "cpu", "early_stopping": False}),
+    "lb_clahe": ((96, 96), {}),
+    "restore_film_grain": ((64, 64), {}),
+}
+
+
+def _our_threads_busy() -> int:
+    from qtpy.QtCore import QThreadPool
+
+    return QThreadPool.globalInstance().activeThreadCount()
+
+
+@pytest.mark.parametrize("name", sorted(REAL))
+def test_stop_at_random_moments_on_real_processors(qtbot, make_napari_viewer, name):
+    """Stop anywhere in a real run: no partial layer, no worker thread or process left over."""
+    from napari_restore import _isolate
+    from napari_restore.processors.registry import get_processor
+
+    spec = get_processor(name)
+    shape, params = REAL[name]
+    viewer = make_napari_viewer()
+    rng = np.random.default_rng(7)
+    viewer.add_image((rng.random(shape) * 255).astype(np.uint8), name="src")
+    panel = ProcessorPanel(viewer, spec)
+    viewer.window.add_dock_widget(panel)
+    panel.set_params(params)
+    panel.target_widget.value = "layer"
+    pick = random.Random(name)
+    for _ in range(3):
+        notification_manager.records.clear()
+        before = len(viewer.layers)
+        panel.start()
+        qtbot.wait(pick.randint(0, 400))
+        panel.stop()
+        qtbot.waitUntil(lambda: panel.state == "idle", timeout=20_000)
+        added = list(viewer.layers)[before:]
+        assert len(added) <= 1
+        for lay in added:  # finished before Stop, or kept the best (DIP): always complete
+            assert lay.data.shape == shape
+            assert np.isfinite(np.asarray(lay.data, dtype=np.float64)).all()
+        if not added:
+            assert any("stopped" in str(n.message) for n in notification_manager.records)
+        assert panel.worker is None
+        qtbot.waitUntil(lambda: _our_threads_busy() == 0, timeout=10_000)  # no orphan thread
+        assert not _isolate._busy  # no worker process still computing
+        assert len(_isolate.worker_pids()) <= max(_isolate.KEEP_WARM, _isolate._peak)
+    assert viewer.layers["src"].data.shape == shape  # the viewer still works

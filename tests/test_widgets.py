@@ -269,3 +269,26 @@ def test_every_panel_starts_from_the_exact_spec_defaults(viewer, name):
     assert panel.params == spec.defaults()  # exact: no rounding by the widgets (e.g. 1/30)
     for p in spec.params:
         assert type(panel.params[p.name]) is type(p.default) or p.default is None
+
+
+@pytest.mark.gui
+def test_plot_redraw_after_the_panel_is_deleted_is_harmless(qtbot):
+    """A redraw scheduled just before a panel closes must not raise inside the event loop."""
+    from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+    from matplotlib.figure import Figure
+
+    from napari_restore.widgets._plots import draw_later
+
+    fig = Figure()
+    fig.add_subplot(1, 1, 1).plot([0, 1], [1, 0])
+    canvas = FigureCanvasQTAgg(fig)
+    draw_later(canvas)
+    draw_later(canvas)  # coalesced: one draw
+    qtbot.wait(20)
+    assert canvas._napari_restore_draw_pending is False
+    draw_later(canvas)
+    from qtpy import QtCore
+
+    canvas.deleteLater()  # deleted before the scheduled draw runs
+    QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete.value)
+    qtbot.wait(20)  # pytest-qt fails the test on an exception raised in the event loop

@@ -24,6 +24,7 @@ from napari.utils.notifications import show_warning
 
 from ..processors.dip import CPU, PAPER, DIPStep, DIPSummary
 from ._layers import META_KEY, unique_name
+from ._plots import draw_later
 
 #: Rough seconds per pixel and iteration: the CPU preset on one core of a shared 2-core EPYC
 #: VM (50-80 ms per iteration at 128², 0.19-0.24 s at 256²; benchmarks/bench_dip.py), and a
@@ -117,7 +118,7 @@ class DIPExtras:
         ax2.set_ylabel("window variance", fontsize=8, color="tab:orange")
         for a in (ax, ax2):
             a.tick_params(labelsize=7)
-        self.canvas.draw_idle()
+        draw_later(self.canvas)
 
     @property
     def returned_iteration(self) -> int:

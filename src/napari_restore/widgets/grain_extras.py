@@ -30,6 +30,7 @@ from .._compat import viewer_grid
 from ..processors.grain_analysis import analyze_grain
 from ..processors.grain_profile import GrainProfile
 from ..processors.grain_synthesis import synthesize_grain
+from ._plots import draw_later
 
 _OUTPUTS = ("denoised", "grain", "regrained")
 
@@ -149,7 +150,7 @@ class GrainExtras:
         a2.set_title("power spectrum", fontsize=8)
         for a in (a1, a2):
             a.tick_params(labelsize=6)
-        self.canvas.draw_idle()
+        draw_later(self.canvas)
 
     def _on_destroyed(self, *_: Any) -> None:
         self._alive = False

@@ -251,7 +251,8 @@ class ProcessorPanel(Container):
             return
         stopped = self._cancel is not None and self._cancel.is_set()
         if stopped and not self.spec.stop_keeps_result:
-            return  # stopped at the very end: keep the promise of "no layer"
+            self._outcome = "stopped"  # stopped at the very end: keep the promise of "no layer"
+            return
         result, params, seconds = value
         try:
             self.last_layers = add_results(
