@@ -342,6 +342,61 @@ def test_bad_input_gets_a_clear_error(call, exc, words):
         call()
 
 
+BOUNDARY_CHILD = r"""
+import sys, numpy as np
+import napari_restore as nr
+from napari_restore.processors.bm3d import BLOCK_SIZE
+rng = np.random.default_rng(0)
+for profile, b in BLOCK_SIZE.items():
+    for shape in [(b, b), (b, b, 3), (b, b + 1), (b + 1, b, 3)]:
+        cax = -1 if len(shape) == 3 else None
+        try:
+            nr.bm3d_denoise(rng.random(shape), 0.1, profile=profile, channel_axis=cax)
+            print("ok", profile, shape, flush=True)
+        except ValueError as exc:
+            print("rejected", profile, shape, str(exc)[:60], flush=True)
+for shape in [(8, 8), (8, 9)]:
+    try:
+        nr.bm3d_deblur(rng.random(shape), psf_size=(3, 3), sigma=0.01)
+        print("ok deblur", shape, flush=True)
+    except ValueError as exc:
+        print("rejected deblur", shape, flush=True)
+for profile in ("np", "refilter", "lc"):
+    for shape in [(5, 5, 5), (5, 5, 6), (6, 5, 5), (4, 8, 8), (1, 8, 9)]:
+        try:
+            nr.bm4d_denoise(rng.random(shape), 0.1, profile=profile)
+            print("ok bm4d", profile, shape, flush=True)
+        except ValueError as exc:
+            print("rejected bm4d", profile, shape, flush=True)
+print("DONE")
+"""
+
+
+def test_single_block_planes_are_refused_not_crashed():
+    """bm3d/bm4d segfault on a plane (volume) exactly one block in size: refused up front.
+
+    Runs in a subprocess, so that a regression fails this test instead of killing the suite.
+    """
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", BOUNDARY_CHILD], capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0 and proc.stdout.rstrip().endswith("DONE"), (
+        f"exit {proc.returncode}; last lines:\n{proc.stdout[-800:]}\n{proc.stderr[-800:]}")
+    lines = proc.stdout.splitlines()
+    for profile, b in BLOCK_SIZE.items():
+        assert f"rejected {profile} ({b}, {b})" in "\n".join(lines)
+        assert f"rejected {profile} ({b}, {b}, 3)" in "\n".join(lines)
+        assert f"ok {profile} ({b}, {b + 1})" in lines
+        assert f"ok {profile} ({b + 1}, {b}, 3)" in lines
+    assert "rejected deblur (8, 8)" in lines and "ok deblur (8, 9)" in lines
+    for profile in ("np", "refilter", "lc"):
+        assert f"rejected bm4d {profile} (5, 5, 5)" in lines
+        assert f"ok bm4d {profile} (5, 5, 6)" in lines and f"ok bm4d {profile} (6, 5, 5)" in lines
+    assert "ok bm4d np (4, 8, 8)" in lines and "rejected bm4d lc (4, 8, 8)" in lines
+
+
 # -- worker process: Stop in the middle of a library call ------------------------------------
 
 def test_isolated_run_equals_in_process(cam128):

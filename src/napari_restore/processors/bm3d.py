@@ -25,6 +25,7 @@ from .registry import Param, ProcessorSpec, register
 
 PROFILES = ("np", "refilter", "vn", "vn_old", "high", "deb", "lc")
 BM4D_PROFILES = ("np", "refilter", "lc")
+BM4D_LC = frozenset({"lc"})  # profiles without the in-plane fallback for thin volumes
 COLORSPACES = ("opp", "YCbCr")
 
 #: Largest block side (hard-thresholding, Wiener) of each bm3d profile: planes must be at
@@ -52,11 +53,16 @@ _SIGMA_DOC = (
 
 
 def _check_block(shape: tuple[int, ...], profile: str) -> None:
+    """Planes must hold the profile's largest block, and more than one block position: bm3d
+    4.0.3 crashes (segfault) on a plane exactly one block in size (found by the deep
+    property run; ``tests/test_bm3d.py`` keeps the boundary)."""
     need = BLOCK_SIZE[profile]
-    if min(shape[:2]) < need:
+    h, w = shape[:2]
+    if min(h, w) < need or (h == need and w == need):
         raise ValueError(
-            f"image is too small for BM3D profile {profile!r}: its planes are "
-            f"{shape[0]}x{shape[1]} pixels, the block size needs at least {need}x{need}"
+            f"image is too small for BM3D profile {profile!r}: its planes are {h}x{w} pixels; "
+            f"the profile's {need}x{need} blocks need planes of at least {need}x{need} pixels "
+            f"that are larger along one axis ({need}x{need + 1} or more)"
         )
 
 
@@ -120,6 +126,25 @@ def deblur_plane(
         return bm3d.bm3d_deblurring(plane, noise, psf, _compat.bm3d_profile(profile, threads))
 
 
+def _check_volume(shape: tuple[int, ...], profile: str) -> None:
+    """bm4d's blocks are 5x5x5 (8x8 in-plane blocks for the "np"/"refilter" profiles when
+    there are fewer than 5 slices; "lc" has no such fallback). A volume exactly one 5x5x5
+    block in size crashes bm4d 4.2.5 (segfault), so it is refused like a too-small one."""
+    d, h, w = shape
+    if d < 5 and profile not in BM4D_LC:
+        if min(h, w) < 8:
+            raise ValueError(
+                f"volume of shape {tuple(shape)} is too small for BM4D: with fewer than 5 "
+                "slices it needs at least 8x8 pixels per slice (at least 5 pixels along every "
+                "axis otherwise)")
+        return
+    if min(shape) < 5 or shape == (5, 5, 5):
+        extra = f" (profile {profile!r} needs at least 5 slices)" if d < 5 else ""
+        raise ValueError(
+            f"volume of shape {tuple(shape)} is too small for BM4D{extra}: it needs at least "
+            "5 pixels along every axis and more than 5 along one of them")
+
+
 def bm4d_plane(volume: np.ndarray, *, sigma: float | None, profile: str,
                threads: int = 1) -> np.ndarray:
     """BM4D on one working volume ``(Z, H, W)`` in [0, 1].
@@ -127,13 +152,8 @@ def bm4d_plane(volume: np.ndarray, *, sigma: float | None, profile: str,
     bm4d takes its depth axis last (it falls back to in-plane 8×8 blocks when that axis is
     shorter than 5), so the volume is passed as ``(H, W, Z)``.
     """
+    _check_volume(volume.shape, profile)
     z = np.moveaxis(volume, 0, -1)
-    small = min(z.shape[:2]) < 8 if z.shape[2] < 5 else min(z.shape) < 5
-    if small:
-        raise ValueError(
-            f"volume of shape {volume.shape} is too small for BM4D: it needs at least 5 pixels "
-            "along every axis (or, with fewer than 5 slices, 8x8 pixels per slice)"
-        )
     bm4d = _compat.bm4d_module()
     from .._arrays import contiguous
 
