@@ -169,7 +169,7 @@ def test_registry_processor_matrix(name):
     @given(cases())
     def run(case):
         o = run_spec_case(name, case)
-        outcomes[o] = outcomes.get(o, 0) + 1
+        tally(outcomes, case, o)
 
     run()
     assert outcomes.get("result", 0) > 0, outcomes  # the matrix really exercises the processor
@@ -188,9 +188,9 @@ outcomes = {}
 @given(tp.cases())
 def run(case):
     o = tp.run_spec_case(name, case)
-    outcomes[o] = outcomes.get(o, 0) + 1
+    tp.tally(outcomes, case, o)
 run()
-print("OUTCOMES " + json.dumps(outcomes))
+print("OUTCOMES " + json.dumps(tp.counts(outcomes)))
 """
 
 
@@ -206,12 +206,26 @@ def test_native_processor_matrix_in_subprocess(name):
     _record(name, outcomes)
 
 
-def _record(name: str, outcomes: dict[str, int]) -> None:
+def tally(outcomes: dict[str, Any], case: dict[str, Any], outcome: str) -> None:
+    """Count an outcome, and remember the case to count distinct cases."""
+    outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    outcomes.setdefault("_seen", set()).add(json.dumps(case, sort_keys=True))
+
+
+def counts(outcomes: dict[str, Any]) -> dict[str, int]:
+    """Outcome counts plus ``distinct``: how many different cases were generated."""
+    out = {k: v for k, v in outcomes.items() if k != "_seen"}
+    if "_seen" in outcomes:  # (a child process's counts arrive already counted)
+        out["distinct"] = len(outcomes["_seen"])
+    return out
+
+
+def _record(name: str, outcomes: dict[str, Any]) -> None:
     """Append the per-function case counts to a report (for the issue note)."""
     path = os.environ.get("NAPARI_RESTORE_PROPERTY_REPORT")
     if path:
         with open(path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps({"function": name, **outcomes}) + "\n")
+            fh.write(json.dumps({"function": name, **counts(outcomes)}) + "\n")
 
 
 # -- public functions outside the registry ---------------------------------------------------
@@ -276,7 +290,7 @@ def test_public_function_matrix(name):
         image, cax = build(case)
         call, expect = FUNCTIONS[name](image, cax)
         o = check_outcome(name, call, image, case, expect, NAMES)
-        outcomes[o] = outcomes.get(o, 0) + 1
+        tally(outcomes, case, o)
 
     run()
     assert outcomes.get("result", 0) > 0 or outcomes.get("rejected", 0) > 0, outcomes
