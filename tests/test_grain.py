@@ -154,6 +154,91 @@ def test_profile_json_round_trip_and_schema(cam, tmp_path):
         GrainProfile.from_json("{not json")
 
 
+def _with(text_dict, field_name, raw):
+    """JSON of ``text_dict`` with ``field_name``'s value replaced by the raw JSON ``raw``."""
+    d = dict(text_dict)
+    d[field_name] = "@@"
+    return json.dumps(d).replace('"@@"', raw)
+
+
+HOSTILE_VALUES = ["1" + "0" * 400, "1e400", "-1e400", "NaN", "Infinity", "-1e308", "1e300",
+                  "true", "null", '"3"', "[]", "{}", "[[[[1]]]]"]
+SCALARS = ["grain_size_px", "sigma", "channel_correlation", "chroma_luma_ratio", "ar_residual",
+           "periodic_peak", "flat_fraction", "channels", "colour", "grain_type", "version"]
+LISTS = ["nlf_intensity", "nlf_sigma", "nlf_luma", "nlf_chroma", "nlf_count", "spectrum_freq",
+         "spectrum_power", "ar_coeffs"]
+
+
+@pytest.fixture(scope="module")
+def profile_dict(cam):
+    return analyze_grain(grainy(cam, 1.5)).to_dict()
+
+
+@pytest.mark.parametrize("field_name", SCALARS + LISTS)
+def test_hostile_profile_json_is_a_clear_error(profile_dict, field_name):
+    """Wrong types, huge numbers, NaN tokens and nesting in every field: ValueError naming it."""
+    for raw in HOSTILE_VALUES + ["[1e400]", "[" + "1" * 500 + "]", "[true]", '["x"]']:
+        text = _with(profile_dict, field_name, raw)
+        try:
+            GrainProfile.from_json(text)
+        except ValueError as exc:
+            assert "grain profile" in str(exc), (field_name, raw, exc)
+            continue
+        # the only values a field may take are the ones it really can hold
+        assert field_name == "colour" and raw == "true", (field_name, raw)
+
+
+@pytest.mark.parametrize("text,words", [
+    ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ('{"a":' * 100_000 + "1" + "}" * 100_000, "nested too deeply"),
+    ("[1, 2]", "must be a JSON object"), ("null", "must be a JSON object"),
+    ('"profile"', "must be a JSON object"), ("3", "must be a JSON object"),
+    ("{not json", "invalid JSON"), ("", "invalid JSON"),
+    ("[" + "0," * 600_000 + "0]", "at most 1000000"),
+])
+def test_malformed_profile_documents(text, words):
+    with pytest.raises(ValueError, match=words):
+        GrainProfile.from_json(text)
+
+
+def test_profile_unknown_missing_and_oversized_fields(profile_dict, tmp_path):
+    with pytest.raises(ValueError, match="unknown field.*__class__"):
+        GrainProfile.from_dict({**profile_dict, "__class__": "os.system"})
+    bad = dict(profile_dict)
+    bad["spectrum_freq"] = [0.1] * 5000
+    bad["spectrum_power"] = [0.0] * 5000
+    with pytest.raises(ValueError, match="spectrum_freq.*at most 1024"):
+        GrainProfile.from_dict(bad)
+    with pytest.raises(ValueError, match="nlf_count"):
+        GrainProfile.from_dict({**profile_dict, "nlf_count": [10**13] * len(profile_dict["nlf_count"])})
+    binary = tmp_path / "g.json"
+    binary.write_bytes(b"\xff\xfe\x00garbage\x89PNG")
+    with pytest.raises(ValueError, match="not UTF-8"):
+        GrainProfile.load(binary)
+
+
+@pytest.mark.parametrize("edge", ["low", "high"])
+def test_profile_at_the_edge_of_every_range_synthesises_finite_grain(profile_dict, edge):
+    from napari_restore.processors.grain_profile import RANGES
+
+    d = dict(profile_dict)
+    pick = 0 if edge == "low" else 1
+    for name, bounds in RANGES.items():
+        v = bounds[pick]
+        if name == "nlf_intensity":
+            continue  # must increase: keep the measured points
+        if name == "nlf_sigma":
+            d[name] = [[v] * len(r) for r in d[name]]
+        elif isinstance(d[name], list):
+            d[name] = [v] * len(d[name])
+        else:
+            d[name] = v
+    prof = GrainProfile.from_dict(d)
+    g = synthesize_grain((32, 32), prof, seed=3)
+    assert g.shape == (32, 32) and np.isfinite(g).all()
+    assert np.isfinite(prof.to_psd((32, 32))).all()
+
+
 def test_to_psd_matches_grain_level_and_shape(cam):
     prof = analyze_grain(grainy(cam, 2.0))
     psd = prof.to_psd((64, 80))

@@ -54,7 +54,10 @@ class Recipe:
         if self.channel_axis is not None and (
             isinstance(self.channel_axis, bool) or not isinstance(self.channel_axis, int)
         ):
-            raise TypeError(f"recipe channel_axis must be an int or null; got {self.channel_axis!r}")
+            raise TypeError(f"recipe channel_axis must be an int or null; got {self.channel_axis!r:.40}")
+        if self.channel_axis is not None and not -32 <= self.channel_axis < 32:
+            raise ValueError(f"recipe channel_axis={self.channel_axis!r:.40} is out of range; "
+                             "an image has at most 32 axes")
         if not self.version:
             from . import __version__
 
@@ -114,7 +117,14 @@ class Recipe:
 
     @classmethod
     def load(cls, path: str | Path) -> Recipe:
-        return cls.from_json(Path(path).read_text(encoding="utf-8"))
+        path = Path(path)
+        if path.stat().st_size > _MAX_JSON_BYTES:
+            raise ValueError(f"{path} is not a recipe: larger than {_MAX_JSON_BYTES} bytes")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(f"{path} is not a recipe: not UTF-8 text") from None
+        return cls.from_json(text)
 
     @classmethod
     def from_layer(cls, layer: Any) -> Recipe:

@@ -52,7 +52,12 @@ def load_params(name: str) -> dict[str, Any]:
     if not path.is_file():
         return spec.defaults()
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        if path.stat().st_size > 1_000_000:
+            raise ValueError("larger than 1 MB")
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None
         if not isinstance(raw, dict):
             raise TypeError("not a JSON object")
         known = {p.name for p in spec.params}

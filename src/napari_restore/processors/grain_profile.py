@@ -108,18 +108,45 @@ def _ar_spectrum(coeffs: tuple[float, ...], shape: tuple[int, int], half: bool,
     return out
 
 
-def _floats(value: Any, name: str, n: int | None = None) -> tuple[float, ...]:
-    if isinstance(value, str | bytes) or not hasattr(value, "__len__"):
-        raise ValueError(f"grain profile field {name!r} must be a list of numbers; got {value!r}")
+#: Accepted ranges of a profile's numbers. They comfortably include every profile
+#: ``analyze_grain`` produces (measured over white to strongly correlated grain, grey and
+#: colour, from flat to pure-noise images) and keep synthesis finite and cheap for anything
+#: that validates (``tests/test_grain.py`` synthesises a profile at the edge of every range).
+RANGES: dict[str, tuple[float, float]] = {
+    "nlf_intensity": (0.0, 1.0), "nlf_sigma": (0.0, 1.0), "nlf_luma": (0.0, 1.0),
+    "nlf_chroma": (0.0, 1.0), "spectrum_freq": (0.0, 1.0), "spectrum_power": (0.0, 1.0),
+    "ar_coeffs": (-4.0, 4.0), "grain_size_px": (0.0, 64.0), "sigma": (0.0, 1.0),
+    "channel_correlation": (-1.0, 1.0), "chroma_luma_ratio": (0.0, 100.0),
+    "ar_residual": (0.0, 1.5), "periodic_peak": (-1.0, 1.0), "flat_fraction": (0.0, 1.0),
+}
+MAX_SPECTRUM = 1024  # radial spectrum points (analysis writes 17)
+MAX_COUNT = 10**12  # flat blocks per NLF point
+MAX_JSON_BYTES = 1_000_000
+
+
+def _number(v: Any, name: str) -> float:
+    if isinstance(v, bool | np.bool_) or not isinstance(v, int | float | np.integer | np.floating):
+        raise ValueError(f"grain profile field {name!r} must contain only numbers; got {v!r:.40}")
     try:
-        out = tuple(float(v) for v in value)
-    except (TypeError, ValueError):
-        raise ValueError(f"grain profile field {name!r} must contain only numbers") from None
-    if n is not None and len(out) != n:
-        raise ValueError(f"grain profile field {name!r} must have {n} entries; got {len(out)}")
-    if not all(math.isfinite(v) for v in out):
+        out = float(v)
+    except OverflowError:  # a 400-digit integer
+        out = math.inf
+    if not math.isfinite(out):
         raise ValueError(f"grain profile field {name!r} contains NaN or infinite values")
+    lo, hi = RANGES.get(name, (-math.inf, math.inf))
+    if not lo <= out <= hi:
+        raise ValueError(f"grain profile field {name!r} has {out:g} outside its range [{lo:g}, {hi:g}]")
     return out
+
+
+def _floats(value: Any, name: str, n: int | None = None, max_len: int = MAX_SPECTRUM) -> tuple[float, ...]:
+    if isinstance(value, str | bytes | dict) or not isinstance(value, list | tuple | np.ndarray):
+        raise ValueError(f"grain profile field {name!r} must be a list of numbers; got {value!r:.60}")
+    if n is not None and len(value) != n:
+        raise ValueError(f"grain profile field {name!r} must have {n} entries; got {len(value)}")
+    if len(value) > max_len:
+        raise ValueError(f"grain profile field {name!r} has {len(value)} entries; at most {max_len}")
+    return tuple(_number(v, name) for v in value)
 
 
 @dataclass(frozen=True)
@@ -249,11 +276,17 @@ class GrainProfile:
         return cls(**clean)
 
     @classmethod
-    def from_json(cls, text: str) -> GrainProfile:
+    def from_json(cls, text: str | bytes) -> GrainProfile:
+        """Parse and validate a profile; malformed or hostile JSON raises ``ValueError``."""
+        if len(text) > MAX_JSON_BYTES:
+            raise ValueError(f"not a grain profile: {len(text)} bytes of JSON, at most "
+                             f"{MAX_JSON_BYTES} allowed")
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ValueError(f"not a grain profile: invalid JSON ({exc})") from None
+        except RecursionError:
+            raise ValueError("not a grain profile: JSON nested too deeply") from None
         return cls.from_dict(data)
 
     def save(self, path: str | Path) -> None:
@@ -261,7 +294,14 @@ class GrainProfile:
 
     @classmethod
     def load(cls, path: str | Path) -> GrainProfile:
-        return cls.from_json(Path(path).read_text(encoding="utf-8"))
+        path = Path(path)
+        if path.stat().st_size > MAX_JSON_BYTES:
+            raise ValueError(f"{path} is not a grain profile: larger than {MAX_JSON_BYTES} bytes")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(f"{path} is not a grain profile: not UTF-8 text") from None
+        return cls.from_json(text)
 
 
 _FIELDS = [f for f in GrainProfile.__dataclass_fields__]
@@ -276,10 +316,10 @@ def _validate(d: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise ValueError(f"grain profile has unknown field(s): {', '.join(unknown)}")
     version = d.get("version", SCHEMA_VERSION)
-    if version != SCHEMA_VERSION:
+    if isinstance(version, bool) or version != SCHEMA_VERSION:
         raise ValueError(f"grain profile version {version!r} is not supported (expected {SCHEMA_VERSION})")
     channels = d["channels"]
-    if isinstance(channels, bool) or channels not in (1, 3):
+    if isinstance(channels, bool) or not isinstance(channels, int | np.integer) or channels not in (1, 3):
         raise ValueError(f"grain profile field 'channels' must be 1 or 3; got {channels!r}")
     inten = _floats(d["nlf_intensity"], "nlf_intensity")
     k = len(inten)
@@ -288,34 +328,27 @@ def _validate(d: dict[str, Any]) -> dict[str, Any]:
     if any(b <= a for a, b in zip(inten, inten[1:])):
         raise ValueError("grain profile field 'nlf_intensity' must be strictly increasing")
     rows = d["nlf_sigma"]
-    if isinstance(rows, str) or not hasattr(rows, "__len__") or len(rows) != channels:
+    if not isinstance(rows, list | tuple | np.ndarray) or len(rows) != channels:
         raise ValueError(f"grain profile field 'nlf_sigma' must have one row per channel ({channels})")
     sig = tuple(_floats(r, "nlf_sigma", k) for r in rows)
     luma = _floats(d["nlf_luma"], "nlf_luma", k)
     chroma = _floats(d["nlf_chroma"], "nlf_chroma", k)
-    if any(v < 0 for r in sig for v in r) or any(v < 0 for v in luma + chroma):
-        raise ValueError("grain profile NLF values must not be negative")
     count = d["nlf_count"]
-    if isinstance(count, str) or not hasattr(count, "__len__") or len(count) != k:
+    if not isinstance(count, list | tuple | np.ndarray) or len(count) != k:
         raise ValueError(f"grain profile field 'nlf_count' must have {k} entries")
-    if not all(isinstance(c, int | np.integer) and not isinstance(c, bool) and c >= 0 for c in count):
-        raise ValueError("grain profile field 'nlf_count' must hold non-negative integers")
+    if not all(isinstance(c, int | np.integer) and not isinstance(c, bool) and 0 <= c <= MAX_COUNT
+               for c in count):
+        raise ValueError(f"grain profile field 'nlf_count' must hold integers in [0, {MAX_COUNT}]")
     freq = _floats(d["spectrum_freq"], "spectrum_freq")
     power = _floats(d["spectrum_power"], "spectrum_power", len(freq))
     ar = _floats(d["ar_coeffs"], "ar_coeffs", len(ar_offsets()))
     scalars = {}
     for name in ("grain_size_px", "sigma", "channel_correlation", "chroma_luma_ratio",
                  "ar_residual", "periodic_peak", "flat_fraction"):
-        v = d[name]
-        if isinstance(v, bool) or not isinstance(v, int | float | np.floating | np.integer) \
-                or not math.isfinite(float(v)):
-            raise ValueError(f"grain profile field {name!r} must be a finite number; got {v!r}")
-        scalars[name] = float(v)
-    if scalars["sigma"] < 0 or scalars["grain_size_px"] < 0:
-        raise ValueError("grain profile 'sigma' and 'grain_size_px' must not be negative")
+        scalars[name] = _number(d[name], name)
     if not isinstance(d["colour"], bool | np.bool_):
         raise ValueError(f"grain profile field 'colour' must be true or false; got {d['colour']!r}")
-    if d["grain_type"] not in GRAIN_TYPES:
+    if not isinstance(d["grain_type"], str) or d["grain_type"] not in GRAIN_TYPES:
         raise ValueError(
             f"grain profile field 'grain_type'={d['grain_type']!r} is not one of {', '.join(GRAIN_TYPES)}"
         )

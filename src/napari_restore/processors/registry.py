@@ -105,13 +105,16 @@ class Param:
                 raise TypeError(f"{self.name} must be an integer; got {value!r}")
             out: Any = int(value)
         else:
-            out = float(value)
+            try:
+                out = float(value)
+            except OverflowError:  # an integer beyond float range (e.g. from hostile JSON)
+                out = math.inf
             if not math.isfinite(out):
-                raise ValueError(f"{self.name} must be finite; got {value!r}")
+                raise ValueError(f"{self.name} must be finite; got {value!r:.40}")
         if self.min is not None and out < self.min:
-            raise ValueError(f"{self.name}={value!r} is out of range; allowed {self.range_text()}")
+            raise ValueError(f"{self.name}={value!r:.40} is out of range; allowed {self.range_text()}")
         if self.max is not None and out > self.max:
-            raise ValueError(f"{self.name}={value!r} is out of range; allowed {self.range_text()}")
+            raise ValueError(f"{self.name}={value!r:.40} is out of range; allowed {self.range_text()}")
         return out
 
     def range_text(self) -> str:
