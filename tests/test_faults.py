@@ -167,3 +167,33 @@ def test_stop_at_random_moments_on_real_processors(qtbot, make_napari_viewer, na
         assert not _isolate._busy  # no worker process still computing
         assert len(_isolate.worker_pids()) <= max(_isolate.KEEP_WARM, _isolate._peak)
     assert viewer.layers["src"].data.shape == shape  # the viewer still works
+
+
+# -- preview and sweep ------------------------------------------------------------------------
+def test_failing_preview_and_sweep_leave_the_viewer_working(qtbot, setup):
+    viewer, panel = setup
+    viewer.layers.remove("src")
+    viewer.add_image(np.full((16, 16), 0.04, np.float32), name="src")  # mean 0.04: plane "4"
+    panel.layer_widget.value = viewer.layers["src"]
+    n_layers = len(viewer.layers)
+    # preview: the error shows in the panel's status (no pop-up per slider move), no layer
+    panel.set_params({"delay": 0.0, "fail_at": 4})
+    panel.preview.timer.setInterval(0)
+    panel.preview.toggle.value = True
+    panel.preview.run()
+    qtbot.waitUntil(lambda: not panel.preview._workers, timeout=5000)
+    assert "preview failed" in panel.status.value and "injected failure" in panel.status.value
+    assert len(viewer.layers) == n_layers
+    panel.preview.toggle.value = False
+    # sweep over fail_at: its third value makes the processor raise
+    notification_manager.records.clear()
+    panel.set_params({"fail_at": -1})
+    panel.sweep.start("fail_at", "-1, -1, 4, -1")
+    qtbot.waitUntil(lambda: panel.sweep.worker is None, timeout=10_000)
+    assert any("injected failure at plane 4" in m for m in messages())
+    for lay in list(viewer.layers)[n_layers:]:  # whatever was kept is whole
+        assert lay.data.shape[-2:] == (16, 16) and np.isfinite(lay.data).all()
+    # and the panel still runs
+    panel.start()
+    qtbot.waitUntil(lambda: panel.state == "idle", timeout=10_000)
+    assert viewer.layers[-1].data.shape == (16, 16)
