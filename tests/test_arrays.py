@@ -383,3 +383,29 @@ def test_for_strips_covers_every_row_once_and_reraises():
 
     _parallel.for_strips(outer, 4, 1)  # nested use runs in the calling pool thread: no deadlock
     assert (nested == 4).all()
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_strip_pool_works_in_a_forked_child():
+    """The shared pool's threads do not survive fork: a child must not wait on them forever."""
+    import multiprocessing as mp
+
+    from napari_restore import _parallel
+
+    _parallel.for_strips(lambda a, b: None, 100, 10)  # the parent's pool exists now
+    ctx = mp.get_context("fork")
+    with ctx.Pool(1) as pool:
+        res = pool.apply_async(_strip_sum, (1000,))
+        assert res.get(timeout=60) == sum(range(1000))
+
+
+def _strip_sum(n):
+    from napari_restore import _parallel
+
+    out = np.zeros(n, np.int64)
+
+    def fill(a, b):
+        out[a:b] = np.arange(a, b)
+
+    _parallel.for_strips(fill, n, 37)
+    return int(out.sum())

@@ -40,6 +40,18 @@ def _pool() -> ThreadPoolExecutor:
         return _POOL
 
 
+def _forget_pool_after_fork() -> None:
+    """A forked child has none of the parent's pool threads: start a fresh pool when needed
+    (otherwise strips submitted in the child would wait forever)."""
+    global _POOL, _POOL_LOCK
+    _POOL = None
+    _POOL_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
 def strip_rows(width: int, itemsize: int = 4, minimum: int = 16) -> int:
     """Rows per strip so that one strip of ``width`` values is about :data:`STRIP_BYTES`."""
     return max(minimum, STRIP_BYTES // max(1, width * itemsize))
