@@ -150,7 +150,7 @@ def test_profile_json_round_trip_and_schema(cam, tmp_path):
     bad["nlf_sigma"] = [[float("nan")] * len(prof.nlf_intensity)]
     with pytest.raises(ValueError, match="nlf_sigma"):
         GrainProfile.from_json(json.dumps(bad))
-    with pytest.raises(ValueError, match="invalid JSON"):
+    with pytest.raises(ValueError, match="not valid JSON"):
         GrainProfile.from_json("{not json")
 
 
@@ -193,7 +193,7 @@ def test_hostile_profile_json_is_a_clear_error(profile_dict, field_name):
     ('{"a":' * 100_000 + "1" + "}" * 100_000, "nested too deeply"),
     ("[1, 2]", "must be a JSON object"), ("null", "must be a JSON object"),
     ('"profile"', "must be a JSON object"), ("3", "must be a JSON object"),
-    ("{not json", "invalid JSON"), ("", "invalid JSON"),
+    ("{not json", "not valid JSON"), ("", "not valid JSON"),
     ("[" + "0," * 600_000 + "0]", "at most 1000000"),
 ])
 def test_malformed_profile_documents(text, words):

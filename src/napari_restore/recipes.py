@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import _jsonio
 from ._arrays import CancelLike, Progress
 from .processors.registry import get_processor
 
 FORMAT = "napari-restore-recipe/1"
 _KEYS = {"format", "processor", "params", "channel_axis", "version"}
-_MAX_JSON_BYTES = 1_000_000
 # Provenance keys of layer metadata: accepted and ignored when building a recipe from it.
 _PROVENANCE = {"source", "seconds", "target", "output", "sweep", "preview"}
 
@@ -106,25 +106,13 @@ class Recipe:
         )
 
     @classmethod
-    def from_json(cls, text: str) -> Recipe:
-        if len(text) > _MAX_JSON_BYTES:
-            raise ValueError(f"recipe JSON is {len(text)} bytes; at most {_MAX_JSON_BYTES} allowed")
-        try:
-            data = json.loads(text)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            raise ValueError(f"recipe is not valid JSON: {exc}") from None
-        return cls.from_dict(data)
+    def from_json(cls, text: str | bytes) -> Recipe:
+        """Parse and validate a recipe; malformed or hostile JSON raises ``ValueError``."""
+        return cls.from_dict(_jsonio.parse(text, "recipe"))
 
     @classmethod
     def load(cls, path: str | Path) -> Recipe:
-        path = Path(path)
-        if path.stat().st_size > _MAX_JSON_BYTES:
-            raise ValueError(f"{path} is not a recipe: larger than {_MAX_JSON_BYTES} bytes")
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            raise ValueError(f"{path} is not a recipe: not UTF-8 text") from None
-        return cls.from_json(text)
+        return cls.from_json(_jsonio.read_text(path, "recipe"))
 
     @classmethod
     def from_layer(cls, layer: Any) -> Recipe:

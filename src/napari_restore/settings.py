@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from . import _jsonio
 from .processors.registry import get_processor
 
 
@@ -52,12 +53,7 @@ def load_params(name: str) -> dict[str, Any]:
     if not path.is_file():
         return spec.defaults()
     try:
-        if path.stat().st_size > 1_000_000:
-            raise ValueError("larger than 1 MB")
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except RecursionError:
-            raise ValueError("JSON nested too deeply") from None
+        raw = _jsonio.parse(_jsonio.read_text(path, "settings file"), "settings file")
         if not isinstance(raw, dict):
             raise TypeError("not a JSON object")
         known = {p.name for p in spec.params}

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from .. import _jsonio
+
 GRAIN_TYPES = (
     "minimal_grain",
     "digital_noise",
@@ -121,7 +123,6 @@ RANGES: dict[str, tuple[float, float]] = {
 }
 MAX_SPECTRUM = 1024  # radial spectrum points (analysis writes 17)
 MAX_COUNT = 10**12  # flat blocks per NLF point
-MAX_JSON_BYTES = 1_000_000
 
 
 def _number(v: Any, name: str) -> float:
@@ -278,30 +279,14 @@ class GrainProfile:
     @classmethod
     def from_json(cls, text: str | bytes) -> GrainProfile:
         """Parse and validate a profile; malformed or hostile JSON raises ``ValueError``."""
-        if len(text) > MAX_JSON_BYTES:
-            raise ValueError(f"not a grain profile: {len(text)} bytes of JSON, at most "
-                             f"{MAX_JSON_BYTES} allowed")
-        try:
-            data = json.loads(text)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ValueError(f"not a grain profile: invalid JSON ({exc})") from None
-        except RecursionError:
-            raise ValueError("not a grain profile: JSON nested too deeply") from None
-        return cls.from_dict(data)
+        return cls.from_dict(_jsonio.parse(text, "grain profile"))
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(self.to_json(indent=1), encoding="utf-8")
 
     @classmethod
     def load(cls, path: str | Path) -> GrainProfile:
-        path = Path(path)
-        if path.stat().st_size > MAX_JSON_BYTES:
-            raise ValueError(f"{path} is not a grain profile: larger than {MAX_JSON_BYTES} bytes")
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            raise ValueError(f"{path} is not a grain profile: not UTF-8 text") from None
-        return cls.from_json(text)
+        return cls.from_json(_jsonio.read_text(path, "grain profile"))
 
 
 _FIELDS = [f for f in GrainProfile.__dataclass_fields__]
