@@ -162,7 +162,9 @@ def _with(text_dict, field_name, raw):
 
 
 HOSTILE_VALUES = ["1" + "0" * 400, "1e400", "-1e400", "NaN", "Infinity", "-1e308", "1e300",
-                  "true", "null", '"3"', "[]", "{}", "[[[[1]]]]"]
+                  "true", "null", '"3"', "[]", "{}", "[[[[1]]]]",
+                  "[" * 500 + "]" * 500, '{"a":' * 500 + "1" + "}" * 500,  # deep, yet parses
+                  "[" + "0," * 200_000 + "0]", '"' + "x" * 100_000 + '"']  # huge, under 1 MB
 SCALARS = ["grain_size_px", "sigma", "channel_correlation", "chroma_luma_ratio", "ar_residual",
            "periodic_peak", "flat_fraction", "channels", "colour", "grain_type", "version"]
 LISTS = ["nlf_intensity", "nlf_sigma", "nlf_luma", "nlf_chroma", "nlf_count", "spectrum_freq",
@@ -183,6 +185,7 @@ def test_hostile_profile_json_is_a_clear_error(profile_dict, field_name):
             GrainProfile.from_json(text)
         except ValueError as exc:
             assert "grain profile" in str(exc), (field_name, raw, exc)
+            assert len(str(exc)) < 300, (field_name, raw[:20], len(str(exc)))
             continue
         # the only values a field may take are the ones it really can hold
         assert field_name == "colour" and raw == "true", (field_name, raw)
@@ -201,6 +204,34 @@ def test_malformed_profile_documents(text, words):
         GrainProfile.from_json(text)
 
 
+@pytest.mark.parametrize("field_name", SCALARS[:-1] + LISTS)
+def test_profile_missing_field_is_named(profile_dict, field_name):
+    d = {k: v for k, v in profile_dict.items() if k != field_name}
+    with pytest.raises(ValueError, match=f"missing field.*{field_name}"):
+        GrainProfile.from_json(json.dumps(d))
+
+
+@pytest.mark.parametrize("field_name", ["spectrum_freq", "ar_coeffs", "nlf_intensity", "nlf_count",
+                                        "nlf_sigma"])
+def test_profile_huge_array_is_rejected_by_its_length(profile_dict, field_name):
+    import time
+
+    huge = [[0.0] * 10**6] if field_name == "nlf_sigma" else [0] * 10**6
+    t = time.perf_counter()
+    with pytest.raises(ValueError, match=field_name):
+        GrainProfile.from_dict({**profile_dict, field_name: huge})
+    assert time.perf_counter() - t < 0.5  # by its length, not element by element
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe\x00garbage\x89PNG", bytes(range(256)) * 40,
+                                     "{}".encode("utf-16"), b"", b"\x00" * 64])
+def test_profile_file_that_is_not_json_text(tmp_path, content):
+    path = tmp_path / "g.json"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match="not UTF-8|not valid JSON|must be a JSON object"):
+        GrainProfile.load(path)
+
+
 def test_profile_unknown_missing_and_oversized_fields(profile_dict, tmp_path):
     with pytest.raises(ValueError, match="unknown field.*__class__"):
         GrainProfile.from_dict({**profile_dict, "__class__": "os.system"})
@@ -217,28 +248,87 @@ def test_profile_unknown_missing_and_oversized_fields(profile_dict, tmp_path):
         GrainProfile.load(binary)
 
 
-@pytest.mark.parametrize("edge", ["low", "high"])
-def test_profile_at_the_edge_of_every_range_synthesises_finite_grain(profile_dict, edge):
+@pytest.fixture(scope="module")
+def colour_profile_dict(coffee):
+    return analyze_grain(grainy(coffee[:96, :96], 1.5, colour=True), channel_axis=-1).to_dict()
+
+
+def _at_edges(d, pattern):
+    """``d`` with every number at the low/high end of its range (or alternating between them)."""
     from napari_restore.processors.grain_profile import RANGES
 
-    d = dict(profile_dict)
-    pick = 0 if edge == "low" else 1
-    for name, bounds in RANGES.items():
-        v = bounds[pick]
-        if name == "nlf_intensity":
-            continue  # must increase: keep the measured points
-        if name == "nlf_sigma":
-            d[name] = [[v] * len(r) for r in d[name]]
+    d = dict(d)
+    for name, (lo, hi) in RANGES.items():
+        def pick(i, lo=lo, hi=hi):
+            return {"low": lo, "high": hi, "alternating": (lo, hi)[i % 2]}[pattern]
+        if name == "nlf_intensity":  # must increase: span the whole range
+            k = len(d[name])
+            d[name] = [lo] if k == 1 else [lo + (hi - lo) * i / (k - 1) for i in range(k)]
+        elif name == "nlf_sigma":
+            d[name] = [[pick(i) for i in range(len(r))] for r in d[name]]
         elif isinstance(d[name], list):
-            d[name] = [v] * len(d[name])
+            d[name] = [pick(i) for i in range(len(d[name]))]
         else:
-            d[name] = v
-    prof = GrainProfile.from_dict(d)
-    g = synthesize_grain((32, 32), prof, seed=3)
-    assert g.shape == (32, 32) and np.isfinite(g).all()
-    assert np.isfinite(prof.to_psd((32, 32))).all()
+            d[name] = pick(0)
+    return d
 
 
+@pytest.mark.parametrize("size", [None, 0.0, 0.5])
+@pytest.mark.parametrize("edge", ["low", "high", "alternating"])
+@pytest.mark.parametrize("kind", ["grey", "colour"])
+def test_profile_at_the_edge_of_every_range_synthesises_finite_grain(
+        profile_dict, colour_profile_dict, kind, edge, size):
+    """Whatever validates keeps synthesis, the PSD and regraining finite (no numpy warning)."""
+    d = _at_edges(profile_dict if kind == "grey" else colour_profile_dict, edge)
+    if size is not None:  # the range's edge is the default; also white and fine grain
+        d["grain_size_px"] = size
+    prof = GrainProfile.from_json(json.dumps(d))
+    shape = (32, 32) if kind == "grey" else (32, 32, 3)
+    cax = None if kind == "grey" else -1
+    img = np.clip(0.5 + 0.05 * np.random.default_rng(0).standard_normal(shape), 0, 1)
+    with np.errstate(all="raise"):
+        outs = [synthesize_grain(shape, prof, seed=3),
+                synthesize_grain(shape, prof, seed=3, luminance=img, channel_axis=cax),
+                prof.to_psd(shape)]
+        outs += [preserve_grain(img, 0.9 * img, profile=prof, mode=m, channel_axis=cax)
+                 for m in ("adaptive", "resynthesize")]
+    assert outs[0].shape == shape
+    for out in outs:
+        assert np.isfinite(out).all()
+
+
+def _blobs():
+    g = ndimage.gaussian_filter(np.random.default_rng(1).standard_normal((96, 96)), 10)
+    return np.clip(0.5 + 0.05 * g / g.std(), 0, 1)
+
+
+def _sinusoid():
+    yy, xx = np.indices((32, 32))
+    return 0.5 + 0.4 * np.sin(1.0 * xx + 0.9 * yy)
+
+
+def _anti_correlated_chroma():
+    n = 0.05 * np.random.default_rng(0).standard_normal((64, 64))
+    return np.stack([0.5 + n, 0.5 - n, np.full_like(n, 0.5)], axis=-1)
+
+
+ODD_IMAGES = {  # each made analyze_grain itself raise ValueError with the first, narrower ranges
+    "checkerboard": lambda: (np.indices((96, 96)).sum(0) % 2).astype(float),  # periodic_peak > 1
+    "large_blobs": _blobs,  # periodic_peak 1.04
+    "sinusoid": _sinusoid,  # |ar_coeffs| 52 (autocorrelation not positive definite)
+    "anti_correlated_chroma": _anti_correlated_chroma,  # no luma grain: chroma/luma 4e8
+}
+
+
+@pytest.mark.parametrize("name", sorted(ODD_IMAGES))
+def test_analysis_of_odd_images_gives_a_profile_that_round_trips(name):
+    """The ranges include what the analysis measures on legitimate but odd images."""
+    img = ODD_IMAGES[name]()
+    prof = analyze_grain(img, channel_axis=-1 if img.ndim == 3 else None)
+    assert GrainProfile.from_json(prof.to_json()) == prof
+    shape = img.shape[:2] + ((3,) if img.ndim == 3 else ())
+    with np.errstate(all="raise"):
+        assert np.isfinite(synthesize_grain(shape, prof, seed=0)).all()
 def test_to_psd_matches_grain_level_and_shape(cam):
     prof = analyze_grain(grainy(cam, 2.0))
     psd = prof.to_psd((64, 80))

@@ -20,8 +20,8 @@ def parse(text: str | bytes, what: str, max_bytes: int = MAX_JSON_BYTES) -> Any:
         raise ValueError(f"{what} JSON is {len(text)} bytes; at most {max_bytes} allowed")
     try:
         return json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{what} is not valid JSON ({exc})") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, a 5000-digit integer
+        raise ValueError(f"{what} is not valid JSON ({str(exc)[:200]})") from None
     except RecursionError:
         raise ValueError(f"{what} is not valid JSON: nested too deeply") from None
 

@@ -21,6 +21,34 @@ FORMAT = "napari-restore-recipe/1"
 _KEYS = {"format", "processor", "params", "channel_axis", "version"}
 # Provenance keys of layer metadata: accepted and ignored when building a recipe from it.
 _PROVENANCE = {"source", "seconds", "target", "output", "sweep", "preview"}
+# Bounds on what reaches the parameter validation (and its error messages): every processor
+# parameter is a number (of at most 64 bits), a bool, a short string, null or a pair of ints.
+_MAX_TEXT = 256  # characters of a string value, a processor name or a version
+_MAX_ITEMS = 16  # entries of a list value
+_MAX_PARAMS = 64  # parameters (names of at most 64 characters)
+
+
+def _check_param_shapes(params: Mapping[str, Any]) -> None:
+    """Reject parameter values no processor takes — mappings, nested or long lists, long
+    strings — with an error naming the parameter, before the per-parameter validation."""
+    if len(params) > _MAX_PARAMS:
+        raise ValueError(f"recipe params has {len(params)} entries; at most {_MAX_PARAMS}")
+    for name, value in params.items():
+        label = repr(name)[:66]
+        if not isinstance(name, str) or len(name) > _MAX_PARAMS:
+            raise TypeError(f"recipe has unknown parameter {label}")
+        if isinstance(value, list | tuple) and len(value) > _MAX_ITEMS:
+            raise ValueError(f"recipe parameter {label} has {len(value)} entries; at most {_MAX_ITEMS}")
+        for v in value if isinstance(value, list | tuple) else (value,):
+            if isinstance(v, Mapping | list | tuple | set | bytes):
+                raise TypeError(f"recipe parameter {label} must be a number, string, boolean, null "
+                                f"or a short list of those; got {type(v).__name__}")
+            if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 2**63:
+                raise ValueError(f"recipe parameter {label} is out of range: an integer of "
+                                 f"{v.bit_length()} bits")
+            if isinstance(v, str) and len(v) > _MAX_TEXT:
+                raise ValueError(f"recipe parameter {label} is a string of {len(v)} characters; "
+                                 f"at most {_MAX_TEXT}")
 
 
 @dataclass(frozen=True)
@@ -46,9 +74,13 @@ class Recipe:
 
     def __post_init__(self) -> None:
         if not isinstance(self.processor, str):
-            raise TypeError(f"recipe processor must be a string; got {self.processor!r}")
+            raise TypeError(f"recipe processor must be a string; got {self.processor!r:.60}")
+        if len(self.processor) > _MAX_TEXT:
+            raise ValueError(f"recipe processor name is {len(self.processor)} characters long; "
+                             f"at most {_MAX_TEXT}")
         if not isinstance(self.params, Mapping):
             raise TypeError(f"recipe params must be a mapping; got {type(self.params).__name__}")
+        _check_param_shapes(self.params)
         spec = get_processor(self.processor)
         object.__setattr__(self, "params", spec.validate_params(dict(self.params)))
         if self.channel_axis is not None and (
@@ -89,15 +121,19 @@ class Recipe:
             raise TypeError(f"a recipe must be a JSON object; got {type(data).__name__}")
         unknown = sorted(set(data) - _KEYS - _PROVENANCE)
         if unknown:
-            raise ValueError(f"recipe has unknown key(s) {', '.join(map(repr, unknown))}")
+            more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+            raise ValueError(f"recipe has unknown key(s) "
+                             f"{', '.join(repr(k)[:60] for k in unknown[:5])}{more}")
         fmt = data.get("format", FORMAT)
         if fmt != FORMAT:
-            raise ValueError(f"recipe format {fmt!r} is not supported; expected {FORMAT!r}")
+            raise ValueError(f"recipe format {fmt!r:.60} is not supported; expected {FORMAT!r}")
         if "processor" not in data:
             raise ValueError("recipe is missing the 'processor' key")
         version = data.get("version", "")
         if not isinstance(version, str):
-            raise TypeError(f"recipe version must be a string; got {version!r}")
+            raise TypeError(f"recipe version must be a string; got {version!r:.60}")
+        if len(version) > _MAX_TEXT:
+            raise ValueError(f"recipe version is {len(version)} characters long; at most {_MAX_TEXT}")
         return cls(
             processor=data["processor"],
             params=data.get("params", {}),

@@ -59,5 +59,6 @@ def load_params(name: str) -> dict[str, Any]:
         known = {p.name for p in spec.params}
         return spec.validate_params({k: v for k, v in raw.items() if k in known})
     except (OSError, ValueError, TypeError) as exc:
-        warnings.warn(f"ignoring remembered parameters in {path}: {exc}", stacklevel=2)
+        reason = str(exc) if len(str(exc)) <= 300 else str(exc)[:300] + "…"
+        warnings.warn(f"ignoring remembered parameters in {path}: {reason}", stacklevel=2)
         return spec.defaults()

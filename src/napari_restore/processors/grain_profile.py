@@ -114,12 +114,20 @@ def _ar_spectrum(coeffs: tuple[float, ...], shape: tuple[int, int], half: bool,
 #: ``analyze_grain`` produces (measured over white to strongly correlated grain, grey and
 #: colour, from flat to pure-noise images) and keep synthesis finite and cheap for anything
 #: that validates (``tests/test_grain.py`` synthesises a profile at the edge of every range).
+#: Three are wide because the analysis really produces such values on legitimate images:
+#: ``ar_coeffs`` (and ``ar_residual``) reach ~±1e3 (~2.5) on tiny or purely periodic images,
+#: whose measured autocorrelation is not positive definite, so the ridge-regularised fit is
+#: ill-conditioned; the spectrum is floored at 1e-6 and capped by ``grain_size_px``, so any
+#: coefficient up to 1e5 still synthesises finite grain. ``chroma_luma_ratio`` is chroma over
+#: luma std with the luma floored at 1e-10: ~1e9 for anti-correlated channel grain (≤ ~4e10
+#: by construction); ``periodic_peak`` is an overlap-normalised autocorrelation, < 4 by
+#: construction (≈1 on checkerboards and tiled overlays). Neither is used by synthesis.
 RANGES: dict[str, tuple[float, float]] = {
     "nlf_intensity": (0.0, 1.0), "nlf_sigma": (0.0, 1.0), "nlf_luma": (0.0, 1.0),
     "nlf_chroma": (0.0, 1.0), "spectrum_freq": (0.0, 1.0), "spectrum_power": (0.0, 1.0),
-    "ar_coeffs": (-4.0, 4.0), "grain_size_px": (0.0, 64.0), "sigma": (0.0, 1.0),
-    "channel_correlation": (-1.0, 1.0), "chroma_luma_ratio": (0.0, 100.0),
-    "ar_residual": (0.0, 1.5), "periodic_peak": (-1.0, 1.0), "flat_fraction": (0.0, 1.0),
+    "ar_coeffs": (-1e5, 1e5), "grain_size_px": (0.0, 64.0), "sigma": (0.0, 1.0),
+    "channel_correlation": (-1.0, 1.0), "chroma_luma_ratio": (0.0, 1e11),
+    "ar_residual": (0.0, 1e5), "periodic_peak": (0.0, 4.0), "flat_fraction": (0.0, 1.0),
 }
 MAX_SPECTRUM = 1024  # radial spectrum points (analysis writes 17)
 MAX_COUNT = 10**12  # flat blocks per NLF point
@@ -136,7 +144,7 @@ def _number(v: Any, name: str) -> float:
         raise ValueError(f"grain profile field {name!r} contains NaN or infinite values")
     lo, hi = RANGES.get(name, (-math.inf, math.inf))
     if not lo <= out <= hi:
-        raise ValueError(f"grain profile field {name!r} has {out:g} outside its range [{lo:g}, {hi:g}]")
+        raise ValueError(f"grain profile field {name!r} has {out!r} outside its range [{lo:g}, {hi:g}]")
     return out
 
 
@@ -299,13 +307,15 @@ def _validate(d: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"grain profile is missing field(s): {', '.join(missing)}")
     unknown = sorted(set(d) - set(_FIELDS))
     if unknown:
-        raise ValueError(f"grain profile has unknown field(s): {', '.join(unknown)}")
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        raise ValueError(f"grain profile has unknown field(s): "
+                         f"{', '.join(repr(k)[:60] for k in unknown[:5])}{more}")
     version = d.get("version", SCHEMA_VERSION)
-    if isinstance(version, bool) or version != SCHEMA_VERSION:
-        raise ValueError(f"grain profile version {version!r} is not supported (expected {SCHEMA_VERSION})")
+    if not isinstance(version, int) or isinstance(version, bool) or version != SCHEMA_VERSION:
+        raise ValueError(f"grain profile version {version!r:.60} is not supported (expected {SCHEMA_VERSION})")
     channels = d["channels"]
     if isinstance(channels, bool) or not isinstance(channels, int | np.integer) or channels not in (1, 3):
-        raise ValueError(f"grain profile field 'channels' must be 1 or 3; got {channels!r}")
+        raise ValueError(f"grain profile field 'channels' must be 1 or 3; got {channels!r:.60}")
     inten = _floats(d["nlf_intensity"], "nlf_intensity")
     k = len(inten)
     if not 1 <= k <= 14:
@@ -332,10 +342,10 @@ def _validate(d: dict[str, Any]) -> dict[str, Any]:
                  "ar_residual", "periodic_peak", "flat_fraction"):
         scalars[name] = _number(d[name], name)
     if not isinstance(d["colour"], bool | np.bool_):
-        raise ValueError(f"grain profile field 'colour' must be true or false; got {d['colour']!r}")
+        raise ValueError(f"grain profile field 'colour' must be true or false; got {d['colour']!r:.60}")
     if not isinstance(d["grain_type"], str) or d["grain_type"] not in GRAIN_TYPES:
         raise ValueError(
-            f"grain profile field 'grain_type'={d['grain_type']!r} is not one of {', '.join(GRAIN_TYPES)}"
+            f"grain profile field 'grain_type'={d['grain_type']!r:.60} is not one of {', '.join(GRAIN_TYPES)}"
         )
     return {
         "channels": int(channels), "nlf_intensity": inten, "nlf_sigma": sig, "nlf_luma": luma,
