@@ -385,7 +385,8 @@ def test_for_strips_covers_every_row_once_and_reraises():
     assert (nested == 4).all()
 
 
-@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"),
+                    reason="this platform has no fork() (Windows): nothing to inherit")
 def test_strip_pool_works_in_a_forked_child():
     """The shared pool's threads do not survive fork: a child must not wait on them forever."""
     import multiprocessing as mp

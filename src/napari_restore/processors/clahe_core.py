@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._arrays import contiguous
 from .._parallel import for_strips, strip_rows
 
 BINS = 256
@@ -139,9 +140,8 @@ def _map_levels(v8: np.ndarray, cdf: np.ndarray, grid: tuple[int, int]) -> np.nd
     pos = np.arange(BINS) * (BINS / 255.0)  # bin position of level b / 255
     k = np.minimum(pos.astype(np.int64), BINS - 1)
     lut = cdf[:, k] + (pos - k) * (cdf[:, k + 1] - cdf[:, k])  # (rows*cols, 256)
-    table = np.ascontiguousarray(
-        lut.reshape(rows, cols, BINS).transpose(0, 2, 1), dtype=np.float32
-    ).reshape(rows, BINS * cols)
+    table = contiguous(lut.reshape(rows, cols, BINS).transpose(0, 2, 1), np.float32)
+    table = table.reshape(rows, BINS * cols)
     if rows == 1:  # remap needs two rows to interpolate between
         table = np.concatenate([table, table], axis=0)
     ty, tx = _tile_coordinates(h, w, grid)
