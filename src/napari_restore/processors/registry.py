@@ -138,10 +138,20 @@ class Param:
 @dataclass(frozen=True)
 class Output:
     """One output of a processor: ``kind="image"`` keeps the input's dtype and value range;
-    ``kind="residual"`` is a signed difference returned as float (e.g. a grain layer)."""
+    ``kind="residual"`` is a signed difference returned as float (e.g. a grain layer).
+
+    ``keeps_scale`` says whether the output's values mean what the input's do (a denoised
+    image: shown with the source's contrast limits) or not (contrast enhancement, a residual:
+    shown with limits from its own data). ``None`` means ``kind == "image"``.
+    """
 
     name: str = "result"
     kind: Literal["image", "residual"] = "image"
+    keeps_scale: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.keeps_scale is None:
+            object.__setattr__(self, "keeps_scale", self.kind == "image")
 
 
 @dataclass(frozen=True)
