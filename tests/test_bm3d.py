@@ -35,15 +35,15 @@ def _noisy(clean, sigma, seed=0):
 def cam256():
     """Camera 256² crop + unclipped Gaussian noise σ = 25/255 (a float image beyond [0, 1]).
 
-    Float input keeps its own range: the working plane is ``(x - min) / span``, so σ in
-    working units is ``25/255 / span``. (Clipping the noise to [0, 1] would bias it in the dark
-    coat and cost ~0.3 dB, which is the test data, not the denoiser.)
+    σ is given in the image's own units, whatever its range. (Clipping the noise to [0, 1]
+    would bias it in the dark coat and cost ~0.3 dB, which is the test data, not the
+    denoiser.)
     """
     from skimage import data
 
     clean = data.camera()[128:384, 128:384] / 255.0
     noisy = clean + np.random.default_rng(0).normal(0.0, SIGMA, clean.shape)
-    return clean, noisy, SIGMA / float(noisy.max() - noisy.min())
+    return clean, noisy, SIGMA
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ def test_samples_are_deterministic_and_noisy():
     _, n2 = s.camera()
     np.testing.assert_array_equal(n1, n2)
     assert c1.shape == (512, 512) and n1.dtype == np.uint8
-    assert 0.08 < noise_sigma(n1) < 0.11
+    assert 0.08 * 255 < noise_sigma(n1) < 0.11 * 255  # grey levels
 
 
 def test_colour_volume_and_grain_samples():

@@ -1,12 +1,19 @@
 """The array boundary: the one place where user arrays become working arrays and back.
 
 Every processor sees only what comes out of this module: a C-contiguous floating-point
-plane (2-D), colour plane (H, W, 3) or volume (3-D) whose values lie in [0, 1]. This module
+plane (2-D), colour plane (H, W, 3) or volume (3-D) on an internal working scale. This module
 
-* validates the input (dtype, dimensionality, emptiness, NaN/Inf, ``channel_axis``) and raises
-  ``TypeError``/``ValueError`` naming the offending parameter;
-* maps values to [0, 1] (integers by their dtype's range, floats by their own range, which is
-  left alone when it already lies in [0, 1]) and maps results back to the input's dtype and range;
+* validates the input (type, dtype, dimensionality, emptiness, memory, NaN/Inf,
+  ``channel_axis``) before any work, and raises ``TypeError``/``ValueError`` naming the
+  offending parameter;
+* maps values by one affine to the working scale (integers by their dtype's range, floats by
+  their own range, left alone when it already lies in [0, 1]) and maps results back to the
+  input's dtype and range;
+* converts every intensity parameter (σ, NLM ``h``, a PSD, noise-model gains) from the
+  image's own units — grey levels for integers, values for floats — with the same affine,
+  so the user's units never depend on the data's minimum and maximum
+  (:func:`working_params`), and converts values resolved inside a run back
+  (:class:`Resolved`);
 * moves the channel axis last and passes an alpha channel through untouched;
 * applies a processor plane by plane over the leading axes of an nD stack, reporting
   progress and honouring cancellation between planes;
@@ -17,9 +24,10 @@ Nothing else in the package calls ``np.ascontiguousarray``.
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,15 +36,21 @@ import numpy as np
 __all__ = [
     "Cancelled",
     "Progress",
+    "as_image",
+    "Resolved",
+    "SingleImage",
     "ValueScale",
     "check_image",
+    "drain",
     "from_uint",
     "from_working",
     "iter_planes",
     "run_to_completion",
+    "single_image",
     "to_uint",
     "to_working",
     "value_scale",
+    "working_params",
 ]
 
 
@@ -68,12 +82,37 @@ class Progress:
 
 
 @dataclass(frozen=True)
+class Resolved:
+    """Values a plane function chose by itself (e.g. an estimated σ), yielded as a payload.
+
+    Inside a plane function the values are in working units; :func:`iter_planes` converts
+    the intensity ones to the image's units and reports them (``Progress.info``, and the
+    ``resolved`` mapping a caller passes in).
+    """
+
+    values: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class ValueScale:
-    """How values map between the caller's array and the [0, 1] working range."""
+    """The affine between the caller's values and the working scale:
+    ``work = (x - origin) / span``, with ``span = high - low``.
+
+    ``origin`` is ``low`` (working values in [0, 1]) unless the processor keeps zero at zero
+    (``origin = 0``: libraries that are not offset-invariant, such as bm4d, then see the data
+    exactly as a direct call would, only scaled). Intensity parameters (differences of
+    values, e.g. a noise σ) convert by ``1 / span``; power-like ones (variances, power
+    spectra) by ``1 / span²``.
+    """
 
     dtype: np.dtype
     low: float
     high: float
+    origin: float | None = None  # None: low
+
+    def __post_init__(self) -> None:
+        if self.origin is None:
+            object.__setattr__(self, "origin", self.low)
 
     @property
     def span(self) -> float:
@@ -81,7 +120,41 @@ class ValueScale:
 
     @property
     def identity(self) -> bool:
-        return self.low == 0.0 and self.high == 1.0
+        return self.origin == 0.0 and self.span == 1.0
+
+    @property
+    def unit(self) -> str:
+        """The image's own intensity unit, as the user reads it."""
+        return "grey levels" if self.dtype.kind in "iu" else "data units"
+
+    def param_to_working(self, value: Any, power: int = 1) -> Any:
+        """An intensity parameter (``power=1``) or power-like one (``power=2``) in working units."""
+        if power == 0 or value is None or self.span == 1.0:
+            return value
+        factor = self.span ** power
+        if isinstance(value, np.ndarray):
+            return value / factor
+        return float(value) / factor
+
+    def param_from_working(self, value: Any, power: int = 1) -> Any:
+        """The inverse of :meth:`param_to_working` (for values resolved inside a run)."""
+        if power == 0 or value is None or self.span == 1.0:
+            return value
+        factor = self.span ** power
+        if isinstance(value, np.ndarray):
+            return value * factor
+        return float(value) * factor
+
+    def describe(self) -> str:
+        """``"uint8 grey levels"`` / ``"data units (span 4095)"``, for error messages."""
+        if self.dtype.kind in "iu":
+            return f"grey levels of this {self.dtype.name} image"
+        return f"data units of this {self.dtype.name} image (its values span {_g(self.span)})"
+
+
+def _g(value: float) -> str:
+    """A number as a person writes it: 0.11, 25, 3.2e+04 (no float noise)."""
+    return f"{float(value):.6g}"
 
 
 CancelLike = Callable[[], bool] | threading.Event | None
@@ -93,10 +166,6 @@ def _is_cancelled(cancel: CancelLike) -> bool:
     if isinstance(cancel, threading.Event):
         return cancel.is_set()
     return bool(cancel())
-
-
-def _dtype_name(dtype: np.dtype) -> str:
-    return np.dtype(dtype).name
 
 
 def check_dtype(dtype: Any, *, name: str = "image") -> np.dtype:
@@ -134,6 +203,19 @@ def _as_array(image: Any, name: str) -> Any:
         raise TypeError(f"{name} must be array-like; got {type(image).__name__}") from exc
     if arr.dtype == object:
         raise TypeError(f"{name} must be a numeric array; got {type(image).__name__} of objects")
+    return arr
+
+
+def as_image(image: Any, name: str = "image") -> Any:
+    """The caller's image as an array of a real dtype, at least 1-D, without reading it.
+
+    The first check of every public function, so that lists, None, strings and scalars get
+    a clear error before any processor code sees them.
+    """
+    arr = _as_array(image, name)
+    check_dtype(arr.dtype, name=name)
+    if arr.ndim == 0:
+        raise ValueError(f"{name} must be an image array; got a 0-D scalar")
     return arr
 
 
@@ -211,9 +293,42 @@ def check_image(
             f"{min_size} pixels along every axis for this processor"
         )
     if check_finite and np.issubdtype(arr.dtype, np.floating):
-        if not bool(np.isfinite(arr).all()):
-            raise ValueError(f"{name} contains NaN or infinite values; only finite values are allowed")
+        finite_range(arr, name)
     return arr, cax
+
+
+#: Bytes of one block when a whole array is scanned (finiteness, value range): a scan never
+#: allocates more than a few times this, whatever the array's size.
+_SCAN_BYTES = 32 << 20
+
+
+def _blocks(arr: Any) -> Iterator[np.ndarray]:
+    """``arr`` as NumPy blocks along its first axis, each about :data:`_SCAN_BYTES` (lazy
+    arrays — dask, zarr — are read block by block, never whole)."""
+    if arr.ndim == 0:
+        yield np.asarray(arr)
+        return
+    row = math.prod(arr.shape[1:]) * np.dtype(arr.dtype).itemsize
+    step = max(1, _SCAN_BYTES // max(row, 1))
+    if step == 1 and row > 4 * _SCAN_BYTES and arr.ndim > 1:
+        for i in range(arr.shape[0]):  # one huge row (a plane of a stack): split it further
+            yield from _blocks(arr[i])
+        return
+    for start in range(0, arr.shape[0], step):
+        yield np.asarray(arr[start:start + step])
+
+
+def finite_range(arr: Any, name: str = "image") -> tuple[float, float]:
+    """``(min, max)`` of a real array, scanned block by block; ``ValueError`` for NaN/Inf."""
+    low, high = math.inf, -math.inf
+    for block in _blocks(arr):
+        if block.size == 0:
+            continue
+        lo, hi = block.min(), block.max()
+        if block.dtype.kind == "f" and not (np.isfinite(lo) and np.isfinite(hi)):
+            raise ValueError(f"{name} contains NaN or infinite values; only finite values are allowed")
+        low, high = min(low, float(lo)), max(high, float(hi))
+    return low, high
 
 
 def _working_dtype(dtype: np.dtype, requested: Any = np.float32) -> np.dtype:
@@ -224,29 +339,73 @@ def _working_dtype(dtype: np.dtype, requested: Any = np.float32) -> np.dtype:
     return np.result_type(np.dtype(requested), np.float64 if needs64 else np.float32)
 
 
-def value_scale(arr: Any, value_range: tuple[float, float] | None = None) -> ValueScale:
-    """Return the mapping of ``arr``'s values to [0, 1].
+def value_scale(arr: Any, value_range: tuple[float, float] | None = None,
+                *, name: str = "image", offset: bool = True) -> ValueScale:
+    """Return the affine that maps ``arr``'s values to the working scale.
 
     Integers map by their dtype's full range; floats already inside [0, 1] are kept as they
     are; other floats map by their own minimum and maximum — or by ``value_range`` when given
     (the range of the whole stack when ``arr`` is one part of it, so that a slice, a field of
-    view or a batch chunk is scaled exactly as the whole would be).
+    view or a batch chunk is scaled exactly as the whole would be). Intensity parameters are
+    converted with the same affine (:func:`working_params`), so what they mean never depends
+    on this choice. ``offset=False`` keeps zero at zero (``origin = 0``: the working array
+    is the data divided by the span).
     """
     dtype = np.dtype(arr.dtype)
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
-        return ValueScale(dtype, float(info.min), float(info.max))
+        return ValueScale(dtype, float(info.min), float(info.max),
+                          None if offset else 0.0)
     if value_range is not None:
-        low, high = (float(v) for v in value_range)
+        try:
+            low, high = (float(v) for v in value_range)
+        except (TypeError, ValueError):
+            raise ValueError(f"value_range must be (low, high); got {value_range!r:.60}") from None
         if not (np.isfinite(low) and np.isfinite(high)) or high < low:
             raise ValueError(f"value_range must be finite (low, high) with low <= high; got {value_range!r}")
     else:
-        low, high = float(arr.min()), float(arr.max())
+        low, high = finite_range(arr, name)
     if low >= 0.0 and high <= 1.0:
         return ValueScale(dtype, 0.0, 1.0)
     if high == low:
-        return ValueScale(dtype, low, low + 1.0)
-    return ValueScale(dtype, low, high)
+        high = low + max(1.0, abs(low) * 1e-6)
+    if not math.isfinite(high - low):
+        raise ValueError(
+            f"{name} has values from {low:.6g} to {high:.6g}: their span exceeds the float64 "
+            "range, so no intensity can be measured in it; rescale the image (e.g. divide it "
+            "by 1e300) first")
+    return ValueScale(dtype, low, high, None if offset else 0.0)
+
+
+def working_params(
+    params: Mapping[str, Any],
+    units: Mapping[str, int],
+    scale: ValueScale,
+    bounds: Mapping[str, tuple[float | None, float | None]] | None = None,
+) -> dict[str, Any]:
+    """``params`` with every intensity parameter converted to working units.
+
+    ``units`` maps a parameter name to its power of the intensity unit: 1 for intensities
+    (σ, NLM ``h``), 2 for power-like values (variances, power spectra); other names pass
+    through. ``bounds`` gives (min, max) in working units — fractions of the image's span —
+    and values outside are refused with the allowed range in the image's own units.
+    """
+    out = dict(params)
+    for key, power in units.items():
+        value = out.get(key)
+        if value is None or not power:
+            continue
+        work = scale.param_to_working(value, power)
+        lo, hi = (bounds or {}).get(key, (None, None))
+        if not isinstance(work, np.ndarray) and (
+                (lo is not None and work < lo) or (hi is not None and work > hi)):
+            low = "-inf" if lo is None else _g(scale.param_from_working(lo, power))
+            high = "inf" if hi is None else _g(scale.param_from_working(hi, power))
+            raise ValueError(
+                f"{key}={_g(value)} is out of range for this image; allowed [{low}, {high}] "
+                f"({scale.describe()}{', squared' if power == 2 else ''})")
+        out[key] = work
+    return out
 
 
 def to_working(arr: Any, scale: ValueScale, dtype: Any = np.float32) -> np.ndarray:
@@ -254,8 +413,13 @@ def to_working(arr: Any, scale: ValueScale, dtype: Any = np.float32) -> np.ndarr
     wd = _working_dtype(scale.dtype, dtype)
     out = np.array(arr, dtype=wd, order="C", copy=True)
     if not scale.identity:
-        out -= wd.type(scale.low)
-        out /= wd.type(scale.span)
+        if max(abs(scale.low), abs(scale.high)) < float(np.finfo(wd).max) / 4:
+            if scale.origin:
+                out -= wd.type(scale.origin)
+            out /= wd.type(scale.span)
+        else:  # values near the dtype's limits: divide first, so nothing overflows
+            out /= wd.type(scale.span)
+            out -= wd.type(scale.origin / scale.span)
     return out
 
 
@@ -272,14 +436,14 @@ def from_working(work: np.ndarray, scale: ValueScale, *, residual: bool = False)
     if scale.dtype.kind == "f":
         if scale.identity:
             return work.astype(scale.dtype, copy=True)
-        return (work.astype(np.float64) * scale.span + scale.low).astype(scale.dtype)
+        return (work.astype(np.float64) * scale.span + scale.origin).astype(scale.dtype)
     # 8/16-bit integers: float32 arithmetic is exact to well below half a level (16-bit:
     # 65535 * 2**-24 < 0.004), and twice as fast as float64 on large images.
     calc = np.float32 if scale.dtype.itemsize <= 2 and work.dtype == np.float32 else np.float64
     vals = work.astype(calc, copy=True)
     vals *= calc(scale.span)
-    if scale.low:
-        vals += calc(scale.low)
+    if scale.origin:
+        vals += calc(scale.origin)
     np.rint(vals, out=vals)
     np.clip(vals, scale.low, scale.high, out=vals)
     return vals.astype(scale.dtype)
@@ -391,17 +555,24 @@ def iter_planes(
     value_range: tuple[float, float] | None = None,
     extra_memory: int = 0,
     native_dtypes: tuple[Any, ...] = (),
+    params: Mapping[str, Any] | None = None,
+    units: Mapping[str, int] | None = None,
+    bounds: Mapping[str, tuple[float | None, float | None]] | None = None,
+    resolved: dict[str, Any] | None = None,
+    offset: bool = True,
 ) -> Generator[Progress, None, Any]:
     """Apply a plane processor over an nD stack, yielding :class:`Progress`, returning the result.
 
     Parameters
     ----------
     func : callable
-        ``func(plane) -> result``. ``plane`` is a new C-contiguous float array in [0, 1] of
+        ``func(plane, **params) -> result``. ``plane`` is a new C-contiguous float array of
         shape ``(H, W)`` (or ``(Z, H, W)`` when ``plane_ndim=3``), with a trailing colour axis
         of size 3 when ``channel_axis`` is set and ``per_channel`` is False. It may return a
         tuple for several outputs, and it may be a generator yielding sub-progress (a float in
-        [0, 1] or any payload object), whose return value is the result.
+        [0, 1] or any payload object), whose return value is the result. A :class:`Resolved`
+        payload reports values the function chose (working units); they reach the caller
+        in the image's units.
     image : array-like
         Any real dtype, any strides. Read only: never modified.
     channel_axis : int or None
@@ -420,6 +591,20 @@ def iter_planes(
     value_range : (float, float), optional
         For float input: the (min, max) to scale by instead of the input's own — pass the
         whole stack's range when ``image`` is a part of it (see :func:`value_scale`).
+    params : mapping, optional
+        Keyword arguments for ``func``, in the image's own units.
+    units : mapping of str to int, optional
+        The intensity parameters among ``params`` (and among :class:`Resolved` values) and
+        their power (1: intensities such as σ; 2: variances, power spectra): they are
+        converted to working units with the data's own affine (:func:`working_params`).
+    bounds : mapping, optional
+        (min, max) of intensity parameters in working units (fractions of the span).
+    offset : bool
+        Map values into [0, 1] (True), or keep zero at zero and only divide by the span
+        (False), for processors whose library is not offset-invariant.
+    resolved : dict, optional
+        Filled with the values the processor resolved by itself, in the image's units: one
+        value, or a list with one per plane when planes differ.
     cancel : threading.Event or callable
         Checked before every plane and at every sub-progress step; when set,
         :class:`Cancelled` is raised. A generator ``func`` receives it (``gen.throw``) and
@@ -432,9 +617,9 @@ def iter_planes(
         Output(s) with the input's shape; image outputs keep its dtype and value range.
     """
     arr, cax = check_image(
-        image, name=name, channel_axis=channel_axis, plane_ndim=plane_ndim, min_size=min_size
+        image, name=name, channel_axis=channel_axis, plane_ndim=plane_ndim, min_size=min_size,
+        check_finite=False,
     )
-    scale = value_scale(arr, value_range)
     moved = arr if cax is None else _moveaxis(arr, cax, -1)
     core = plane_ndim + (cax is not None)
     lead = tuple(moved.shape[: moved.ndim - core])
@@ -442,9 +627,16 @@ def iter_planes(
     colour = slice(0, 3) if cax is not None else slice(None)
     outputs: list[np.ndarray] | None = None
     n_out = len(residual_outputs)
-    check_memory(moved.shape, scale.dtype, n_out, plane_bytes=math.prod(moved.shape[-core:])
-                 * np.dtype(_working_dtype(scale.dtype, work_dtype)).itemsize,
-                 extra=extra_memory, name=name)
+    dtype = np.dtype(arr.dtype)
+    check_memory(moved.shape, dtype, n_out, plane_bytes=math.prod(moved.shape[-core:])
+                 * np.dtype(_working_dtype(dtype, work_dtype)).itemsize,
+                 extra=extra_memory, name=name)  # before anything reads the data
+    if value_range is not None and dtype.kind == "f":
+        finite_range(arr, name)
+    scale = value_scale(arr, value_range, name=name, offset=offset)  # floats: scans, refuses NaN/Inf
+    units = dict(units or {})
+    kwargs = working_params(params or {}, units, scale, bounds)
+    found: dict[str, list[Any]] = {}
 
     native = scale.dtype in {np.dtype(d) for d in native_dtypes}
     alpha = cax is not None and moved.shape[-1] == 4
@@ -455,7 +647,8 @@ def iter_planes(
         src = np.asarray(moved[idx])
         part = src[..., colour] if cax is not None else src
         plane = _native_plane(part) if native else to_working(part, scale, work_dtype)
-        gen = _call_plane(func, plane, per_channel and cax is not None)
+        gen = _call_plane(functools.partial(func, **kwargs) if kwargs else func, plane,
+                          per_channel and cax is not None)
         res = None
         fraction = i / total  # payload items report the latest sub-progress, not 0
         while True:
@@ -478,6 +671,13 @@ def iter_planes(
                 fraction = (i + min(max(float(sub), 0.0), 1.0)) / total
                 yield Progress(i, total, fraction)
             else:
+                if isinstance(sub, Resolved):
+                    sub = Resolved({k: scale.param_from_working(v, units.get(k, 0))
+                                    for k, v in sub.values.items()})
+                    for k, v in sub.values.items():
+                        found.setdefault(k, []).append(v)
+                elif hasattr(sub, "with_scale"):  # a measurement that records its units
+                    sub = sub.with_scale(scale)
                 yield Progress(i, total, fraction, sub)
         if stopped_early and total > 1:
             raise Cancelled(f"stopped early in plane {i + 1} of {total}; no partial stack")
@@ -505,9 +705,20 @@ def iter_planes(
             break
 
     assert outputs is not None
+    if resolved is not None:
+        resolved.update(_collapse(found))
     if cax is not None:
         outputs = [np.ascontiguousarray(np.moveaxis(o, -1, cax)) for o in outputs]
     return outputs[0] if n_out == 1 else tuple(outputs)
+
+
+def _collapse(found: dict[str, list[Any]]) -> dict[str, Any]:
+    """One value per name when all planes (and colour channels) agree, else the list."""
+    out: dict[str, Any] = {}
+    for k, vals in found.items():
+        plain = [v.item() if isinstance(v, np.generic) else v for v in vals]
+        out[k] = plain[0] if all(v == plain[0] for v in plain) else plain
+    return out
 
 
 def available_memory() -> int:
@@ -562,3 +773,95 @@ def run_to_completion(
             return stop.value
         if progress is not None:
             progress(item)
+
+
+@dataclass(frozen=True)
+class SingleImage:
+    """One image (not a stack) through the boundary, for functions that return something
+    other than an image (a profile, a prediction, a metric) or that work on the whole image
+    at once (see :func:`single_image`).
+
+    Attributes
+    ----------
+    work : ndarray
+        The working array: ``(H, W)``, or ``(H, W, 3)`` for colour (alpha removed).
+    scale : ValueScale
+        The affine of the values (intensity parameters convert with it).
+    channel_axis : int or None
+        The caller's colour axis (normalised), or None.
+    alpha : ndarray or None
+        The caller's alpha channel, untouched, for RGBA input.
+    shape : tuple
+        The caller's shape.
+    """
+
+    work: np.ndarray
+    scale: ValueScale
+    channel_axis: int | None
+    alpha: np.ndarray | None
+    shape: tuple[int, ...]
+
+    def back(self, work: np.ndarray, *, residual: bool = False) -> np.ndarray:
+        """A working array of this image's layout in the caller's dtype, range and layout;
+        alpha passes through (a residual's alpha is zero)."""
+        out = from_working(work, self.scale, residual=residual)
+        if self.channel_axis is None:
+            return out
+        if self.alpha is not None:
+            alpha = np.zeros_like(self.alpha, dtype=out.dtype) if residual else \
+                self.alpha.astype(out.dtype)
+            out = np.concatenate([out, alpha[..., None]], axis=-1)
+        return np.ascontiguousarray(np.moveaxis(out, -1, self.channel_axis))
+
+
+def single_image(
+    image: Any,
+    *,
+    channel_axis: int | None = None,
+    name: str = "image",
+    min_size: int = 1,
+    scale: ValueScale | None = None,
+    work_dtype: Any = np.float32,
+    spatial_ndim: int | None = 2,
+    value_range: tuple[float, float] | None = None,
+    any_dtype: bool = False,
+) -> SingleImage:
+    """Validate one image and return it as a :class:`SingleImage` working array.
+
+    ``scale``: the affine of an image this one belongs with (e.g. the original of a
+    denoised version), used when the dtypes agree (or always, with ``any_dtype``: metrics
+    compare an image on its reference's scale), so that both share one working scale.
+    ``spatial_ndim``: the spatial dimensions required (None: any, e.g. metrics on stacks).
+    """
+    arr, cax = check_image(image, name=name, channel_axis=channel_axis, min_size=min_size,
+                           plane_ndim=spatial_ndim or 1, check_finite=False)
+    spatial = arr.ndim - (cax is not None)
+    if spatial_ndim is not None and spatial != spatial_ndim:
+        raise ValueError(
+            f"{name} must be a single {spatial_ndim}-D image (plus channel_axis for colour); "
+            f"got shape {tuple(arr.shape)}. Process a stack plane by plane.")
+    check_memory(tuple(arr.shape), arr.dtype, 1, plane_bytes=math.prod(arr.shape) * 8, name=name)
+    if scale is None or (np.dtype(arr.dtype) != scale.dtype and not any_dtype):
+        scale = value_scale(arr, value_range, name=name)
+    elif np.dtype(arr.dtype).kind == "f":
+        finite_range(arr, name)
+    data = np.asarray(arr)
+    alpha = None
+    if cax is not None:
+        data = np.moveaxis(data, cax, -1)
+        if data.shape[-1] == 4:
+            alpha = data[..., 3]
+        data = data[..., :3]
+    return SingleImage(to_working(data, scale, work_dtype), scale, cax, alpha, tuple(arr.shape))
+
+
+def drain(result: Any) -> Any:
+    """The result of a plane function called directly by another plane function: a plain
+    value as it is, a generator run to its return value (its progress items dropped)."""
+    if not isinstance(result, Generator):
+        return result
+    while True:
+        try:
+            next(result)
+        except StopIteration as stop:
+            return stop.value

@@ -12,8 +12,6 @@ panel and batch runs call the library in a worker process that Stop terminates
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 from typing import Any
 
 import numpy as np
@@ -21,7 +19,7 @@ import numpy as np
 from .. import _compat
 from .._arrays import _as_array, normalize_channel_axis
 from .noise import estimate_noise_sigma
-from .registry import Param, ProcessorSpec, register
+from .registry import Param, ProcessorSpec, register, with_arrays
 
 PROFILES = ("np", "refilter", "vn", "vn_old", "high", "deb", "lc")
 BM4D_PROFILES = ("np", "refilter", "lc")
@@ -34,7 +32,7 @@ BLOCK_SIZE = {"np": 8, "refilter": 8, "vn": 11, "vn_old": 12, "high": 8, "deb": 
 #: Profiles with residual re-filtering (``denoise_residual``): see ``_compat.refilter_sigma``.
 REFILTER = frozenset({"refilter"})
 
-# Below this sigma (a fraction of the range) a plane counts as noise-free.
+# Below this sigma (working units: a fraction of the image's span) a plane counts as noise-free.
 _NOISE_FREE = 1e-6
 #: Deblurring needs some regularisation: sigma is at least this (≈ 0.26 grey levels of 8 bits).
 DEBLUR_MIN_SIGMA = 1e-3
@@ -47,8 +45,9 @@ _REFS_BM3D = (
 )
 
 _SIGMA_DOC = (
-    "Noise standard deviation as a fraction of the value range (25/255 ≈ 0.098 for uint8 noise "
-    "of 25 grey levels); empty = estimate per plane (wavelet MAD)."
+    "Noise standard deviation in the image's own units: grey levels for integer images (25 "
+    "for uint8 noise of 25 grey levels), values for float images; empty = estimate per plane "
+    "(wavelet MAD)."
 )
 
 
@@ -194,6 +193,7 @@ BM3D_DENOISE = register(
         input_kind="rgb",
         min_size=8,
         work_dtype=np.float64,
+        offset=False,  # bm3d/bm4d are not offset-invariant: see ValueScale
         isolate=True,
         panel_extras="napari_restore.widgets.bm3d_extras:build",
         summary=(
@@ -205,7 +205,7 @@ BM3D_DENOISE = register(
         references=_REFS_BM3D,
         params=(
             Param("sigma", float, None, _SIGMA_DOC, min=0.0, max=1.0, optional=True, key=True,
-                  step=0.005, label="σ"),
+                  step=0.005, label="σ", intensity=1),
             Param("profile", str, "np", _PROFILE_DOC, choices=PROFILES, key=True),
             Param("colorspace", str, "opp",
                   "Colour transform for RGB images: opponent (opp) or YCbCr.",
@@ -223,6 +223,7 @@ BM3D_DEBLUR = register(
         input_kind="plane2d",
         min_size=8,
         work_dtype=np.float64,
+        offset=False,  # bm3d/bm4d are not offset-invariant: see ValueScale
         isolate=True,
         panel_extras="napari_restore.widgets.bm3d_extras:build",
         summary=(
@@ -242,7 +243,8 @@ BM3D_DEBLUR = register(
                   min=0.05, max=100.0, step=0.1, key=True, label="psfσ"),
             Param("sigma", float, None,
                   _SIGMA_DOC + f" At least {DEBLUR_MIN_SIGMA:g} is used (regularisation).",
-                  min=0.0, max=1.0, optional=True, key=True, step=0.005, label="σ"),
+                  min=0.0, max=1.0, optional=True, key=True, step=0.005, label="σ",
+                  intensity=1),
             Param("profile", str, "np", _PROFILE_DOC, choices=PROFILES),
             Param("threads", int, 1, _THREADS_DOC, min=0, max=256),
         ),
@@ -257,6 +259,7 @@ BM4D_DENOISE = register(
         input_kind="volume3d",
         min_size=1,  # bm4d_plane checks: 5 along every axis, or 8x8 slices when Z < 5
         work_dtype=np.float64,
+        offset=False,  # bm3d/bm4d are not offset-invariant: see ValueScale
         isolate=True,
         panel_extras="napari_restore.widgets.bm3d_extras:build",
         summary=(
@@ -271,7 +274,8 @@ BM4D_DENOISE = register(
         ),
         params=(
             Param("sigma", float, None, _SIGMA_DOC.replace("per plane", "per volume"),
-                  min=0.0, max=1.0, optional=True, key=True, step=0.005, label="σ"),
+                  min=0.0, max=1.0, optional=True, key=True, step=0.005, label="σ",
+                  intensity=1),
             Param("profile", str, "np",
                   "bm4d profile: np = normal, refilter = with residual re-filtering, "
                   "lc = low complexity (fast).", choices=BM4D_PROFILES, key=True),
@@ -391,9 +395,11 @@ def _resolve_psf(psf: Any, image: Any, channel_axis: int | None) -> np.ndarray:
     return arr
 
 
-def with_arrays(spec: ProcessorSpec, **arrays: Any) -> ProcessorSpec:
-    """An unregistered copy of ``spec`` whose plane function has ``arrays`` bound (picklable)."""
-    return dataclasses.replace(spec, plane_func=functools.partial(spec.plane_func, **arrays))
+def psd_power(psd: np.ndarray, image: Any, channel_axis: int | None) -> int:
+    """The intensity power of a ``psd`` argument: 2 for a power spectrum (a variance per
+    frequency), 1 for a noise kernel (an amplitude: noise = unit white noise ⊛ kernel)."""
+    full = _plane_shape(image, channel_axis)
+    return 2 if psd.shape[:2] == full else 1
 
 
 # -- public functions -----------------------------------------------------------------------
@@ -416,13 +422,15 @@ def bm3d_denoise(
         2-D image, RGB/RGBA image (with ``channel_axis``) or nD stack of either (plane by
         plane); any real dtype and any strides. Not modified.
     sigma : float or None
-        Noise standard deviation as a fraction of the value range (grey levels / 255 for
-        uint8). ``None`` estimates it per plane (wavelet MAD), unless ``psd`` is given.
+        Noise standard deviation in the image's own units: grey levels for integer images,
+        values for float images (the units napari's contrast limits show, and those
+        ``bm3d.bm3d`` takes). ``None`` estimates it per plane (wavelet MAD), unless ``psd``
+        is given.
     profile : {"np", "refilter", "vn", "vn_old", "high", "deb", "lc"}
         bm3d parameter profile; each one really runs (see ``docs/compatibility.md`` for how
         "refilter" with a scalar sigma and "lc" are made to work).
     psd : ndarray, optional
-        Correlated noise, in working units (fractions of the value range): either its power
+        Correlated noise, in the image's own units: either its power
         spectrum, shaped like one plane ``(H, W)`` (or ``(H, W, 3)`` for colour) in bm3d's
         convention (white noise of std ``s`` is ``s² · H · W`` everywhere), or a small 2-D noise
         kernel (the noise is white noise convolved with it; see :func:`kernel_to_psd`; with
@@ -450,16 +458,17 @@ def bm3d_denoise(
     >>> import numpy as np
     >>> from napari_restore import bm3d_denoise
     >>> rng = np.random.default_rng(0)
-    >>> noisy = np.clip(0.5 + rng.normal(0, 0.1, (32, 32)), 0, 1)
-    >>> bm3d_denoise(noisy, 0.1).shape
-    (32, 32)
+    >>> noisy = (120 + rng.normal(0, 25, (32, 32))).clip(0, 255).astype(np.uint8)
+    >>> bm3d_denoise(noisy, 25).dtype  # σ in grey levels
+    dtype('uint8')
     """
     params = BM3D_DENOISE.validate_params(
         {"sigma": sigma, "profile": profile, "colorspace": colorspace, "threads": threads}
     )
     spec = BM3D_DENOISE
     if psd is not None:
-        spec = with_arrays(spec, psd=_resolve_psd(psd, image, channel_axis, params["sigma"]))
+        arr = _resolve_psd(psd, image, channel_axis, params["sigma"])
+        spec = with_arrays(spec, units={"psd": psd_power(arr, image, channel_axis)}, psd=arr)
     return spec.apply(image, channel_axis=channel_axis, **params)
 
 
@@ -490,8 +499,9 @@ def bm3d_deblur(
     psf_sigma : float
         Gaussian PSF standard deviation in pixels.
     sigma : float or None
-        Noise standard deviation as a fraction of the value range; ``None`` estimates it
-        per plane. At least ``1e-3`` is used, for regularisation.
+        Noise standard deviation in the image's own units (grey levels for integer images,
+        values for float images); ``None`` estimates it per plane. At least ``1e-3`` of the
+        image's span is used, for regularisation.
     profile : str
         bm3d profile (as in :func:`bm3d_denoise`).
     channel_axis : int or None
@@ -527,8 +537,8 @@ def bm4d_denoise(volume: Any, sigma: float | None = None, *, profile: str = "np"
     volume : ndarray
         3-D (or nD, the last three axes being a volume) array of any real dtype. Not modified.
     sigma : float or None
-        Noise standard deviation as a fraction of the value range; ``None`` estimates it
-        per volume (3-D wavelet MAD).
+        Noise standard deviation in the volume's own units (grey levels for integer data,
+        values for float data); ``None`` estimates it per volume (3-D wavelet MAD).
     profile : {"np", "refilter", "lc"}
         bm4d parameter profile.
     threads : int

@@ -21,12 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from .._arrays import check_image, to_working, value_scale
+from .._arrays import single_image
 from . import clahe_colour
 from .clahe_core import clahe_channel
 from .clahe_features import FEATURES, plane_features
 from .guided_filter import guided_filter
-from .registry import Param, ProcessorSpec, register
+from .registry import Output, Param, ProcessorSpec, register
 
 COLORSPACES = ("lab", "hsv", "rgb")
 MODEL_FILE = "lb_clahe_model.json"
@@ -130,16 +130,8 @@ def predict_clahe_params(
     >>> 1.0 <= clip <= 8.0 and len(grid) == 2
     True
     """
-    arr, cax = check_image(image, channel_axis=channel_axis, min_size=8)
-    if arr.ndim - (cax is not None) != 2:
-        raise ValueError(
-            f"predict_clahe_params needs one 2-D plane (plus a colour axis); got shape "
-            f"{tuple(arr.shape)}. Pass a single plane of a stack."
-        )
-    if cax is not None:
-        arr = np.moveaxis(np.asarray(arr), cax, -1)[..., :3]
-    plane = to_working(np.asarray(arr), value_scale(arr))
-    return predict_plane(plane)
+    img = single_image(image, channel_axis=channel_axis, min_size=8)
+    return predict_plane(img.work)
 
 
 # -- the plane function --------------------------------------------------------------------
@@ -196,6 +188,7 @@ LB_CLAHE = register(
         input_kind="rgb",
         min_size=8,
         native_dtypes=("uint8",),
+        outputs=(Output(keeps_scale=False),),  # equalisation changes the value range
         panel_extras="napari_restore.widgets.clahe_extras:build",
         summary=(
             "Contrast-limited adaptive histogram equalisation whose clip limit and tile grid "

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from .._arrays import from_uint, to_uint
-from .noise import estimate_noise_sigma
+from .noise import AutoSigma, estimate_noise_sigma
 from .registry import Param, ProcessorSpec, register
 
 METHODS = ("nl_means", "tv_chambolle", "wavelet", "opencv_nlm")
@@ -44,7 +44,8 @@ def _opencv_nlm(plane: np.ndarray, h: float, patch: int, distance: int, bits: in
     return from_uint(out, plane.dtype)
 
 
-# Below this sigma (a fraction of the range, < 1/10 of a uint16 step) a plane counts as noise-free;
+# Below this sigma (working units: a fraction of the span, < 1/10 of a uint16 step) a plane
+# counts as noise-free;
 # some skimage methods divide by sigma-derived thresholds and would return NaN.
 _NOISE_FREE = 1e-6
 
@@ -96,7 +97,7 @@ CLASSIC_DENOISE = register(
     ProcessorSpec(
         name="classic_denoise",
         title="Classic denoise",
-        plane_func=classic_plane,
+        plane_func=AutoSigma(classic_plane),
         input_kind="rgb",
         min_size=8,
         prepare=_prepare,
@@ -117,9 +118,10 @@ CLASSIC_DENOISE = register(
             Param("method", str, "nl_means", "Denoising algorithm.", choices=METHODS, key=True),
             Param(
                 "sigma", float, None,
-                "Noise standard deviation as a fraction of the value range (25/255 ≈ 0.098 for "
-                "uint8 noise of 25 grey levels); empty = estimate per plane.",
-                min=0.0, max=1.0, optional=True, key=True, step=0.005, label="σ",
+                "Noise standard deviation in the image's own units: grey levels for integer "
+                "images (25 for uint8 noise of 25 grey levels), values for float images; "
+                "empty = estimate per plane.",
+                min=0.0, max=1.0, optional=True, key=True, step=0.005, label="σ", intensity=1,
             ),
             Param("strength", float, 1.0, "Multiplies the smoothing derived from sigma.",
                   min=0.05, max=5.0, step=0.05),
@@ -157,8 +159,9 @@ def classic_denoise(
         Algorithm. ``opencv_nlm`` works at 8 bits for uint8 input and at 16 bits otherwise
         (see ``bit_depth``), so uint16 data keeps its precision.
     sigma : float or None
-        Noise standard deviation as a fraction of the value range (for uint8 data, grey
-        levels / 255). ``None`` estimates it per plane (wavelet MAD).
+        Noise standard deviation in the image's own units: grey levels for integer images,
+        values for float images (as scikit-image's ``sigma``). ``None`` estimates it per
+        plane (wavelet MAD).
     strength : float
         Multiplier of the smoothing derived from ``sigma``.
     patch_size, patch_distance : int

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from .._arrays import check_image, to_working, value_scale
+from .._arrays import SingleImage, single_image
 from .grain_profile import GrainProfile, ar_offsets
 
 BLOCK = 32
@@ -54,10 +54,19 @@ ENVELOPE_STEP = 1.3
 DETREND_ORDER = 2
 AREA_RADIUS = 8.0
 AREA_RING = (10.0, 13.0)
+# whiteness test (digital noise vs grain), see _hf_statistic
+HF_BLOCK = 16
+HF_MAX_BLOCKS = 4096
+HF_SELECT = 0.25
+HF_QUANTILE = 0.75
+HF_LOW = 0.22  # cycles/pixel
+HF_MID = (0.30, 0.45)
+HF_HIGH = 0.55
 
 # Class boundaries (documented in docs/processors/restore_film_grain.md).
 MINIMAL_SIGMA = 0.005  # grain std below 0.5 % of the value range
 PERIODIC_PEAK = 0.4
+PERIODIC_FINE_SIGMA = 1.0  # high-pass of the periodicity test for white grain (px)
 SIZE_DIGITAL = 0.4
 SIZE_FINE = 1.0
 SIZE_MEDIUM = 2.0
@@ -66,25 +75,14 @@ SIZE_MEDIUM = 2.0
 # -- working-array helpers --------------------------------------------------------------------
 
 def working_image(image: Any, channel_axis: int | None, name: str = "image",
-                  scale: Any = None) -> tuple[np.ndarray, Any]:
-    """Validate one 2-D (or colour) image and return ``(working (H, W[, 3]) in [0, 1], scale)``.
+                  scale: Any = None) -> SingleImage:
+    """One 2-D (or colour) image through the single-image boundary (float64 working array).
 
     ``scale`` (the scale of the image this one belongs with, e.g. for a denoised version) is
     used when this image has the same dtype; otherwise its own dtype's scale applies.
     """
-    arr, cax = check_image(image, name=name, channel_axis=channel_axis, min_size=32)
-    if scale is not None and np.dtype(arr.dtype) != scale.dtype:
-        scale = None
-    spatial = arr.ndim - (cax is not None)
-    if spatial != 2:
-        raise ValueError(
-            f"{name} must be a single 2-D image (plus channel_axis for colour); got shape "
-            f"{tuple(arr.shape)}. Analyse a stack plane by plane."
-        )
-    scale = value_scale(arr) if scale is None else scale
-    if cax is not None:
-        arr = np.moveaxis(np.asarray(arr), cax, -1)[..., :3]
-    return to_working(arr, scale, np.float64), scale
+    return single_image(image, channel_axis=channel_axis, name=name, min_size=32, scale=scale,
+                        work_dtype=np.float64)
 
 
 def _channels(work: np.ndarray) -> np.ndarray:
@@ -177,6 +175,70 @@ def variance_factor(size: float, b: int = BLOCK) -> float:
     """Detrended-block variance -> grain variance, for grain of ``size`` (calibrated)."""
     sig, _, factor, _ = _calibration(b)
     return float(np.interp(size, sig, factor))
+
+
+# -- whiteness (digital noise or grain?) --------------------------------------------------------
+
+@functools.lru_cache(maxsize=2)
+def _hf_masks(b: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(Hann window, low, mid, high frequency masks) of a ``b``×``b`` block's half spectrum."""
+    w1 = np.hanning(b)
+    f = np.hypot(*np.meshgrid(np.fft.fftfreq(b), np.fft.rfftfreq(b), indexing="ij"))
+    low = (f > 0) & (f < HF_LOW)
+    mid = (f >= HF_MID[0]) & (f <= HF_MID[1])
+    return np.outer(w1, w1), low, mid, f >= HF_HIGH
+
+
+def _hf_statistic(plane: np.ndarray) -> float | None:
+    """How white the noise of ``plane`` is: the high/mid band power ratio (1 = white).
+
+    Small detrended blocks, each normalised to unit variance; the fraction ``HF_SELECT`` of
+    them with the least power below ``HF_LOW`` (the least image content) are kept, and the
+    statistic is the ``HF_QUANTILE`` quantile of their power ratio ``|f| >= HF_HIGH`` over
+    ``HF_MID``. Content only ever adds power at the lower of the two bands (natural images'
+    spectra fall with frequency), so it lowers a block's ratio; an upper quantile of the
+    cleanest blocks is what content leaks into least. ``None`` when fewer than 4 blocks vary.
+    """
+    b = HF_BLOCK
+    h, w = plane.shape
+    if min(h, w) < b:
+        return None
+    positions = (h - b + 1) * (w - b + 1)
+    stride = max(b // 2, int(np.ceil(np.sqrt(positions / HF_MAX_BLOCKS))))
+    res = _detrend(_block_view(plane, b, stride), _plane_basis(b))
+    var = res.var(axis=1)
+    ok = var > 1e-12
+    if ok.sum() < 4:
+        return None
+    win, low, mid, high = _hf_masks(b)
+    norm = (res[ok] / np.sqrt(var[ok])[:, None]).reshape(-1, b, b)
+    p = np.abs(np.fft.rfft2((norm * win).astype(np.float32))) ** 2
+    low_frac = p[:, low].sum(axis=1) / np.maximum(p.sum(axis=(1, 2)), 1e-30)
+    ratio = p[:, high].mean(axis=1) / np.maximum(p[:, mid].mean(axis=1), 1e-30)
+    keep = np.argsort(low_frac, kind="stable")[:max(4, int(np.ceil(HF_SELECT * len(ratio))))]
+    return float(np.quantile(ratio[keep], HF_QUANTILE))
+
+
+@functools.lru_cache(maxsize=1)
+def _hf_calibration() -> tuple[np.ndarray, np.ndarray]:
+    """``(sigma_c, statistic)`` of :func:`_hf_statistic` on Gaussian-filtered white noise of
+    known σ_c (fixed seed; non-increasing in σ_c; a few tens of ms once)."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(12345)
+    white = rng.standard_normal((24 * HF_BLOCK, 24 * HF_BLOCK))
+    sig = np.array([0.0, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.8, 1.0])
+    stat = np.array([
+        _hf_statistic(ndimage.gaussian_filter(white, s, mode="wrap") if s > 0 else white)
+        for s in sig])
+    return sig, np.minimum.accumulate(stat)
+
+
+def size_from_hf(stat: float) -> float:
+    """σ_c of Gaussian-filtered white noise with whiteness statistic ``stat`` (calibrated;
+    resolves sizes up to about 0.6 px, enough to tell digital noise from grain)."""
+    sig, table = _hf_calibration()
+    return float(np.interp(stat, table[::-1], sig[::-1]))
 
 
 # -- flat blocks ------------------------------------------------------------------------------
@@ -288,7 +350,14 @@ def _radial_spectrum(res: np.ndarray, b: int) -> tuple[np.ndarray, np.ndarray]:
     return np.arange(nb + 1) / b, power
 
 
-def _periodic_peak(luma: np.ndarray, mask: np.ndarray, size: float) -> float:
+def _periodic_peak(luma: np.ndarray, mask: np.ndarray, size: float,
+                   fine: bool = False) -> float:
+    """Largest autocorrelation of the high-passed flat area outside the central lobe.
+
+    ``fine`` (white grain): only the finest scales (above ``PERIODIC_FINE_SIGMA``) are kept,
+    where a repeated white grain still repeats but periodic image content (bricks, tiles)
+    has little power.
+    """
     from scipy import ndimage
 
     h, w = luma.shape
@@ -298,7 +367,8 @@ def _periodic_peak(luma: np.ndarray, mask: np.ndarray, size: float) -> float:
     m = mask[y0:y0 + ch, x0:x0 + cw].astype(np.float64)
     if m.sum() < 0.05 * m.size:
         return 0.0
-    hp = (lum - ndimage.gaussian_filter(lum, max(3.0, 2.0 * size))) * m
+    cutoff = PERIODIC_FINE_SIGMA if fine else max(3.0, 2.0 * size)
+    hp = (lum - ndimage.gaussian_filter(lum, cutoff)) * m
     fr = np.fft.rfft2(hp)
     fm = np.fft.rfft2(m)
     num = np.fft.irfft2(np.abs(fr) ** 2, s=(ch, cw))
@@ -393,11 +463,21 @@ def analyze_working(work: np.ndarray, denoised: np.ndarray | None = None) -> Gra
     norm = res_c[:, sub] / np.sqrt(np.maximum(var_c[:, sub], 1e-20))[..., None]
     norm = norm.reshape(-1, b, b)
     strong = var_c[:, sub].ravel() > 1e-12
+    # whiteness of the grain (content-robust, see _hf_statistic): image content leaking into
+    # the flat blocks inflates the correlation area, never the high-frequency whiteness
+    hf = _hf_statistic(luma if denoised is None else grain.mean(axis=0))
+    size_hf = size_from_hf(hf) if hf is not None else np.inf
+    white = size_hf < SIZE_DIGITAL
     if strong.sum() >= 1:
         rho, area = _measure(norm[strong], b)
         size = size_from_area(area, b)
+        if white:  # digital noise: what correlation the blocks show is content
+            size = min(size, size_hf)
+            rho = np.zeros_like(rho)
+            rho[b // 2, b // 2] = 1.0
         factor = variance_factor(size, b)
-        rho = rho + rho_correction(size, b)
+        if not white:
+            rho = rho + rho_correction(size, b)
         coeffs, resid = _yule_walker(rho)
         freq, power = _radial_spectrum(norm[strong], b)
     else:  # no variance at all (a constant image)
@@ -445,7 +525,7 @@ def analyze_working(work: np.ndarray, denoised: np.ndarray | None = None) -> Gra
         y, x = divmod(int(k), nx)
         mask[y * stride:y * stride + b, x * stride:x * stride + b] = True
     base = luma if denoised is None else luma - content + content.mean()
-    peak = _periodic_peak(base, mask, size) if floor >= MINIMAL_SIGMA else 0.0
+    peak = _periodic_peak(base, mask, size, fine=white) if floor >= MINIMAL_SIGMA else 0.0
     gtype = classify(floor, size, peak)
     return GrainProfile(
         channels=nc,
@@ -509,15 +589,15 @@ def analyze_grain(image: Any, *, channel_axis: int | None = None,
     >>> analyze_grain(img).grain_type
     'digital_noise'
     """
-    work, scale = working_image(image, channel_axis)
+    img = working_image(image, channel_axis)
     den = None
     if denoised is not None:
-        if np.shape(denoised) != np.shape(image):
+        if np.shape(denoised) != img.shape:
             raise ValueError(
-                f"denoised has shape {np.shape(denoised)}; it must match image {np.shape(image)}"
+                f"denoised has shape {np.shape(denoised)}; it must match image {img.shape}"
             )
-        den, _ = working_image(denoised, channel_axis, name="denoised", scale=scale)
-    return analyze_working(work, den)
+        den = working_image(denoised, channel_axis, name="denoised", scale=img.scale).work
+    return analyze_working(img.work, den).with_scale(img.scale)
 
 
 def detect_grain_type(image: Any, *, channel_axis: int | None = None) -> str:

@@ -1,7 +1,12 @@
 """`GrainProfile`: the measured statistics of a film grain, serialisable to JSON.
 
-All amplitudes are in working units: fractions of the image's value range (a grain of 2.55
-grey levels on uint8 data has ``sigma = 0.01``). The model follows the AV1 film-grain model
+All amplitudes are in working units: fractions of the value range of the image it was
+measured on (a grain of 2.55 grey levels on uint8 data has ``sigma = 0.01``), and the profile
+records that scale (``dtype``, ``value_range``): :meth:`GrainProfile.for_scale` converts it for
+an image of another dtype or range. Between images with a nominal range (integers: their
+dtype's; floats inside [0, 1]) grain keeps its fraction of the range, so a profile measured on
+an 8-bit scan regrains the 16-bit scan of the same film; for float data in its own units
+(counts) it keeps its size in those units. The model follows the AV1 film-grain model
 (libaom ``noise_model.c``): a causal auto-regressive (AR) spatial filter of lag 3 and a
 piecewise-linear scaling function (up to 14 points) of grain strength versus intensity.
 """
@@ -28,7 +33,9 @@ GRAIN_TYPES = (
     "simulated_regular",
 )
 AR_LAG = 3
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Versions read: 1 had no recorded scale (taken as a nominal [0, 1] range).
+READ_VERSIONS = (1, 2)
 
 
 def ar_offsets(lag: int = AR_LAG) -> list[tuple[int, int]]:
@@ -122,10 +129,15 @@ def _ar_spectrum(coeffs: tuple[float, ...], shape: tuple[int, int], half: bool,
 #: luma std with the luma floored at 1e-10: ~1e9 for anti-correlated channel grain (≤ ~4e10
 #: by construction); ``periodic_peak`` is an overlap-normalised autocorrelation, < 4 by
 #: construction (≈1 on checkerboards and tiled overlays). Neither is used by synthesis.
+#: Intensities and amplitudes are fractions of the recorded range; a profile converted for
+#: another image's range (:meth:`GrainProfile.for_scale`) may reach beyond it, up to
+#: :data:`MAX_FRACTION` times.
+MAX_FRACTION = 1e6
 RANGES: dict[str, tuple[float, float]] = {
-    "nlf_intensity": (0.0, 1.0), "nlf_sigma": (0.0, 1.0), "nlf_luma": (0.0, 1.0),
-    "nlf_chroma": (0.0, 1.0), "spectrum_freq": (0.0, 1.0), "spectrum_power": (0.0, 1.0),
-    "ar_coeffs": (-1e5, 1e5), "grain_size_px": (0.0, 64.0), "sigma": (0.0, 1.0),
+    "nlf_intensity": (-MAX_FRACTION, MAX_FRACTION), "nlf_sigma": (0.0, MAX_FRACTION),
+    "nlf_luma": (0.0, MAX_FRACTION), "nlf_chroma": (0.0, MAX_FRACTION),
+    "spectrum_freq": (0.0, 1.0), "spectrum_power": (0.0, 1.0),
+    "ar_coeffs": (-1e5, 1e5), "grain_size_px": (0.0, 64.0), "sigma": (0.0, MAX_FRACTION),
     "channel_correlation": (-1.0, 1.0), "chroma_luma_ratio": (0.0, 1e11),
     "ar_residual": (0.0, 1e5), "periodic_peak": (0.0, 4.0), "flat_fraction": (0.0, 1.0),
 }
@@ -223,9 +235,53 @@ class GrainProfile:
     flat_fraction: float
     grain_type: str
     version: int = field(default=SCHEMA_VERSION)
+    dtype: str | None = None
+    value_range: tuple[float, float] = (0.0, 1.0)
 
     def __post_init__(self) -> None:
         _validate(asdict(self))
+
+    # -- scale --------------------------------------------------------------------------
+    @property
+    def nominal(self) -> bool:
+        """Measured on an image with a nominal range: an integer dtype, or floats in [0, 1]
+        (or of unknown dtype: profiles of version 1)."""
+        if self.dtype is None:
+            return True
+        return np.dtype(self.dtype).kind in "iu" or tuple(self.value_range) == (0.0, 1.0)
+
+    def with_scale(self, scale: Any) -> GrainProfile:
+        """This profile, recording that it was measured in the working units of ``scale``
+        (the array boundary calls it on profiles a plane function reports)."""
+        import dataclasses
+
+        return dataclasses.replace(self, dtype=scale.dtype.name,
+                                   value_range=(float(scale.low), float(scale.high)))
+
+    def for_scale(self, scale: Any) -> GrainProfile:
+        """This profile in the working units of an image of ``scale``
+        (:class:`~napari_restore._arrays.ValueScale`).
+
+        Nominal to nominal (e.g. uint8 to uint16): amplitudes keep their fraction of the
+        range. Otherwise the grain keeps its size in data units (a grain of 12 counts stays
+        12 counts), and the NLF's intensities are mapped through both affines.
+        """
+        import dataclasses
+
+        target_nominal = scale.dtype.kind in "iu" or scale.identity
+        lo, hi = (float(v) for v in self.value_range)
+        if self.nominal and target_nominal:
+            return dataclasses.replace(self, dtype=scale.dtype.name,
+                                       value_range=(float(scale.low), float(scale.high)))
+        span, tspan = hi - lo, float(scale.span)
+        factor = span / tspan
+        amp = lambda values: tuple(float(v) * factor for v in values)  # noqa: E731
+        inten = tuple((float(v) * span + lo - scale.origin) / tspan for v in self.nlf_intensity)
+        return dataclasses.replace(
+            self, nlf_intensity=inten, nlf_sigma=tuple(amp(r) for r in self.nlf_sigma),
+            nlf_luma=amp(self.nlf_luma), nlf_chroma=amp(self.nlf_chroma),
+            sigma=float(self.sigma) * factor, dtype=scale.dtype.name,
+            value_range=(float(scale.low), float(scale.high)))
 
     # -- derived ------------------------------------------------------------------------
     def channel_sigma(self) -> np.ndarray:
@@ -302,7 +358,7 @@ _FIELDS = [f for f in GrainProfile.__dataclass_fields__]
 
 def _validate(d: dict[str, Any]) -> dict[str, Any]:
     """Schema check of a profile's fields; returns them coerced to the dataclass's types."""
-    missing = [f for f in _FIELDS if f not in d and f != "version"]
+    missing = [f for f in _FIELDS if f not in d and f not in ("version", "dtype", "value_range")]
     if missing:
         raise ValueError(f"grain profile is missing field(s): {', '.join(missing)}")
     unknown = sorted(set(d) - set(_FIELDS))
@@ -311,8 +367,22 @@ def _validate(d: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"grain profile has unknown field(s): "
                          f"{', '.join(repr(k)[:60] for k in unknown[:5])}{more}")
     version = d.get("version", SCHEMA_VERSION)
-    if not isinstance(version, int) or isinstance(version, bool) or version != SCHEMA_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool) or version not in READ_VERSIONS:
         raise ValueError(f"grain profile version {version!r:.60} is not supported (expected {SCHEMA_VERSION})")
+    dtype = d.get("dtype")
+    if dtype is not None:
+        try:
+            kind = np.dtype(dtype).kind if isinstance(dtype, str) and len(dtype) < 16 else ""
+        except TypeError:
+            kind = ""
+        if kind not in ("i", "u", "f"):
+            raise ValueError(f"grain profile field 'dtype' must name an integer or float dtype; "
+                             f"got {dtype!r:.60}")
+        dtype = np.dtype(dtype).name
+    vrange = _floats(d.get("value_range", (0.0, 1.0)), "value_range", 2)
+    if not (math.isfinite(vrange[1] - vrange[0]) and vrange[1] > vrange[0]):
+        raise ValueError(f"grain profile field 'value_range' must be (low, high) with low < high; "
+                         f"got {vrange}")
     channels = d["channels"]
     if isinstance(channels, bool) or not isinstance(channels, int | np.integer) or channels not in (1, 3):
         raise ValueError(f"grain profile field 'channels' must be 1 or 3; got {channels!r:.60}")
@@ -352,4 +422,5 @@ def _validate(d: dict[str, Any]) -> dict[str, Any]:
         "nlf_chroma": chroma, "nlf_count": tuple(int(c) for c in count), "spectrum_freq": freq,
         "spectrum_power": power, "ar_coeffs": ar, "colour": bool(d["colour"]),
         "grain_type": str(d["grain_type"]), "version": SCHEMA_VERSION, **scalars,
+        "dtype": dtype, "value_range": vrange,
     }

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .._arrays import from_working
+from .._arrays import drain
 from .grain_analysis import analyze_working, working_image
 from .grain_profile import GrainProfile
 from .grain_synthesis import _check_profile, synthesize_working
@@ -51,15 +51,17 @@ def denoise_working(plane: np.ndarray, profile: GrainProfile, denoiser: str) -> 
         return np.clip(plane - lum[..., None] + den[..., None], 0.0, 1.0)
     h, w = plane.shape[:2]
     if denoiser in ("bm3d", "bm3d_white"):
-        from .bm3d import bm3d_denoise
+        from .bm3d import bm3d_plane
 
-        cax = -1 if colour else None
+        # kernels call kernels: BM3D's plane function on this working plane (the whole grain
+        # plane runs in a worker process that Stop ends: the spec has isolate=True)
         if denoiser == "bm3d_white":
-            return bm3d_denoise(plane, float(np.sqrt(np.mean(sig**2))), channel_axis=cax)
+            return drain(bm3d_plane(plane, sigma=float(np.sqrt(np.mean(sig**2))),
+                                    profile="np", colorspace="opp"))
         unit = profile.unit_spectrum((h, w)) * (h * w)
         psd = unit * float(sig[0]) ** 2 if not colour else np.stack(
             [unit * float(s) ** 2 for s in sig], axis=-1)
-        return bm3d_denoise(plane, psd=psd, channel_axis=cax)
+        return drain(bm3d_plane(plane, sigma=None, profile="np", colorspace="opp", psd=psd))
     from .classic import classic_plane
 
     # classic methods assume white noise: the level is the grain std (correlated grain is
@@ -130,7 +132,9 @@ RESTORE_FILM_GRAIN = register(
         input_kind="rgb",
         min_size=32,
         default_target="slice",
-        outputs=(Output("denoised"), Output("grain", kind="residual"), Output("regrained")),
+        isolate=True,  # BM3D inside: Stop ends the worker process mid-call
+        outputs=(Output("denoised", keeps_scale=True), Output("grain", kind="residual", keeps_scale=False),
+                 Output("regrained", keeps_scale=True)),
         panel_extras="napari_restore.widgets.grain_extras:build",
         summary=(
             "Measure the film grain on flat regions (AV1 model: noise-level function, AR lag-3 "
@@ -213,30 +217,20 @@ def extract_grain(image: Any, denoised: Any = None, *, denoiser: str = "bm3d",
     measured grain with ``denoiser`` (see :func:`restore_film_grain`).
     """
     RESTORE_FILM_GRAIN.param("denoiser").validate(denoiser)
-    work, scale = working_image(image, channel_axis)
+    img = working_image(image, channel_axis)
     if denoised is None:
-        den = denoise_working(work, analyze_working(work), denoiser)
+        den = denoise_working(img.work, analyze_working(img.work), denoiser)
     else:
-        if np.shape(denoised) != np.shape(image):
-            raise ValueError(
-                f"denoised has shape {np.shape(denoised)}; it must match image {np.shape(image)}"
-            )
-        den, _ = working_image(denoised, channel_axis, name="denoised", scale=scale)
-    return _back(work - den, scale, channel_axis, image, residual=True)
+        den = _denoised(denoised, img, channel_axis)
+    return img.back(img.work - den, residual=True)
 
 
-def _back(work: np.ndarray, scale: Any, channel_axis: int | None, image: Any,
-          residual: bool = False) -> np.ndarray:
-    out = from_working(work, scale, residual=residual)
-    if channel_axis is None:
-        return out
-    arr = np.asarray(image)
-    cax = channel_axis % arr.ndim
-    if arr.shape[cax] == 4:  # alpha passes through (zero in a residual)
-        alpha = np.zeros(arr.shape[:cax] + arr.shape[cax + 1:], out.dtype) if residual \
-            else np.take(arr, 3, axis=cax).astype(out.dtype)
-        out = np.concatenate([out, alpha[..., None]], axis=-1)
-    return np.moveaxis(out, -1, cax)
+def _denoised(denoised: Any, img: Any, channel_axis: int | None) -> np.ndarray:
+    """The clean estimate of ``img`` on its working scale (same shape required)."""
+    if np.shape(denoised) != img.shape:
+        raise ValueError(
+            f"denoised has shape {np.shape(denoised)}; it must match image {img.shape}")
+    return working_image(denoised, channel_axis, name="denoised", scale=img.scale).work
 
 
 def preserve_grain(image: Any, denoised: Any, *, strength: float = 1.0, mode: str = "adaptive",
@@ -272,17 +266,14 @@ def preserve_grain(image: Any, denoised: Any, *, strength: float = 1.0, mode: st
     strength = RESTORE_FILM_GRAIN.param("strength").validate(strength)
     mode = RESTORE_FILM_GRAIN.param("mode").validate(mode)
     seed = RESTORE_FILM_GRAIN.param("seed").validate(seed)
-    if np.shape(denoised) != np.shape(image):
-        raise ValueError(
-            f"denoised has shape {np.shape(denoised)}; it must match image {np.shape(image)}"
-        )
-    work, scale = working_image(image, channel_axis)
-    den, _ = working_image(denoised, channel_axis, name="denoised", scale=scale)
-    prof = analyze_working(work, den) if profile is None else _check_profile(profile)
-    nc = 1 if work.ndim == 2 else work.shape[2]
+    img = working_image(image, channel_axis)
+    den = _denoised(denoised, img, channel_axis)
+    prof = analyze_working(img.work, den) if profile is None else \
+        _check_profile(profile).for_scale(img.scale)
+    nc = 1 if img.work.ndim == 2 else img.work.shape[2]
     if prof.channels != nc:
         raise ValueError(
             f"the grain profile has {prof.channels} channel(s) but the image has {nc}"
         )
-    out = preserve_working(work, den, prof, strength=strength, mode=mode, seed=seed)
-    return _back(out, scale, channel_axis, image)
+    out = preserve_working(img.work, den, prof, strength=strength, mode=mode, seed=seed)
+    return img.back(out)

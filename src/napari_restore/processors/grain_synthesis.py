@@ -12,11 +12,14 @@ that the channels' grains have the profile's ``channel_correlation``.
 
 from __future__ import annotations
 
+import math
+import numbers
+
 from typing import Any
 
 import numpy as np
 
-from .._arrays import check_image, from_working, to_working, value_scale
+from .._arrays import check_memory, from_working, single_image
 from .grain_profile import GrainProfile, ar_spectrum
 
 
@@ -134,33 +137,29 @@ def synthesize_grain(shape: Any, profile: Any, *, luminance: Any = None, seed: i
     profile = _check_profile(profile)
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise TypeError(f"seed must be a non-negative integer; got {seed!r}")
-    if isinstance(shape, str | bytes):
-        raise TypeError(f"shape must be a tuple of ints; got {shape!r}")
-    try:
-        shape = tuple(int(s) for s in shape)
-    except (TypeError, ValueError):
-        raise TypeError(f"shape must be a tuple of ints; got {shape!r}") from None
-    if len(shape) not in (2, 3) or min(shape) < 1:
-        raise ValueError(f"shape must be (H, W) or (H, W, C) with positive sizes; got {shape}")
+    if isinstance(shape, str | bytes) or not hasattr(shape, "__len__"):
+        raise TypeError(f"shape must be a tuple of ints; got {shape!r:.60}")
+    if len(shape) not in (2, 3):
+        raise ValueError(f"shape must be (H, W) or (H, W, C); got {len(shape)} entries")
+    if not all(isinstance(s, numbers.Integral) and not isinstance(s, bool | np.bool_)
+               for s in shape):
+        raise TypeError(f"shape must hold integers (no floats or booleans); got {tuple(shape)!r:.80}")
+    shape = tuple(int(s) for s in shape)
+    if min(shape) < 1:
+        raise ValueError(f"shape must have positive sizes; got {shape}")
+    check_memory(shape, np.float32, 1, plane_bytes=math.prod(shape) * 8, name="shape")
     nc = 1 if len(shape) == 2 else shape[2]
     if nc != profile.channels:
         raise ValueError(
             f"shape {shape} has {nc} channel(s) but the grain profile was measured on "
             f"{profile.channels}; pass a shape with {profile.channels} channel(s)"
         )
-    scale = None
-    lum = None
-    if luminance is not None:
-        arr, cax = check_image(luminance, name="luminance", channel_axis=channel_axis)
-        if cax is not None:
-            arr = np.moveaxis(np.asarray(arr), cax, -1)[..., :3]
-        if tuple(arr.shape[:2]) != shape[:2] or arr.ndim > 3:
-            raise ValueError(
-                f"luminance has spatial shape {tuple(arr.shape)}; it must match shape {shape[:2]}"
-            )
-        scale = value_scale(arr)
-        lum = to_working(arr, scale)
-    grain = synthesize_working(shape, profile, lum, int(seed))
-    if scale is not None:
-        return from_working(grain, scale, residual=True).astype(np.float32)
-    return grain
+    if luminance is None:
+        return synthesize_working(shape, profile, None, int(seed))
+    img = single_image(luminance, name="luminance", channel_axis=channel_axis)
+    if tuple(img.work.shape[:2]) != shape[:2]:
+        raise ValueError(
+            f"luminance has spatial shape {tuple(img.work.shape[:2])}; it must match shape "
+            f"{shape[:2]}")
+    grain = synthesize_working(shape, profile.for_scale(img.scale), img.work, int(seed))
+    return from_working(grain, img.scale, residual=True).astype(np.float32)

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
+
+from .._arrays import Resolved
 
 _MAD_TO_SIGMA = 0.6744897501960817  # Φ⁻¹(3/4): median |N(0, 1)|
 
@@ -31,3 +37,29 @@ def estimate_noise_sigma(plane: np.ndarray, *, channel_axis: int | None = None) 
     detail = pywt.dwtn(np.asarray(plane, dtype=np.float64), "db2")["d" * plane.ndim]
     sigma = float(np.median(np.abs(detail)) / _MAD_TO_SIGMA)
     return sigma if np.isfinite(sigma) else 0.0
+
+
+@dataclass(frozen=True)
+class AutoSigma:
+    """A plane function whose ``sigma=None`` is estimated on each working plane and reported.
+
+    ``AutoSigma(func)(plane, sigma=None, **params)`` estimates σ (:func:`estimate_noise_sigma`,
+    colour planes averaged over channels), yields it as a :class:`~napari_restore._arrays.Resolved`
+    payload — the boundary reports it in the image's units — and returns
+    ``func(plane, sigma=σ, **params)``. Picklable when ``func`` is (worker processes).
+    """
+
+    func: Callable[..., Any]
+    colour: bool = True  # False for volume processors: a trailing axis of 3 is spatial
+
+    @property
+    def __name__(self) -> str:  # noqa: A003 - read by error messages of the boundary
+        return getattr(self.func, "__name__", "processor")
+
+    def __call__(self, plane: np.ndarray, *, sigma: float | None = None,
+                 **params: Any) -> Generator[Any, None, Any]:
+        if sigma is None:
+            colour = self.colour and plane.ndim == 3 and plane.shape[-1] == 3
+            sigma = estimate_noise_sigma(plane, channel_axis=-1 if colour else None)
+            yield Resolved({"sigma": sigma})
+        return self.func(plane, sigma=sigma, **params)

@@ -11,16 +11,16 @@ Adding a processor = writing its plane function and calling :func:`register` wit
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
-import threading
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
-from .._arrays import CancelLike, Progress, iter_planes, run_to_completion
+from .._arrays import CancelLike, Progress, as_image, iter_planes, run_to_completion
 
 InputKind = Literal["plane2d", "rgb", "volume3d"]
 
@@ -53,6 +53,13 @@ class Param:
         Widget step for numbers.
     label : str, optional
         Widget label / short name in layer names (defaults to ``name``).
+    intensity : int
+        0 for a plain number; 1 for an intensity in the image's own units (grey levels for
+        integer images, values for float images), e.g. a noise σ or NLM ``h``; 2 for a
+        power-like value (a variance, a power spectrum). The array boundary converts exactly
+        these parameters with the data's affine (:func:`napari_restore._arrays.working_params`);
+        their ``min``/``max`` are then fractions of the image's span (of its square for 2),
+        checked against the image once it is known.
     """
 
     name: str
@@ -67,6 +74,7 @@ class Param:
     step: float | None = None
     label: str | None = None
     length: int = 2  # for tuple parameters
+    intensity: int = 0
 
     def validate(self, value: Any) -> Any:
         """Return ``value`` coerced to this parameter's type, or raise naming the parameter."""
@@ -111,10 +119,17 @@ class Param:
                 out = math.inf
             if not math.isfinite(out):
                 raise ValueError(f"{self.name} must be finite; got {value!r:.40}")
+        if self.intensity:
+            # In the image's units: the bounds are checked against the image (the boundary);
+            # only the sign is known without it.
+            if self.min is not None and self.min >= 0 and out < 0:
+                raise ValueError(f"{self.name}={_num(out)} is out of range; it must be >= 0 "
+                                 "(in the image's own units)")
+            return out
         if self.min is not None and out < self.min:
-            raise ValueError(f"{self.name}={value!r:.40} is out of range; allowed {self.range_text()}")
+            raise ValueError(f"{self.name}={_num(out)} is out of range; allowed {self.range_text()}")
         if self.max is not None and out > self.max:
-            raise ValueError(f"{self.name}={value!r:.40} is out of range; allowed {self.range_text()}")
+            raise ValueError(f"{self.name}={_num(out)} is out of range; allowed {self.range_text()}")
         return out
 
     def range_text(self) -> str:
@@ -123,6 +138,13 @@ class Param:
             return ", ".join(repr(c) for c in self.choices)
         if self.type is bool:
             return "True, False"
+        if self.intensity:
+            lo = "-∞" if self.min is None else f"{self.min:g}"
+            hi = "∞" if self.max is None else f"{self.max:g}"
+            text = (f"{lo} to {hi} × the image's span{'²' if self.intensity == 2 else ''}, "
+                    "in the image's own units (grey levels for integer images, values for "
+                    "float images)")
+            return text + (" or None (automatic)" if self.optional else "")
         lo = "-inf" if self.min is None else f"{self.min:g}"
         hi = "inf" if self.max is None else f"{self.max:g}"
         text = f"[{lo}, {hi}]" if self.type is not str else "any string"
@@ -133,6 +155,19 @@ class Param:
     @property
     def short(self) -> str:
         return self.label or self.name
+
+
+def _num(value: Any) -> str:
+    """A number as a person writes it (``6.03``, not ``np.float64(6.033…)``)."""
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value))
+    if isinstance(value, numbers.Integral):
+        text = str(int(value))
+        return text if len(text) <= 20 else f"an integer of {len(text)} digits"
+    try:
+        return f"{float(value):.6g}"
+    except (OverflowError, ValueError, TypeError):
+        return f"{value!r:.40}"
 
 
 @dataclass(frozen=True)
@@ -181,7 +216,8 @@ class ProcessorSpec:
         Working precision (float32, or float64 where the library needs it).
     prepare : callable, optional
         ``prepare(params, image) -> params`` resolves input-dependent values (e.g. an
-        OpenCV bit depth of "auto") before the run; the result is what gets recorded.
+        OpenCV bit depth of "auto") for one run. The user's choice is what gets recorded;
+        what it resolved to is reported beside it (``resolved=`` of :meth:`iter_apply`).
     check : callable, optional
         ``check(params, image)`` for cross-parameter / image-dependent validation.
     stop_keeps_result : bool
@@ -200,11 +236,6 @@ class ProcessorSpec:
         runs), so that Stop takes effect within a fraction of a second even in the middle of
         a long library call (see :mod:`napari_restore._isolate`). ``plane_func`` and the
         parameter values must then be picklable. Plain function calls stay in-process.
-    thread_safe : bool
-        False when the library behind ``plane_func`` must not run in two threads of one
-        process at once (bm3d/bm4d's binary core aborts the process): calls are then
-        serialised by a per-processor lock, so a panel run, a preview and a threaded batch
-        can never overlap inside the library.
     memory : callable, optional
         ``memory(params, plane_shape) -> bytes`` the processor needs beyond the working
         arrays (e.g. a network's activations); checked up front with the available memory.
@@ -213,6 +244,14 @@ class ProcessorSpec:
         instead of as working floats, for processors with a fast path (LB-CLAHE's 8-bit
         path); a result in that dtype is used as it is. See
         :func:`~napari_restore._arrays.iter_planes`.
+    arrays : tuple of (name, array, power)
+        Array arguments of ``plane_func`` that cannot be spec parameters (a PSD, a PSF):
+        passed to every plane call, converted to working units like an intensity parameter
+        of that power (0: unitless). Set with :func:`with_arrays`; never recorded in recipes.
+    offset : bool
+        True: working values lie in [0, 1] (the data's affine). False: zero stays at zero
+        and values are only divided by the span, for libraries that are not offset-invariant
+        (bm3d/bm4d), so that a run equals the direct library call in the image's units.
     """
 
     name: str
@@ -231,9 +270,10 @@ class ProcessorSpec:
     panel_extras: str | None = None
     default_target: Literal["layer", "slice", "view"] = "layer"
     isolate: bool = False
-    thread_safe: bool = True
     memory: Callable[[dict, tuple[int, ...]], int] | None = None
     native_dtypes: tuple[str, ...] = ()
+    arrays: tuple[tuple[str, Any, int], ...] = ()
+    offset: bool = True
 
     @property
     def plane_ndim(self) -> int:
@@ -259,6 +299,16 @@ class ProcessorSpec:
             )
         return {p.name: p.validate(params.get(p.name, p.default)) for p in self.params}
 
+    @property
+    def units(self) -> dict[str, int]:
+        """The intensity parameters and their power (see :attr:`Param.intensity`)."""
+        return {p.name: p.intensity for p in self.params if p.intensity}
+
+    @property
+    def bounds(self) -> dict[str, tuple[float | None, float | None]]:
+        """(min, max) of the intensity parameters, as fractions of the image's span."""
+        return {p.name: (p.min, p.max) for p in self.params if p.intensity}
+
     def iter_apply(
         self,
         image: Any,
@@ -266,28 +316,38 @@ class ProcessorSpec:
         channel_axis: int | None = None,
         cancel: CancelLike = None,
         value_range: tuple[float, float] | None = None,
+        resolved: dict[str, Any] | None = None,
         **params: Any,
     ) -> Generator[Progress, None, Any]:
         """Validate, then run plane by plane; yields :class:`Progress`, returns the result.
 
         ``value_range`` scales float input by a given (min, max) — the whole stack's, when
-        ``image`` is a slice, a field of view or a batch chunk of it.
+        ``image`` is a slice, a field of view or a batch chunk of it. ``resolved``, when
+        given, is filled with what every automatic choice resolved to for this input (in
+        the image's units), beside the user's choices in ``params``.
         """
-        values = self.resolve_params(image, params)
+        arr = as_image(image)
+        values = self.check_params(arr, params)
+        run = self.prepare(dict(values), arr) if self.prepare is not None else values
+        if resolved is not None:
+            resolved.update({k: v for k, v in run.items() if values.get(k) != v})
+        units = self.units
+        if self.arrays:
+            run = {**run, **{name: value for name, value, _ in self.arrays}}
+            units.update({name: power for name, _, power in self.arrays})
         if self.isolate and cancel is not None:
-            import functools
-
-            from .._isolate import isolated
-
-            func: Callable[[Any], Any] = isolated(
-                functools.partial(self.plane_func, **values), cancel, self.name
-            )
+            func: Callable[..., Any] = functools.partial(
+                _isolated_call, self.plane_func, cancel, self.name)
         else:
-            func = self._bound(values)
+            func = self.plane_func
         return (
             yield from iter_planes(
                 func,
-                image,
+                arr,
+                params=run,
+                units=units,
+                bounds=self.bounds,
+                resolved=resolved,
                 channel_axis=channel_axis,
                 plane_ndim=self.plane_ndim,
                 per_channel=self.input_kind == "plane2d",
@@ -297,7 +357,8 @@ class ProcessorSpec:
                 min_size=self.min_size,
                 cancel=cancel,
                 value_range=value_range,
-                extra_memory=self._extra_memory(values, image, channel_axis),
+                offset=self.offset,
+                extra_memory=self._extra_memory(run, arr, channel_axis),
             )
         )
 
@@ -311,27 +372,16 @@ class ProcessorSpec:
             return 0  # not an array: the boundary rejects it with a clear message
         return int(self.memory(values, tuple(shape[-self.plane_ndim:])))
 
-    def resolve_params(self, image: Any, params: Mapping[str, Any]) -> dict[str, Any]:
-        """Validated parameters with input-dependent values resolved (what a recipe records)."""
+    def check_params(self, image: Any, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The user's parameter values, validated (also against ``image``: ``check``).
+
+        Automatic choices stay as the user made them ("auto", None): they are resolved for
+        each input by the run itself, and reported beside (``resolved=``).
+        """
         values = self.validate_params(params)
         if self.check is not None:
             self.check(values, image)
-        if self.prepare is not None:
-            values = self.prepare(dict(values), image)
         return values
-
-    def _bound(self, values: dict[str, Any]) -> Callable[[Any], Any]:
-        func = self.plane_func
-        lock = None if self.thread_safe else _LOCKS.setdefault(self.name, threading.Lock())
-
-        def plane(x: Any) -> Any:
-            if lock is None:
-                return func(x, **values)
-            with lock:
-                return func(x, **values)
-
-        plane.__name__ = self.name
-        return plane
 
     def apply(
         self,
@@ -341,12 +391,13 @@ class ProcessorSpec:
         progress: Callable[[Progress], None] | None = None,
         cancel: CancelLike = None,
         value_range: tuple[float, float] | None = None,
+        resolved: dict[str, Any] | None = None,
         **params: Any,
     ) -> Any:
         """Run to completion and return the result (see :meth:`iter_apply`)."""
         return run_to_completion(
             self.iter_apply(image, channel_axis=channel_axis, cancel=cancel,
-                            value_range=value_range, **params),
+                            value_range=value_range, resolved=resolved, **params),
             progress,
         )
 
@@ -370,7 +421,29 @@ class ProcessorSpec:
 
 
 REGISTRY: dict[str, ProcessorSpec] = {}
-_LOCKS: dict[str, threading.Lock] = {}
+
+
+def with_arrays(spec: ProcessorSpec, units: Mapping[str, int] | None = None,
+                **arrays: Any) -> ProcessorSpec:
+    """An unregistered copy of ``spec`` whose plane calls also get ``arrays``.
+
+    ``units`` gives each array's power of the intensity unit (see :attr:`Param.intensity`):
+    the boundary converts it from the image's units to working units, as it converts the
+    intensity parameters.
+    """
+    import dataclasses
+
+    units = dict(units or {})
+    return dataclasses.replace(spec, arrays=spec.arrays + tuple(
+        (name, value, int(units.get(name, 0))) for name, value in arrays.items()))
+
+
+def _isolated_call(plane_func: Callable[..., Any], cancel: CancelLike, name: str,
+                   plane: Any, **params: Any) -> Any:
+    """One plane call in a worker process that Stop can end (see :mod:`.._isolate`)."""
+    from .._isolate import isolated
+
+    return isolated(functools.partial(plane_func, **params), cancel, name)(plane)
 
 
 def register(spec: ProcessorSpec, *, replace: bool = False) -> ProcessorSpec:
@@ -390,6 +463,9 @@ def get_processor(name: str) -> ProcessorSpec:
     from . import _load_all
 
     _load_all()
+    if not isinstance(name, str):
+        raise TypeError(f"processor name must be a string such as 'classic_denoise'; "
+                        f"got {type(name).__name__} {name!r:.60}")
     try:
         return REGISTRY[name]
     except KeyError:

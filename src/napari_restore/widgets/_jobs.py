@@ -25,15 +25,17 @@ def run_part(
     value_range: tuple[float, float] | None = None,
     part: int = 0,
     parts: int = 1,
+    resolved: dict[str, Any] | None = None,
 ) -> Generator[Progress, None, Any]:
     """Run ``spec`` with resolved ``values`` as part ``part`` of ``parts`` runs.
 
     Progress fractions are re-expressed for the whole sequence of runs; payloads pass
-    through. Returns the processor's result; raises ``Cancelled`` when stopped.
+    through. Returns the processor's result; raises ``Cancelled`` when stopped. ``resolved``
+    receives what the automatic choices resolved to (see ``ProcessorSpec.iter_apply``).
     """
     gen = reraise_runtime_errors(
         spec.iter_apply(data, channel_axis=channel_axis, cancel=cancel,
-                        value_range=value_range, **values))
+                        value_range=value_range, resolved=resolved, **values))
     while True:
         try:
             item = next(gen)
@@ -55,9 +57,12 @@ def run_job(
 ) -> Generator[Progress, None, tuple[Any, dict[str, Any], float]]:
     """One panel run: resolve parameters, run plane by plane.
 
-    Returns ``(result, resolved_params, seconds)``.
+    Returns ``(result, params, seconds, resolved)``: the user's choices ("auto" stays
+    "auto") and, beside them, what each automatic choice resolved to for this input.
     """
     t0 = time.perf_counter()
-    values = spec.resolve_params(data, params)
-    result = yield from run_part(spec, data, channel_axis, values, cancel, value_range)
-    return result, values, time.perf_counter() - t0
+    values = spec.check_params(data, params)
+    resolved: dict[str, Any] = {}
+    result = yield from run_part(spec, data, channel_axis, values, cancel, value_range,
+                                 resolved=resolved)
+    return result, values, time.perf_counter() - t0, resolved

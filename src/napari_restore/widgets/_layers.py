@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..processors.registry import ProcessorSpec
+import numpy as np
+
+from ..processors.registry import Output, ProcessorSpec
 
 META_KEY = "napari_restore"
 
@@ -55,8 +57,28 @@ def result_metadata(
     return {META_KEY: meta}
 
 
+def display_kwargs(output: Output, source: dict[str, Any]) -> dict[str, Any]:
+    """How a result layer of ``output`` is shown (``add_image`` keywords).
+
+    An output that keeps the source's intensity scale (a denoised image) gets the source's
+    contrast limits, so source and result compare at the same settings. Any other (contrast
+    enhancement, a grain residual) gets napari's own limits for its own data: the source's
+    limits would saturate it (e.g. LB-CLAHE on dim 12-bit data in uint16). RGB layers have
+    no contrast limits to carry.
+    """
+    if source["rgb"]:
+        return {}
+    kwargs: dict[str, Any] = {}
+    if output.keeps_scale and source.get("contrast_limits") is not None:
+        kwargs["contrast_limits"] = source["contrast_limits"]
+    if output.kind == "residual":
+        kwargs["colormap"] = "gray"
+    return kwargs
+
+
 def add_results(viewer: Any, source: dict[str, Any], spec: ProcessorSpec, params: dict[str, Any],
-                channel_axis: int | None, result: Any, seconds: float) -> list[Any]:
+                channel_axis: int | None, result: Any, seconds: float,
+                resolved: dict[str, Any] | None = None) -> list[Any]:
     """Add the result(s) of one run as new image layers; return them.
 
     ``source`` is a snapshot taken when the run started (name, scale, translate, rgb,
@@ -75,12 +97,10 @@ def add_results(viewer: Any, source: dict[str, Any], spec: ProcessorSpec, params
             "metadata": result_metadata(
                 spec, params, source["name"], channel_axis, seconds,
                 target=source.get("target"), output=label or None,
+                resolved=resolved or None, source_dtype=source.get("dtype"),
             ),
         }
-        if output.kind == "image" and source.get("contrast_limits") is not None and not source["rgb"]:
-            kwargs["contrast_limits"] = source["contrast_limits"]
-        if output.kind == "residual" and not source["rgb"]:
-            kwargs["colormap"] = "gray"
+        kwargs.update(display_kwargs(output, source))
         layers.append(viewer.add_image(data, **kwargs))
     return layers
 
@@ -96,6 +116,7 @@ def snapshot(layer: Any, target: Any = None) -> dict[str, Any]:
         "scale": tuple(layer.scale),
         "translate": tuple(layer.translate),
         "rgb": bool(layer.rgb),
+        "dtype": str(np.dtype(layer.data.dtype)),
         "contrast_limits": tuple(layer.contrast_limits) if not layer.rgb else None,
         "target": None,
     }

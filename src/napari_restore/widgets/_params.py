@@ -85,9 +85,14 @@ class OptionalNumber(Container):
         self._auto = CheckBox(text="auto", value=p.default is None, name=f"{p.name}_auto")
         self._spin = _number_widget(p, name=f"{p.name}_value")
         self._spin.enabled = not self._auto.value
+        self._spin.visible = not self._auto.value  # no stale greyed value while on auto
         super().__init__(widgets=[self._auto, self._spin], layout="horizontal", labels=False, **kwargs)
         self.margins = (0, 0, 0, 0)
-        self._auto.changed.connect(lambda v: setattr(self._spin, "enabled", not v))
+        self._auto.changed.connect(self._on_auto)
+
+    def _on_auto(self, auto: bool) -> None:
+        self._spin.enabled = not auto
+        self._spin.visible = not auto
 
     @property
     def value(self) -> float | int | None:
@@ -102,7 +107,51 @@ class OptionalNumber(Container):
             self._auto.value = False
 
 
-OptionalFloat = OptionalNumber  # backwards-compatible name
+def intensity_units(dtype: Any, data_range: tuple[float, float] | None) -> tuple[str, float, float]:
+    """``(unit, span, data_span)`` of a layer: the unit label, the span intensity parameters
+    are bounded by (an integer dtype's range, a float image's own span, 1 inside [0, 1]) and
+    the span its values really cover (what steps and decimals follow)."""
+    import numpy as np
+
+    dtype = np.dtype(dtype)
+    lo, hi = data_range if data_range is not None else (0.0, 1.0)
+    data_span = float(hi - lo) if hi > lo else 1.0
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        return "grey levels", float(info.max) - float(info.min), max(data_span, 1.0)
+    if lo >= 0.0 and hi <= 1.0:
+        return "data units", 1.0, data_span
+    return "data units", data_span, data_span
+
+
+def _nice_step(raw: float) -> float:
+    """The power of ten at or below ``raw`` (1, 0.1, 10, …): steps a person can count in."""
+    import math
+
+    return 10.0 ** math.floor(math.log10(raw)) if raw > 0 else 1.0
+
+
+def set_intensity_units(widget: Widget, p: Param, unit: str, span: float, data_span: float,
+                        integer: bool = False) -> None:
+    """Show intensity parameter ``p`` in the layer's own units: label "σ (grey levels)",
+    maximum ``p.max × span``, a step of about ``p.step`` of the data's span (at least one grey
+    level for integer images) and the decimals that step needs."""
+    import math
+
+    widget.label = f"{p.short} ({unit})"
+    spin = getattr(widget, "_spin", widget)
+    step = _nice_step((p.step or 0.01) * data_span)
+    if integer:
+        step = max(step, 1.0)
+    decimals = max(0, -int(math.floor(math.log10(step)))) + 1 if step < 1 else 1
+    top = (p.max if p.max is not None else _BIG) * span ** max(p.intensity, 1)
+    low = (p.min if p.min is not None else -_BIG) * span ** max(p.intensity, 1)
+    value = spin.value
+    if hasattr(spin.native, "setDecimals"):
+        spin.native.setDecimals(min(decimals, _DECIMALS))
+    spin.min, spin.max, spin.step = low, top, step
+    spin.value = min(max(value, low), top)
+    widget.tooltip = f"{p.doc}\nIn {unit}; allowed {low:g} to {top:g} for this layer."
 
 
 class IntPair(Container):

@@ -24,6 +24,7 @@ import numpy as np
 from magicgui.widgets import Container, Label, PushButton
 
 from .._arrays import to_working, value_scale
+from ._targets import layer_value_range
 
 
 def current_plane(viewer: Any, layer: Any, plane_ndim: int = 2) -> np.ndarray:
@@ -47,16 +48,18 @@ def current_plane(viewer: Any, layer: Any, plane_ndim: int = 2) -> np.ndarray:
 
 
 def estimate_sigma_for(viewer: Any, layer: Any, plane_ndim: int = 2) -> float:
-    """Noise σ (fraction of the value range) of the current plane of ``layer``."""
+    """Noise σ of the current plane of ``layer``, in the layer's own units (grey levels or
+    data values): the value "auto" would use."""
     from ..processors.noise import estimate_noise_sigma
 
     plane = current_plane(viewer, layer, plane_ndim)
-    data = layer.data[0] if isinstance(layer.data, list) else layer.data
-    work = to_working(plane, value_scale(data), np.float64)
+    scale = value_scale(plane, layer_value_range(layer))
+    work = to_working(plane, scale, np.float64)
     rgb = bool(getattr(layer, "rgb", False))
     if rgb:
         work = work[..., :3]
-    return float(estimate_noise_sigma(work, channel_axis=-1 if rgb else None))
+    sigma = float(estimate_noise_sigma(work, channel_axis=-1 if rgb else None))
+    return float(scale.param_from_working(sigma))
 
 
 def build(panel: Any) -> Container:
@@ -83,8 +86,9 @@ def build(panel: Any) -> Container:
         except (TypeError, ValueError) as exc:
             show_warning(f"{panel.spec.title}: cannot estimate σ: {exc}")
             return
-        panel.param_widgets["sigma"].value = round(sigma, 5)
-        result.value = f"σ ≈ {sigma:.4f} ({sigma * 255:.1f}/255)"
+        panel.param_widgets["sigma"].value = float(f"{sigma:.4g}")
+        unit = "grey levels" if np.dtype(layer.data.dtype).kind in "iu" else "data units"
+        result.value = f"σ ≈ {sigma:.4g} {unit}"
 
     button.changed.connect(on_click)
     sigma_widget = panel.param_widgets["sigma"]

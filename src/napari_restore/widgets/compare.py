@@ -78,7 +78,7 @@ def compare_rows(layers: list[Any], reference: Any | None) -> list[dict[str, Any
                 row["PSNR (dB)"] = round(metrics.psnr(arr, ref, channel_axis=cax), 3)
                 if min(arr.shape[:2]) >= 7:
                     row["SSIM"] = round(metrics.ssim(arr, ref, channel_axis=cax), 4)
-            row["noise σ"] = round(metrics.noise_sigma(arr, channel_axis=cax), 5)
+            row["noise σ"] = float(f"{metrics.noise_sigma(arr, channel_axis=cax):.4g}")
             if meta.get("output") == "grain":
                 row["grain std"] = round(float(np.std(arr)), 5)
             row["processor"] = meta.get("processor", "")
@@ -96,7 +96,7 @@ def compare_job(specs: list[str], data: Any, channel_axis: int | None,
     for k, name in enumerate(specs):
         spec = get_processor(name)
         t0 = time.perf_counter()
-        values = spec.resolve_params(data, load_params(name))
+        values = spec.check_params(data, load_params(name))
         res = yield from run_part(spec, data, channel_axis, values, cancel, value_range, k, n)
         out.append((spec, values, res, time.perf_counter() - t0))
         yield Progress(k + 1, n, (k + 1) / n)

@@ -15,6 +15,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 import napari
+import numpy as np
 from magicgui.widgets import ComboBox, Container, Label, ProgressBar, PushButton
 from psygnal import Signal
 from napari.utils.notifications import show_error, show_info, show_warning
@@ -26,11 +27,11 @@ from ..processors.registry import ProcessorSpec, get_processor
 from ..settings import load_params, save_params
 from ._jobs import run_job
 from ._layers import add_results, snapshot
-from ._targets import TARGETS, Target, select_target
+from ._targets import Target, layer_value_range, select_target, targets_for
 from .preview import LivePreview
 from .recipes_ui import RecipeButtons
 from .sweep import ParameterSweep
-from ._params import widget_for
+from ._params import intensity_units, set_intensity_units, widget_for
 
 if TYPE_CHECKING:
     from superqt.utils import GeneratorWorker
@@ -62,10 +63,14 @@ class ProcessorPanel(Container):
         self.layer_widget = ComboBox(label="image", name="image", choices=self._image_layers,
                                      tooltip="Input layer (never modified).")
         self.param_widgets = {p.name: widget_for(p) for p in spec.params}
+        targets = targets_for(spec.plane_ndim)
         self.target_widget = ComboBox(
-            label="apply to", name="target", value=spec.default_target,
-            choices=[(label, key) for key, label in TARGETS.items()],
-            tooltip="Whole layer (plane by plane), the current slice, or the part of the "
+            label="apply to", name="target",
+            value=spec.default_target if spec.default_target in targets else "layer",
+            choices=[(label, key) for key, label in targets.items()],
+            tooltip="Whole layer (volume by volume), or the current volume (the current time "
+                    "point of a 4-D layer)." if spec.plane_ndim == 3 else
+                    "Whole layer (plane by plane), the current slice, or the part of the "
                     "current slice visible on screen.",
         )
         self.run_button = PushButton(text="Run", name="run")
@@ -94,6 +99,8 @@ class ProcessorPanel(Container):
             self.connect_viewer(ev, self._refresh_layers)
         self._refresh_layers()
         self._restore_params()
+        self.layer_widget.changed.connect(self._show_units)
+        self._show_units()
         for w in self.param_widgets.values():
             w.changed.connect(self._remember_params)
         # The tuning tools every panel gets (issue: tune and compare).
@@ -142,6 +149,25 @@ class ProcessorPanel(Container):
             self.layer_widget.value = active if active in choices else choices[-1]
 
     # -- parameters ---------------------------------------------------------------------
+    def _show_units(self, *_: Any) -> None:
+        """Label intensity parameters with the chosen layer's units; bounds, steps and
+        decimals follow its dtype and range (σ in grey levels of uint16 steps by levels)."""
+        layer = self.layer_widget.value
+        if layer is None:
+            return
+        data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+        dtype = np.dtype(data.dtype)
+        try:
+            rng = (layer_value_range(layer) if dtype.kind == "f"
+                   else tuple(float(v) for v in layer.contrast_limits_range))
+        except (TypeError, ValueError):
+            rng = None
+        unit, span, data_span = intensity_units(dtype, rng)
+        for p in self.spec.params:
+            if p.intensity:
+                set_intensity_units(self.param_widgets[p.name], p, unit, span, data_span,
+                                    integer=dtype.kind in "iu")
+
     @property
     def params(self) -> dict[str, Any]:
         """Current parameter values as the spec expects them."""
@@ -246,18 +272,18 @@ class ProcessorPanel(Container):
             text += f" · ETA {eta:.0f} s"
         self.status.value = text
 
-    def _on_returned(self, value: tuple[Any, dict[str, Any], float]) -> None:
+    def _on_returned(self, value: tuple[Any, dict[str, Any], float, dict[str, Any]]) -> None:
         if not self._alive:
             return
         stopped = self._cancel is not None and self._cancel.is_set()
         if stopped and not self.spec.stop_keeps_result:
             self._outcome = "stopped"  # stopped at the very end: keep the promise of "no layer"
             return
-        result, params, seconds = value
+        result, params, seconds, resolved = value
         try:
             self.last_layers = add_results(
                 self._viewer, self._job["source"], self.spec, params,
-                self._job["channel_axis"], result, seconds,
+                self._job["channel_axis"], result, seconds, resolved=resolved,
             )
         except Exception as exc:  # e.g. the viewer is closing
             show_error(f"{self.spec.title}: could not add the result layer: {exc}")

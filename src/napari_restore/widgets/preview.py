@@ -19,7 +19,7 @@ from superqt.utils import create_worker
 from .._arrays import Cancelled
 from .._compat import unwrap_worker_error, viewer_camera
 from ._jobs import run_job
-from ._layers import jsonable, snapshot
+from ._layers import display_kwargs, jsonable, snapshot
 
 if TYPE_CHECKING:
     from .panel import ProcessorPanel
@@ -36,7 +36,8 @@ class LivePreview:
 
     def __init__(self, panel: ProcessorPanel, delay_ms: int = DEBOUNCE_MS) -> None:
         self.panel = panel
-        self.toggle = CheckBox(text="live preview (visible area of current slice)",
+        part = "volume" if panel.spec.plane_ndim == 3 else "slice"
+        self.toggle = CheckBox(text=f"live preview (visible area of current {part})",
                                value=False, name="preview")
         self.timer = QTimer(panel.native)  # dies with the panel
         self.timer.setSingleShot(True)
@@ -119,7 +120,7 @@ class LivePreview:
         if gen != self.generation or not self._alive or not self.toggle.value:
             self.dropped += 1
             return
-        result, params, seconds = value
+        result, params, seconds, _resolved = value
         if isinstance(result, tuple):
             result = result[0]
         viewer = self.panel.viewer
@@ -133,10 +134,12 @@ class LivePreview:
             self.layer.scale, self.layer.translate = snap["scale"], snap["translate"]
             self.layer.metadata = meta
             self.layer.name = name
+            if not self.panel.spec.outputs[0].keeps_scale and not snap["rgb"]:
+                self.layer.reset_contrast_limits()  # its own range, which each run changes
         else:
             if self.layer is not None and self.layer in viewer.layers:
                 viewer.layers.remove(self.layer)
-            kwargs = {"contrast_limits": snap["contrast_limits"]} if snap["contrast_limits"] else {}
+            kwargs = display_kwargs(self.panel.spec.outputs[0], snap)
             self.layer = viewer.add_image(result, name=name, scale=snap["scale"],
                                           translate=snap["translate"], rgb=snap["rgb"],
                                           metadata=meta, **kwargs)

@@ -20,7 +20,7 @@ def python_snippet(recipe: Recipe) -> str:
     return (
         "from napari_restore import Recipe, apply_recipe\n\n"
         f"recipe = Recipe({recipe.processor!r}, {recipe.params!r}, "
-        f"channel_axis={recipe.channel_axis!r})\n"
+        f"channel_axis={recipe.channel_axis!r}, source_dtype={recipe.source_dtype!r})\n"
         "result = apply_recipe(recipe, image)  # image: your numpy array\n"
     )
 
@@ -50,10 +50,12 @@ class RecipeButtons:
         active = self.panel.viewer.layers.selection.active
         meta = getattr(active, "metadata", {}).get(META_KEY) if active is not None else None
         if meta and meta.get("processor") == self.panel.spec.name and not meta.get("preview"):
-            return Recipe.from_dict(meta)
+            return Recipe.from_layer(active)
         layer = self.panel.layer_widget.value
         cax = -1 if layer is not None and layer.rgb else None
-        return Recipe(self.panel.spec.name, self.panel.params, channel_axis=cax)
+        dtype = str(layer.data.dtype) if layer is not None else None
+        return Recipe(self.panel.spec.name, self.panel.params, channel_axis=cax,
+                      source_dtype=dtype)
 
     def save(self, path: str | Path | None = None) -> Path | None:
         try:

@@ -16,7 +16,7 @@ from .._arrays import Cancelled, Progress
 from .._compat import unwrap_worker_error, viewer_text_overlay
 from ..processors.registry import Param, ProcessorSpec
 from ._jobs import run_part
-from ._layers import result_metadata, snapshot, unique_name
+from ._layers import display_kwargs, result_metadata, snapshot, unique_name
 
 if TYPE_CHECKING:
     from .panel import ProcessorPanel
@@ -75,7 +75,7 @@ def sweep_job(spec: ProcessorSpec, data: Any, channel_axis: int | None, params: 
     n = len(values)
     resolved = params
     for k, v in enumerate(values):
-        resolved = spec.resolve_params(data, {**params, name: v})
+        resolved = spec.check_params(data, {**params, name: v})
         try:
             res = yield from run_part(spec, data, channel_axis, resolved, cancel, value_range, k, n)
         except Cancelled:
@@ -168,7 +168,7 @@ class ParameterSweep:
         base = f"{snap['name']} [{spec.name} sweep {label}={fmt(first)}…{fmt(last)}]"
         meta = result_metadata(spec, {**params, name: done[0]}, snap["name"], cax, seconds,
                                sweep={"param": name, "values": done}, target=snap.get("target"))
-        kwargs = {"contrast_limits": snap["contrast_limits"]} if snap["contrast_limits"] else {}
+        kwargs = display_kwargs(spec.outputs[0], snap)
         self.layer = viewer.add_image(
             data, name=unique_name(viewer.layers, base), rgb=snap["rgb"], metadata=meta,
             scale=(1.0, *snap["scale"]), translate=(0.0, *snap["translate"]), **kwargs)
