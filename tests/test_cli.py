@@ -82,7 +82,8 @@ def test_apply_recipe_cli(tmp_path, camera_pair, capsys):
     "recipe,words",
     [
         ({"processor": "nope"}, "unknown processor"),
-        ({"processor": "classic_denoise", "params": {"sigma": 3.0}}, "sigma=3.0 is out of range"),
+        ({"processor": "classic_denoise", "params": {"strength": 300.0}},
+         "strength=300 is out of range"),
     ],
 )
 def test_apply_rejects_bad_recipe(tmp_path, capsys, recipe, words):
@@ -96,3 +97,12 @@ def test_apply_rejects_output_that_is_a_file(tmp_path, capsys):
     (tmp_path / "o").write_text("I am a file")
     assert main(["apply", str(tmp_path / "r.json"), "x.npy", "-o", str(tmp_path / "o")]) == 2
     assert "not a directory" in capsys.readouterr().err
+
+
+def test_apply_help_states_the_naming_and_overwrite_rules():
+    out = subprocess.run([str(EXE), "apply", "--help"], capture_output=True, text=True,
+                         check=True).stdout
+    for words in ("mirrors the input's path", "OUTDIR/a/x.tif", "are refused before anything",
+                  "only outputs this tool wrote", "never replaced or deleted", "--workers N",
+                  "crash inside a library"):
+        assert words in " ".join(out.split()), words

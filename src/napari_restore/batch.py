@@ -15,11 +15,21 @@ Python::
 
 Command line: ``napari-restore apply RECIPE INPUT... -o OUTDIR [--workers N]
 [--scheduler ADDRESS] [--chunks N] [--overwrite]``.
+
+Nothing is destroyed or silently skipped (see :mod:`napari_restore.batch_io`): output names
+mirror the inputs' relative paths and a remaining collision, or an output that would be an
+input, refuses the batch up front; ``overwrite`` replaces only outputs this tool wrote; an
+existing output counts as "skipped" only when it was written from the same input with the same
+recipe. With ``isolate=True`` (the command line's default) each file is processed in a worker
+process, so a native crash in a library fails that file alone.
 """
 
 from __future__ import annotations
 
-import json
+import importlib
+import numbers
+import secrets
+import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +38,17 @@ from typing import Any
 
 import numpy as np
 
-from .batch_io import Writer, clean_stale_partials, open_lazy, output_path
+from .batch_io import (
+    Writer,
+    check_input,
+    check_replaceable,
+    clean_stale_partials,
+    open_lazy,
+    output_state,
+    plan_outputs,
+    recipe_key,
+    source_identity,
+)
 from .recipes import Recipe
 from .processors.registry import get_processor
 
@@ -39,6 +59,7 @@ class FileResult:
     outputs: list[str] = field(default_factory=list)
     status: str = "done"  # done | skipped | failed
     error: str = ""
+    note: str = ""  # why it was skipped
     planes: int = 0
     seconds: float = 0.0
 
@@ -130,6 +151,33 @@ def _blocks(result: Any, client: Any, group: int) -> Iterator[np.ndarray]:
         yield from computed
 
 
+def _count(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1; got {value!r:.40}")
+    return int(value)
+
+
+def _as_recipe(recipe: Recipe | dict | str | Path) -> Recipe:
+    if isinstance(recipe, Recipe):
+        return recipe
+    if isinstance(recipe, str | Path):
+        return Recipe.load(recipe)
+    return Recipe.from_dict(recipe)
+
+
+def _make_outdir(outdir: Path) -> None:
+    if outdir.exists() and not outdir.is_dir():
+        raise ValueError(f"outdir {outdir} exists and is not a directory")
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next((p for p in outdir.parents if p.exists() and not p.is_dir()), outdir)
+        raise ValueError(f"outdir {outdir} cannot be created: {blocker} is a file, "
+                         "not a directory") from None
+    except OSError as exc:
+        raise ValueError(f"outdir {outdir} cannot be created ({exc.strerror or exc})") from None
+
+
 def apply(
     recipe: Recipe | dict | str | Path,
     inputs: Sequence[str | Path],
@@ -141,6 +189,7 @@ def apply(
     planes_per_chunk: int = 1,
     overwrite: bool = False,
     progress: Callable[[int, int, str], None] | None = None,
+    isolate: bool = False,
 ) -> BatchReport:
     """Apply ``recipe`` to every input, writing one output per input (per output of the recipe).
 
@@ -150,46 +199,101 @@ def apply(
     inputs : paths
         TIFF (incl. multi-page and OME-TIFF), Zarr, NPY, PNG/JPEG.
     outdir : path
-        Created if missing; an existing *file* there is an error.
+        Created if missing; an existing *file* there is an error. Outputs mirror the inputs'
+        paths relative to the deepest folder holding them all (inputs from one folder give
+        a flat ``outdir``). Two inputs that would share an output, or an output that would be
+        an input, raise ``ValueError`` before anything is written.
     client : dask.distributed.Client, optional
         Run on this cluster. Otherwise ``scheduler`` (an address such as
-        ``"tcp://host:8786"``) connects to one, ``workers=N`` starts a ``LocalCluster`` with N
-        worker processes, and with neither, dask's local threads are used.
+        ``"tcp://host:8786"``) connects to one, ``workers=N`` (N >= 1) starts a
+        ``LocalCluster`` with N worker processes, and with neither, dask's local threads are
+        used.
     planes_per_chunk : int
-        Planes per dask chunk along the first leading axis.
+        Planes per dask chunk along the first leading axis (>= 1).
     overwrite : bool
-        Replace existing outputs (else they are skipped, so a re-run completes the rest).
+        Replace existing outputs that this tool wrote (recognised by their sidecar
+        ``NAME.json``). Without it, an output already written from the same input with the
+        same recipe is skipped (so a re-run completes the rest) and any other existing
+        output fails that file. A directory, a link or a file this tool did not write is
+        never replaced.
     progress : callable, optional
         ``progress(done, total, input_name)`` after every written chunk.
+    isolate : bool
+        Process each file in a worker process (started once, replaced after a crash), so a
+        native crash (segfault) in a library fails that file alone. Without a ``client``
+        only; the processor must be registered by an importable module.
 
     Returns
     -------
     BatchReport
-        Per input: outputs, status (done / skipped / failed) and the error.
+        Per input: outputs, status (done / skipped / failed), the error or why it was skipped.
     """
-    if not isinstance(recipe, Recipe):
-        recipe = Recipe.load(recipe) if isinstance(recipe, str | Path) else Recipe.from_dict(recipe)
+    recipe = _as_recipe(recipe)
+    if workers is not None:
+        workers = _count(workers, "workers")
+    planes_per_chunk = _count(planes_per_chunk, "planes_per_chunk")
+    spec = get_processor(recipe.processor)
     outdir = Path(outdir)
-    if outdir.exists() and not outdir.is_dir():
-        raise ValueError(f"outdir {outdir} exists and is not a directory")
-    if planes_per_chunk < 1:
-        raise ValueError(f"planes_per_chunk must be >= 1; got {planes_per_chunk}")
-    outdir.mkdir(parents=True, exist_ok=True)
-    clean_stale_partials(outdir)
+    srcs = [Path(s) for s in inputs]
+    names = [o.name for o in spec.outputs] if len(spec.outputs) > 1 else [""]
+    plans = plan_outputs(srcs, outdir, names)  # refuses collisions before anything is written
+    _make_outdir(outdir)
+    for folder in {f.parent for plan in plans for f in plan or ()}:
+        if folder.is_dir():
+            clean_stale_partials(folder)
     own = None
     if client is None and (scheduler or workers):
         client, own = _make_client(scheduler, workers)
+    worker: _FileWorker | None = None
+    modules = _modules(spec) if isolate and client is None else None
     try:
         group = max(2, 2 * _n_workers(client)) if client is not None else 4
         report = BatchReport()
-        for src in inputs:
-            report.files.append(_one(recipe, Path(src), outdir, client, group, planes_per_chunk,
-                                     overwrite, progress))
+        for src, finals in zip(srcs, plans, strict=True):
+            if modules is None:
+                report.files.append(_one(recipe, src, finals, client, group,
+                                         planes_per_chunk, overwrite, progress))
+                continue
+            if worker is None:
+                worker = _FileWorker()
+            job = {"modules": modules, "recipe": recipe, "src": src, "finals": finals,
+                   "ppc": planes_per_chunk, "overwrite": overwrite}
+            try:
+                report.files.append(worker.run(job, progress))
+            except _WorkerDied as died:
+                worker = None
+                report.files.append(FileResult(str(src), status="failed", error=str(died)))
+            except BaseException:  # interrupted: stop the worker, leave no partial file
+                worker.stop()
+                worker = None
+                raise
+            finally:
+                if worker is None:  # the worker ended: remove what it left
+                    for folder in {f.parent for f in finals or ()}:
+                        clean_stale_partials(folder)
         return report
     finally:
+        if worker is not None:
+            worker.close()
         if own is not None:
             own.close()
             client.close()
+        for folder in {f.parent for plan in plans for f in plan or ()}:
+            if folder.is_dir():  # what processes that died meanwhile left behind
+                clean_stale_partials(folder)
+
+
+def _modules(spec: Any) -> list[str] | None:
+    """Modules a worker process imports so that ``spec`` is registered there (``None``: the
+    processor was registered by ``__main__`` and cannot be found by a worker)."""
+    mods = set()
+    for f in (spec.plane_func, getattr(spec.plane_func, "func", None), spec.prepare, spec.check):
+        mod = getattr(f, "__module__", None)
+        if mod:
+            mods.add(mod)
+    if "__main__" in mods or "__mp_main__" in mods:
+        return None
+    return sorted(m for m in mods if not m.startswith("napari_restore."))
 
 
 def _n_workers(client: Any) -> int:
@@ -206,34 +310,46 @@ def _make_client(scheduler: str | None, workers: int | None) -> tuple[Any, Any]:
         raise ImportError("--workers/--scheduler need `pip install napari-restore[distributed]`") from exc
     if scheduler:
         return Client(scheduler), None
-    if workers is not None and workers < 1:
-        raise ValueError(f"workers must be >= 1; got {workers}")
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                            host="127.0.0.1", dashboard_address=None)
     return Client(cluster), cluster
 
 
-def _meta(recipe: Recipe, src: Path, info: dict) -> dict[str, Any]:
+def _meta(recipe: Recipe, src: Path, info: dict, run: str) -> dict[str, Any]:
     from .cli import versions
 
     return {"recipe": recipe.to_dict(), "input": str(src), "versions": versions(lite=True),
-            "value_range": info["value_range"]}
+            "value_range": info["value_range"], "run": run}
 
 
-def _one(recipe: Recipe, src: Path, outdir: Path, client: Any, group: int, ppc: int,
-         overwrite: bool, progress: Callable | None) -> FileResult:
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    if len(text) > 500:
+        text = text[:500] + "…"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _one(recipe: Recipe, src: Path, finals: list[Path] | None, client: Any, group: int,
+         ppc: int, overwrite: bool, progress: Callable | None) -> FileResult:
     res = FileResult(str(src))
     t0 = time.perf_counter()
     writers: list[Writer] = []
     try:
+        check_input(src)  # unsupported, missing, FIFO, device, empty: fails before any read
+        if finals is None:  # pragma: no cover - check_input refused the unsupported input
+            raise ValueError(f"unsupported input {src}")
+        source = source_identity(src)
+        rkey = recipe_key(recipe.to_dict())
+        states = [output_state(f, source, rkey) for f in finals]
+        for state in states:
+            check_replaceable(state, overwrite)
+        if not overwrite and all(s.kind == "current" for s in states):
+            res.status, res.outputs, res.note = "skipped", [str(f) for f in finals], states[0].reason
+            return res
         arr = open_lazy(src)
         result, info = plan(recipe, arr, ppc)
-        names = info["outputs"] if info["n_out"] > 1 else [""]
-        finals = [output_path(src, outdir, n) for n in names]
-        if all(f.exists() for f in finals) and not overwrite:
-            res.status, res.outputs = "skipped", [str(f) for f in finals]
-            return res
-        meta = _meta(recipe, src, info)
+        run = secrets.token_hex(8)
+        meta = _meta(recipe, src, info, run)
         # the output shape in the input's axis order
         shape = tuple(arr.shape)
         total = int(np.prod(result.numblocks))
@@ -248,23 +364,125 @@ def _one(recipe: Recipe, src: Path, outdir: Path, client: Any, group: int, ppc: 
                 yield block
 
         _fan_out(stream(), writers, ppc, info)
-        out_paths = []
+        kept = []
         for w in writers:
-            out_paths.append(w.commit(overwrite=overwrite))
-        for p in out_paths:
-            _sidecar(p, meta, shape, time.perf_counter() - t0)
-        res.outputs = [str(p) for p in out_paths]
+            side = {**meta, "shape": list(shape), "seconds": round(time.perf_counter() - t0, 3)}
+            if not w.commit(overwrite=overwrite, source=source, sidecar=side):
+                kept.append(w.final)
+        res.outputs = [str(w.final) for w in writers]
         res.planes = int(np.prod(info["shape"][: info["lead"]]))  # units of work written
+        if len(kept) == len(writers):  # a concurrent run wrote the same outputs first
+            res.status = "skipped"
+            res.note = f"{kept[0]} was written meanwhile by another run from this input with this recipe"
     except Exception as exc:  # one bad file fails alone
         for w in writers:
             w.abort()
-        res.status, res.error = "failed", f"{type(exc).__name__}: {exc}"
+        res.status, res.error = "failed", _one_line(exc)
     except BaseException:  # interrupted (SIGTERM/Ctrl-C): leave no partial file behind
         for w in writers:
             w.abort()
         raise
     res.seconds = time.perf_counter() - t0
     return res
+
+
+# -- one worker process for the files (isolate=True) --------------------------------------
+class _WorkerDied(RuntimeError):
+    def __init__(self, code: int | None) -> None:
+        if code is not None and code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            how = f"was killed by {name}"
+            if -code in (signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE,
+                         signal.SIGABRT):
+                how += " (a crash inside a library)"
+        else:
+            how = f"ended unexpectedly (exit code {code}; its error output is above)"
+        super().__init__(f"the worker process processing this file {how}; its partial "
+                         "outputs were removed and the other files go on")
+
+
+def _worker_main(conn: Any) -> None:
+    """Worker loop: receive a file job, send progress, then its :class:`FileResult`."""
+
+    def stop(signum: int, _frame: Any) -> None:  # unwind: _one removes its partial files
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError):
+            return
+
+        def progress(done: int, total: int, name: str) -> None:
+            conn.send(("progress", done, total, name))
+
+        try:
+            for name in job["modules"]:
+                importlib.import_module(name)
+            res = _one(job["recipe"], job["src"], job["finals"], None, 4, job["ppc"],
+                       job["overwrite"], progress)
+        except Exception as exc:  # noqa: BLE001 - a module that does not import
+            res = FileResult(str(job["src"]), status="failed", error=_one_line(exc))
+        try:
+            conn.send(("result", res))
+        except (EOFError, OSError):  # the parent is gone
+            return
+
+
+class _FileWorker:
+    """A spawned process running :func:`_one` for one file at a time (see ``isolate``)."""
+
+    STOP_S = 10.0  # how long an interrupted worker gets to remove its partial files
+
+    def __init__(self) -> None:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")  # never fork: the parent may run threads (dask, Qt)
+        self.conn, child = ctx.Pipe(duplex=True)
+        self.proc = ctx.Process(target=_worker_main, args=(child,), daemon=True,
+                                name="napari-restore-batch")
+        self.proc.start()
+        child.close()
+
+    def run(self, job: dict[str, Any], progress: Callable | None) -> FileResult:
+        try:
+            self.conn.send(job)
+        except (EOFError, OSError):
+            self.stop()
+            raise _WorkerDied(self.proc.exitcode) from None
+        while True:
+            try:
+                msg = self.conn.recv()
+            except (EOFError, OSError):
+                self.stop()
+                raise _WorkerDied(self.proc.exitcode) from None
+            if msg[0] == "progress":
+                if progress is not None:
+                    progress(*msg[1:])
+                continue
+            return msg[1]
+
+    def stop(self) -> None:
+        """Terminate (SIGTERM: the worker removes its partial files), then kill, and reap."""
+        if self.proc.is_alive():
+            self.proc.terminate()
+            self.proc.join(self.STOP_S)
+            if self.proc.is_alive():
+                self.proc.kill()
+        self.proc.join(self.STOP_S)
+        self.conn.close()
+
+    def close(self) -> None:
+        """Let an idle worker exit on its own (end of the batch)."""
+        self.conn.close()
+        self.proc.join(self.STOP_S)
+        if self.proc.is_alive():
+            self.stop()
 
 
 _END = object()
@@ -333,12 +551,3 @@ def _planes(blocks: Iterator[np.ndarray], ppc: int, info: dict) -> Iterator[np.n
             continue
         lead_block = block.reshape((-1, *block.shape[block.ndim - info["unit"]:]))
         yield from lead_block
-
-
-def _sidecar(path: Path, meta: dict, shape: tuple, seconds: float) -> Path:
-    side = path.with_name(path.name + ".json")
-    tmp = side.with_name(f".{side.name}.partial")
-    tmp.write_text(json.dumps({**meta, "output": str(path), "shape": list(shape),
-                               "seconds": round(seconds, 3)}, indent=2))
-    tmp.replace(side)
-    return side

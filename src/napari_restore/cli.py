@@ -145,9 +145,10 @@ def cmd_apply(args: argparse.Namespace) -> int:
                 args.recipe, args.inputs, args.output, workers=args.workers,
                 scheduler=args.scheduler, planes_per_chunk=args.chunks,
                 overwrite=args.overwrite, progress=bar.update,
+                isolate=not (args.workers or args.scheduler),  # a cluster isolates its tasks
             )
-    except (ValueError, TypeError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (ValueError, TypeError, OSError) as exc:  # one line, no traceback
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -156,9 +157,39 @@ def cmd_apply(args: argparse.Namespace) -> int:
             rate = f.planes / f.seconds if f.seconds else float("inf")
             print(f"{f.input} -> {', '.join(f.outputs)} ({f.planes} planes, {rate:.1f} planes/s)")
         elif f.status == "skipped":
-            print(f"{f.input}: output exists, skipped (use --overwrite to replace)")
+            print(f"{f.input}: skipped, {f.note} (--overwrite redoes it)")
     print(report.summary(), file=sys.stderr if report.failed else sys.stdout)
     return 0 if report.ok else 1
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1; got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1; got {value}")
+    return value
+
+
+_APPLY_EPILOG = """output names:
+  Each output keeps its input's name and format (a JPEG input gives a PNG output) and
+  mirrors the input's path relative to the deepest folder holding all inputs: inputs from
+  one folder give a flat OUTDIR, while a/x.tif and b/x.tif give OUTDIR/a/x.tif and
+  OUTDIR/b/x.tif. Inputs that would still share an output (pair.png and pair.jpg, an input
+  given twice) and an output that would be an input are refused before anything runs.
+  Next to each output, NAME.json records the recipe, the input and the software versions.
+
+existing outputs:
+  Without --overwrite, an output written earlier from the same input with the same recipe
+  is skipped (so re-running a command completes what is missing); any other existing file
+  at an output's name fails that input. With --overwrite, only outputs this tool wrote
+  (recognised by their NAME.json; for a Zarr output, its attributes too) are replaced; a
+  directory, a link or any other file is never replaced or deleted.
+
+exit status: 0 all done or skipped, 1 some input failed, 2 bad arguments (nothing ran).
+Each input runs in a worker process, so a crash inside a library fails that input alone.
+"""
 
 
 class _progress_bar:
@@ -208,18 +239,21 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="print library versions and the torch device")
     info.set_defaults(func=cmd_info)
     apply = sub.add_parser(
-        "apply", help="replay a recipe JSON over TIFF/OME-TIFF/Zarr/NPY/PNG/JPEG inputs with dask")
+        "apply", help="replay a recipe JSON over TIFF/OME-TIFF/Zarr/NPY/PNG/JPEG inputs with dask",
+        epilog=_APPLY_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     apply.add_argument("recipe", help="recipe JSON (Save recipe… in a panel)")
     apply.add_argument("inputs", nargs="+", help="input files or .zarr folders")
-    apply.add_argument("-o", "--output", required=True, help="output folder")
-    apply.add_argument("--workers", type=int, default=None,
-                       help="start a dask LocalCluster with N worker processes")
-    apply.add_argument("--scheduler", default=None,
+    apply.add_argument("-o", "--output", required=True, metavar="OUTDIR",
+                       help="output folder (see 'output names' below)")
+    apply.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+                       help="start a dask LocalCluster with N >= 1 worker processes")
+    apply.add_argument("--scheduler", default=None, metavar="ADDRESS",
                        help="address of a running dask.distributed scheduler (tcp://host:port)")
-    apply.add_argument("--chunks", type=int, default=1,
+    apply.add_argument("--chunks", type=_positive_int, default=1, metavar="N",
                        help="planes per dask chunk along the first stack axis (default 1)")
     apply.add_argument("--overwrite", action="store_true",
-                       help="replace existing outputs (default: skip them)")
+                       help="replace existing outputs that this tool wrote (never other files "
+                            "or directories; see 'existing outputs' below)")
     apply.set_defaults(func=cmd_apply)
     return parser
 

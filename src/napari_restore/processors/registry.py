@@ -470,4 +470,4 @@ def get_processor(name: str) -> ProcessorSpec:
         return REGISTRY[name]
     except KeyError:
         known = ", ".join(sorted(REGISTRY)) or "none"
-        raise ValueError(f"unknown processor {name!r}; known processors: {known}") from None
+        raise ValueError(f"unknown processor {name!r:.80}; known processors: {known}") from None
