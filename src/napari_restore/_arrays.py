@@ -339,8 +339,28 @@ def _working_dtype(dtype: np.dtype, requested: Any = np.float32) -> np.dtype:
     return np.result_type(np.dtype(requested), np.float64 if needs64 else np.float32)
 
 
+#: Bit depths a wider unsigned integer image may really hold (12 bits inside uint16 is the
+#: camera standard): see ``detect_bits`` of :func:`value_scale`.
+NOMINAL_BITS = (10, 12, 14)
+
+
+def nominal_bits(arr: Any, value_range: tuple[float, float] | None = None) -> int:
+    """The bit depth an unsigned integer image really uses: the smallest of
+    :data:`NOMINAL_BITS` (or the dtype's own) that holds its largest value."""
+    dtype = np.dtype(arr.dtype)
+    full = dtype.itemsize * 8
+    if dtype.kind != "u" or full <= 8:
+        return full
+    high = value_range[1] if value_range is not None else finite_range(arr)[1]
+    for bits in NOMINAL_BITS:
+        if bits < full and high < 2**bits:
+            return bits
+    return full
+
+
 def value_scale(arr: Any, value_range: tuple[float, float] | None = None,
-                *, name: str = "image", offset: bool = True) -> ValueScale:
+                *, name: str = "image", offset: bool = True,
+                detect_bits: bool = False) -> ValueScale:
     """Return the affine that maps ``arr``'s values to the working scale.
 
     Integers map by their dtype's full range; floats already inside [0, 1] are kept as they
@@ -349,13 +369,18 @@ def value_scale(arr: Any, value_range: tuple[float, float] | None = None,
     view or a batch chunk is scaled exactly as the whole would be). Intensity parameters are
     converted with the same affine (:func:`working_params`), so what they mean never depends
     on this choice. ``offset=False`` keeps zero at zero (``origin = 0``: the working array
-    is the data divided by the span).
+    is the data divided by the span). ``detect_bits=True`` maps an unsigned image wider
+    than 8 bits by the bit depth it really uses (:func:`nominal_bits`: 12-bit data in
+    uint16 maps 0–4095 to [0, 1]), for processors whose result depends on where the values
+    sit in the range (histogram equalisation).
     """
     dtype = np.dtype(arr.dtype)
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
-        return ValueScale(dtype, float(info.min), float(info.max),
-                          None if offset else 0.0)
+        high = float(info.max)
+        if detect_bits:
+            high = float(2 ** nominal_bits(arr, value_range) - 1)
+        return ValueScale(dtype, float(info.min), high, None if offset else 0.0)
     if value_range is not None:
         try:
             low, high = (float(v) for v in value_range)
@@ -560,6 +585,7 @@ def iter_planes(
     bounds: Mapping[str, tuple[float | None, float | None]] | None = None,
     resolved: dict[str, Any] | None = None,
     offset: bool = True,
+    detect_bits: bool = False,
 ) -> Generator[Progress, None, Any]:
     """Apply a plane processor over an nD stack, yielding :class:`Progress`, returning the result.
 
@@ -602,6 +628,8 @@ def iter_planes(
     offset : bool
         Map values into [0, 1] (True), or keep zero at zero and only divide by the span
         (False), for processors whose library is not offset-invariant.
+    detect_bits : bool
+        Map wide unsigned integers by the bit depth they use (see :func:`value_scale`).
     resolved : dict, optional
         Filled with the values the processor resolved by itself, in the image's units: one
         value, or a list with one per plane when planes differ.
@@ -633,7 +661,8 @@ def iter_planes(
                  extra=extra_memory, name=name)  # before anything reads the data
     if value_range is not None and dtype.kind == "f":
         finite_range(arr, name)
-    scale = value_scale(arr, value_range, name=name, offset=offset)  # floats: scans, refuses NaN/Inf
+    scale = value_scale(arr, value_range, name=name, offset=offset,  # floats: scans, refuses NaN/Inf
+                        detect_bits=detect_bits)
     units = dict(units or {})
     kwargs = working_params(params or {}, units, scale, bounds)
     found: dict[str, list[Any]] = {}
@@ -825,6 +854,7 @@ def single_image(
     spatial_ndim: int | None = 2,
     value_range: tuple[float, float] | None = None,
     any_dtype: bool = False,
+    detect_bits: bool = False,
 ) -> SingleImage:
     """Validate one image and return it as a :class:`SingleImage` working array.
 
@@ -842,7 +872,7 @@ def single_image(
             f"got shape {tuple(arr.shape)}. Process a stack plane by plane.")
     check_memory(tuple(arr.shape), arr.dtype, 1, plane_bytes=math.prod(arr.shape) * 8, name=name)
     if scale is None or (np.dtype(arr.dtype) != scale.dtype and not any_dtype):
-        scale = value_scale(arr, value_range, name=name)
+        scale = value_scale(arr, value_range, name=name, detect_bits=detect_bits)
     elif np.dtype(arr.dtype).kind == "f":
         finite_range(arr, name)
     data = np.asarray(arr)

@@ -17,11 +17,12 @@ from __future__ import annotations
 import functools
 import json
 from importlib import resources
+from collections.abc import Generator
 from typing import Any
 
 import numpy as np
 
-from .._arrays import single_image
+from .._arrays import Resolved, single_image
 from . import clahe_colour
 from .clahe_core import clahe_channel
 from .clahe_features import FEATURES, plane_features
@@ -130,7 +131,7 @@ def predict_clahe_params(
     >>> 1.0 <= clip <= 8.0 and len(grid) == 2
     True
     """
-    img = single_image(image, channel_axis=channel_axis, min_size=8)
+    img = single_image(image, channel_axis=channel_axis, min_size=8, detect_bits=True)
     return predict_plane(img.work)
 
 
@@ -180,14 +181,32 @@ def lb_clahe_plane(
     return clahe_colour.COLOUR[colorspace](plane, equalise)
 
 
+def lb_clahe_run(plane: np.ndarray, *, clip_limit: float | None,
+                 tile_grid: tuple[int, int] | None, **params: Any) -> Generator[Any, None, Any]:
+    """The registered plane function: predicts what is on auto for this plane, reports it
+    (:class:`~napari_restore._arrays.Resolved`), then runs :func:`lb_clahe_plane`."""
+    if tile_grid is not None:
+        _check_grid(plane.shape, tile_grid)
+    if clip_limit is None or tile_grid is None:
+        p_clip, p_grid = predict_plane(plane)
+        chosen = {}
+        if clip_limit is None:
+            clip_limit = chosen["clip_limit"] = p_clip
+        if tile_grid is None:
+            tile_grid = chosen["tile_grid"] = tuple(p_grid)
+        yield Resolved(chosen)
+    return lb_clahe_plane(plane, clip_limit=clip_limit, tile_grid=tile_grid, **params)
+
+
 LB_CLAHE = register(
     ProcessorSpec(
         name="lb_clahe",
         title="Learning-based CLAHE",
-        plane_func=lb_clahe_plane,
+        plane_func=lb_clahe_run,
         input_kind="rgb",
         min_size=8,
         native_dtypes=("uint8",),
+        detect_bits=True,  # 12-bit data in uint16 is equalised over 0–4095, not 0–65535
         outputs=(Output(keeps_scale=False),),  # equalisation changes the value range
         panel_extras="napari_restore.widgets.clahe_extras:build",
         summary=(

@@ -252,6 +252,10 @@ class ProcessorSpec:
         True: working values lie in [0, 1] (the data's affine). False: zero stays at zero
         and values are only divided by the span, for libraries that are not offset-invariant
         (bm3d/bm4d), so that a run equals the direct library call in the image's units.
+    detect_bits : bool
+        Map unsigned images wider than 8 bits by the bit depth they really use (12-bit data
+        in uint16: 0–4095), for processors whose result depends on where values sit in the
+        range (CLAHE's histograms); see :func:`napari_restore._arrays.value_scale`.
     """
 
     name: str
@@ -274,6 +278,7 @@ class ProcessorSpec:
     native_dtypes: tuple[str, ...] = ()
     arrays: tuple[tuple[str, Any, int], ...] = ()
     offset: bool = True
+    detect_bits: bool = False
 
     @property
     def plane_ndim(self) -> int:
@@ -358,6 +363,7 @@ class ProcessorSpec:
                 cancel=cancel,
                 value_range=value_range,
                 offset=self.offset,
+                detect_bits=self.detect_bits,
                 extra_memory=self._extra_memory(run, arr, channel_axis),
             )
         )
