@@ -146,9 +146,11 @@ def set_intensity_units(widget: Widget, p: Param, unit: str, span: float, data_s
     decimals = max(0, -int(math.floor(math.log10(step)))) + 1 if step < 1 else 1
     top = (p.max if p.max is not None else _BIG) * span ** max(p.intensity, 1)
     low = (p.min if p.min is not None else -_BIG) * span ** max(p.intensity, 1)
+    decimals = min(decimals, _DECIMALS)
+    top = math.floor(top * 10**decimals) / 10**decimals  # never above what the image allows
     value = spin.value
     if hasattr(spin.native, "setDecimals"):
-        spin.native.setDecimals(min(decimals, _DECIMALS))
+        spin.native.setDecimals(decimals)
     spin.min, spin.max, spin.step = low, top, step
     spin.value = min(max(value, low), top)
     widget.tooltip = f"{p.doc}\nIn {unit}; allowed {low:g} to {top:g} for this layer."
