@@ -351,7 +351,7 @@ def _worker_of(pid: int) -> psutil.Process:
     raise AssertionError("no worker process")
 
 
-@pytest.mark.parametrize("victim", ["everything", "worker"])
+@pytest.mark.parametrize("victim", ["everything", "worker", "ctrl-c"])
 def test_sigkill_mid_file_then_a_rerun_completes(tmp_path, helpers, victim):
     r = recipe_file(tmp_path / "slow.json", "slow_batch")
     srcs = _slow_inputs(tmp_path / "in", "k", 3, planes=4)
@@ -364,6 +364,8 @@ def test_sigkill_mid_file_then_a_rerun_completes(tmp_path, helpers, victim):
         time.sleep(0.4)  # in the middle of k1.tif
         if victim == "everything":
             os.killpg(proc.pid, signal.SIGKILL)
+        elif victim == "ctrl-c":  # SIGINT to the whole process group, as a terminal does
+            os.killpg(proc.pid, signal.SIGINT)
         else:
             _worker_of(proc.pid).send_signal(signal.SIGKILL)
         so, se = proc.communicate(timeout=TIMEOUT)
@@ -373,6 +375,10 @@ def test_sigkill_mid_file_then_a_rerun_completes(tmp_path, helpers, victim):
     if victim == "worker":  # that file fails alone; the batch goes on and reports it
         assert proc.returncode == 1, (so, se)
         assert "2 done, 0 skipped, 1 failed" in se and "killed by SIGKILL" in se, se
+        assert not partials(out)
+    elif victim == "ctrl-c":
+        assert proc.returncode == 130 and se.startswith("interrupted"), (so, se)
+        assert_clear(se)
         assert not partials(out)
     else:
         assert proc.returncode == -signal.SIGKILL
@@ -526,3 +532,20 @@ def test_bad_arguments_are_clear_errors(tmp_path, capsys):
     with pytest.raises(ValueError, match="is a directory; a regular file is needed"):
         apply_recipe(str(tmp_path), image(91))
     assert Recipe("classic_denoise", {}, channel_axis=np.int64(-1)).channel_axis == -1
+
+
+def test_a_worker_that_cannot_start_is_one_clear_error(tmp_path):
+    """A script read from stdin cannot be re-imported by a spawned worker: said once, clearly,
+    instead of failing every file."""
+    np.save(tmp_path / "a.npy", image(95))
+    script = ("from napari_restore import batch, Recipe\n"
+              "try:\n"
+              "    batch.apply(Recipe('classic_denoise', {'method': 'tv_chambolle'}),"
+              " ['a.npy'], 'out', isolate=True)\n"
+              "except batch.WorkerStartError as exc:\n"
+              "    print('REFUSED', exc)\n")
+    res = subprocess.run([sys.executable, "-"], input=script, cwd=tmp_path, text=True,
+                         capture_output=True, timeout=TIMEOUT)
+    assert res.stdout.startswith("REFUSED the batch worker process could not start"), res
+    assert "__main__" in res.stdout
+    assert not partials(tmp_path) and not (tmp_path / "out" / "a.npy").exists()

@@ -412,6 +412,7 @@ def _worker_main(conn: Any) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
+    conn.send(("ready",))
     while True:
         try:
             job = conn.recv()
@@ -434,6 +435,10 @@ def _worker_main(conn: Any) -> None:
             return
 
 
+class WorkerStartError(RuntimeError):
+    """The worker process of ``isolate=True`` could not start (nothing was processed in it)."""
+
+
 class _FileWorker:
     """A spawned process running :func:`_one` for one file at a time (see ``isolate``)."""
 
@@ -448,8 +453,25 @@ class _FileWorker:
                                 name="napari-restore-batch")
         self.proc.start()
         child.close()
+        self.ready = False
+
+    def _started(self) -> None:
+        """Wait for the worker's first message; :class:`WorkerStartError` if it died first."""
+        try:
+            msg = self.conn.recv()
+        except (EOFError, OSError):
+            self.stop()
+            raise WorkerStartError(
+                f"the batch worker process could not start (exit code {self.proc.exitcode}; its "
+                "error output is above). From a script, call batch.apply under "
+                "`if __name__ == '__main__':`, or pass isolate=False") from None
+        if msg != ("ready",):  # pragma: no cover - protocol error
+            raise WorkerStartError(f"the batch worker process sent {msg!r:.80} first")
+        self.ready = True
 
     def run(self, job: dict[str, Any], progress: Callable | None) -> FileResult:
+        if not self.ready:
+            self._started()
         try:
             self.conn.send(job)
         except (EOFError, OSError):

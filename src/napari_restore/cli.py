@@ -147,9 +147,13 @@ def cmd_apply(args: argparse.Namespace) -> int:
                 overwrite=args.overwrite, progress=bar.update,
                 isolate=not (args.workers or args.scheduler),  # a cluster isolates its tasks
             )
-    except (ValueError, TypeError, OSError) as exc:  # one line, no traceback
+    except (ValueError, TypeError, OSError, batch.WorkerStartError) as exc:  # one line
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: the batch removed its partial files on the way out
+        print("interrupted: finished outputs are kept, partial files were removed",
+              file=sys.stderr)
+        return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
     for f in report.files:
