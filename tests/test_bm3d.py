@@ -207,7 +207,7 @@ def test_uint8_and_channel_first_keep_dtype_and_layout():
     clean, noisy = astronaut()
     noisy = np.moveaxis(noisy[200:264, 200:264], -1, 0)  # channel first, non-contiguous
     before = noisy.copy()
-    out = bm3d_denoise(noisy, 20 / 255, channel_axis=0)
+    out = bm3d_denoise(noisy, 20, channel_axis=0)  # grey levels
     assert out.dtype == np.uint8 and out.shape == noisy.shape
     assert np.array_equal(noisy, before)
     ref = np.moveaxis(clean[200:264, 200:264], -1, 0)
@@ -248,7 +248,7 @@ def test_correlated_noise_psd_beats_white(cam128):
     noisy_scaled = (noisy - noisy.min()) / (noisy.max() - noisy.min())  # what _arrays does
     span = noisy.max() - noisy.min()
     ref = (clean - noisy.min()) / span
-    white = bm3d_denoise(noisy_scaled, 0.07 / span)
+    white = bm3d_denoise(noisy_scaled, 0.07 / span, noise_model="white")
     matched = bm3d_denoise(noisy_scaled, psd=kernel / span)  # kernel form
     assert psnr(matched, ref) >= psnr(white, ref) + 1.0
     # sigma + kernel: the kernel gives the shape, sigma the level

@@ -70,13 +70,13 @@ def test_estimate_button_fills_sigma_for_the_current_plane(qtbot, viewer):
     viewer.dims.set_current_step(0, 1)
     panel.estimate_button.changed.emit(True)
     got = panel.param_widgets["sigma"].value
-    expected = estimate_noise_sigma(np.round(stack[1] * 65535) / 65535)
-    assert got == pytest.approx(expected, abs=1e-3)  # the spin box keeps 3 decimals
-    assert 0.1 < got < 0.14
-    assert "σ ≈" in panel.estimate_label.value
+    expected = estimate_noise_sigma(np.round(stack[1] * 65535) / 65535) * 65535  # grey levels
+    assert got == pytest.approx(expected, abs=1.0)  # the spin box shows grey levels
+    assert 0.1 * 65535 < got < 0.14 * 65535
+    assert "σ ≈" in panel.estimate_label.value and "grey levels" in panel.estimate_label.value
     viewer.dims.set_current_step(0, 0)
     panel.estimate_button.changed.emit(True)
-    assert panel.param_widgets["sigma"].value < 0.04
+    assert panel.param_widgets["sigma"].value < 0.04 * 65535
 
 
 def test_stop_mid_call_ends_the_worker_and_adds_no_layer(qtbot, viewer):
@@ -120,8 +120,9 @@ def test_deblur_and_bm4d_panels(qtbot, viewer):
     out = viewer.layers[-1]
     assert out.data.shape == noisy.shape and out.name.startswith("vol [bm4d_denoise")
     bm4d.estimate_button.changed.emit(True)
+    span = float(noisy.max() - noisy.min())
     assert bm4d.param_widgets["sigma"].value == pytest.approx(estimate_noise_sigma(
-        (noisy - noisy.min()) / (noisy.max() - noisy.min())), abs=1e-3)  # the spin box keeps 3 decimals
+        (noisy - noisy.min()) / span) * span, abs=1e-3)  # data units of the float layer
 
 
 def test_noise_model_from_a_kernel_layer(qtbot, viewer):
@@ -140,7 +141,7 @@ def test_noise_model_from_a_kernel_layer(qtbot, viewer):
     viewer.add_image(kernel, name="kernel")
     panel = _panel(viewer, "BM3D denoise")
     panel.layer_widget.value = src
-    panel.set_params({"sigma": None, "profile": "np"})
+    panel.set_params({"sigma": None, "profile": "np", "noise_model": "psd"})
     panel.psd_layer_widget.value = viewer.layers["kernel"]
     assert panel.start() is not None
     qtbot.waitUntil(lambda: panel.state == "idle", timeout=60_000)
@@ -149,7 +150,8 @@ def test_noise_model_from_a_kernel_layer(qtbot, viewer):
     assert out.metadata["napari_restore_arrays"] == {"psd": "kernel"}
     expected = bm3d_denoise(noisy, psd=kernel)
     assert np.abs(out.data - expected).max() < 1e-3  # library threads: not bit-exact
-    assert psnr(out.data, clean) > psnr(bm3d_denoise(noisy, 0.07), clean) + 1.0
+    assert psnr(out.data, clean) > psnr(bm3d_denoise(noisy, 0.07, noise_model="white"),
+                                        clean) + 1.0
     # back to white noise: the plain spec again
     from napari_restore.processors.bm3d import BM3D_DENOISE
     from napari_restore.widgets.bm3d_extras import NO_LAYER
@@ -157,6 +159,9 @@ def test_noise_model_from_a_kernel_layer(qtbot, viewer):
     assert panel.spec is not BM3D_DENOISE
     panel.psd_layer_widget.value = NO_LAYER
     assert panel.spec is BM3D_DENOISE
+    assert panel.start() is None  # "psd" without a layer: refused with a clear error
+    panel.set_params({"noise_model": "auto"})
+    assert not panel.psd_layer_widget.visible
 
 
 def test_psf_layer_and_bad_psf_layer(qtbot, viewer):

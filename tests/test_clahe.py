@@ -272,7 +272,7 @@ def test_hsv_keeps_hue_and_saturation_exactly():
     [
         ({"tile_grid": (40, 40)}, r"tile_grid=\(40, 40\) is too large for an image of 64×64 pixels"),
         ({"tile_grid": (2, 40)}, "tile_grid"),
-        ({"clip_limit": 0.0}, r"clip_limit=0.0 is out of range"),
+        ({"clip_limit": 0.0}, r"clip_limit=0 is out of range"),
         ({"clip_limit": -1}, "clip_limit=-1 is out of range"),
         ({"colorspace": "xyz"}, "colorspace='xyz' is not allowed; choose one of 'lab', 'hsv', 'rgb'"),
     ],
@@ -291,7 +291,7 @@ def test_predict_clahe_params_api():
     assert predict_clahe_params(data.camera().astype(np.float64) / 255.0) == (clip, grid)
     c2, g2 = predict_clahe_params(data.astronaut(), channel_axis=-1)
     assert 1.0 <= c2 <= 8.0 and g2[0] >= 2
-    with pytest.raises(ValueError, match="one 2-D plane"):
+    with pytest.raises(ValueError, match="a single 2-D image"):
         predict_clahe_params(np.zeros((3, 32, 32)))
 
 

@@ -14,7 +14,7 @@ def test_round_trip_json(tmp_path):
     r2 = Recipe.load(path)
     assert r2 == r
     assert r2.params["strength"] == 1.0  # defaults filled in
-    assert json.loads(path.read_text())["format"] == "napari-restore-recipe/1"
+    assert json.loads(path.read_text())["format"] == "napari-restore-recipe/2"
 
 
 def test_apply_recipe_equals_direct_call(camera_pair):

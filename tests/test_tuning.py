@@ -40,15 +40,15 @@ def test_ten_changes_leave_one_preview_layer_matching_the_last_parameters(qtbot,
     panel.preview.toggle.value = True
     wait_preview(qtbot, panel, 1)
     for k in range(10):
-        panel.set_params({"sigma": 0.02 + 0.01 * k})
+        panel.set_params({"sigma": 5.0 + 2.0 * k})  # grey levels of the uint8 layer
         qtbot.wait(20)
     wait_preview(qtbot, panel, 2)
     previews = [lay for lay in viewer.layers if lay.name.endswith("[preview]")]
     assert [lay.name for lay in previews] == ["cam [preview]"]
     target = panel.target(viewer.layers["cam"], "view")
-    expected = classic_denoise(np.asarray(target.data), method="tv_chambolle", sigma=0.11)
+    expected = classic_denoise(np.asarray(target.data), method="tv_chambolle", sigma=23.0)
     np.testing.assert_array_equal(previews[0].data, expected)
-    assert previews[0].metadata["napari_restore"]["params"]["sigma"] == pytest.approx(0.11)
+    assert previews[0].metadata["napari_restore"]["params"]["sigma"] == pytest.approx(23.0)
     # debounced: far fewer runs than changes
     assert panel.preview.shown + panel.preview.dropped <= 5
     panel.preview.toggle.value = False
@@ -132,7 +132,7 @@ def test_parse_values():
     assert parse_values(n, "1:3:5") == [1, 2, 3]
     m = Param("m", str, "a", "d", choices=("a", "b"))
     assert parse_values(m, "") == ["a", "b"]
-    with pytest.raises(ValueError, match="sigma=2.0 is out of range"):
+    with pytest.raises(ValueError, match="sigma=2 is out of range"):
         parse_values(sigma, "0.5, 2")
     with pytest.raises(ValueError, match="start:stop:count"):
         parse_values(sigma, "0:1")
@@ -145,7 +145,7 @@ def test_recipe_saved_from_result_layer_replays_bit_for_bit_and_loads_into_panel
     _, noisy = camera_pair
     viewer.add_image(noisy, name="cam")
     panel = classic_panel(viewer)
-    panel.set_params({"method": "nl_means", "sigma": 0.07, "patch_size": 7})
+    panel.set_params({"method": "nl_means", "sigma": 18.0, "patch_size": 7})
     panel.start()
     qtbot.waitUntil(lambda: panel.state == "idle", timeout=60_000)
     result = viewer.layers[-1]
@@ -153,10 +153,11 @@ def test_recipe_saved_from_result_layer_replays_bit_for_bit_and_loads_into_panel
     path = panel.recipes.save(tmp_path / "r.json")
     np.testing.assert_array_equal(apply_recipe(path, noisy), result.data)
     # a loaded recipe sets the panel's widgets
-    Recipe("classic_denoise", {"method": "wavelet", "sigma": 0.05, "strength": 2.0}).save(tmp_path / "w.json")
+    Recipe("classic_denoise", {"method": "wavelet", "sigma": 12.5, "strength": 2.0},
+           source_dtype="uint8").save(tmp_path / "w.json")
     panel.recipes.load(tmp_path / "w.json")
     assert panel.params["method"] == "wavelet" and panel.params["strength"] == 2.0
-    assert panel.param_widgets["sigma"].value == pytest.approx(0.05)
+    assert panel.param_widgets["sigma"].value == pytest.approx(12.5)
     # copy as Python
     text = panel.recipes.copy_python()
     from qtpy.QtWidgets import QApplication
@@ -172,7 +173,7 @@ def test_loading_a_recipe_for_another_processor_is_refused(viewer, tmp_path):
     from napari.utils.notifications import notification_manager
 
     panel = classic_panel(viewer)
-    (tmp_path / "bad.json").write_text(json.dumps({"processor": "classic_denoise", "params": {"sigma": 7}}))
+    (tmp_path / "bad.json").write_text(json.dumps({"processor": "classic_denoise", "params": {"sigma": -7}}))
     notification_manager.records.clear()
     assert panel.recipes.load(tmp_path / "bad.json") is None
     assert any("sigma" in str(n.message) for n in notification_manager.records)

@@ -56,20 +56,20 @@ def test_classic_panel_adds_one_layer_with_metadata(qtbot, viewer, camera_pair):
     panel = dock(viewer)
     assert isinstance(panel, ProcessorPanel)
     panel.layer_widget.value = src
-    panel.set_params({"method": "tv_chambolle", "sigma": 0.08})
+    panel.set_params({"method": "tv_chambolle", "sigma": 20.0})  # grey levels
     n = len(viewer.layers)
     run_and_wait(qtbot, panel)
     assert len(viewer.layers) == n + 1
     out = viewer.layers[-1]
-    assert out.name == "cam [classic_denoise tv_chambolle σ=0.08]"
+    assert out.name == "cam [classic_denoise tv_chambolle σ=20]"
     meta = out.metadata["napari_restore"]
     assert meta["processor"] == "classic_denoise" and meta["source"] == "cam"
-    assert meta["params"]["method"] == "tv_chambolle" and meta["params"]["sigma"] == 0.08
+    assert meta["params"]["method"] == "tv_chambolle" and meta["params"]["sigma"] == 20.0
     assert meta["version"] and meta["seconds"] >= 0
     np.testing.assert_array_equal(out.scale, src.scale)
     np.testing.assert_array_equal(out.translate, src.translate)
     assert digest(src.data) == before
-    np.testing.assert_array_equal(out.data, classic_denoise(noisy, method="tv_chambolle", sigma=0.08))
+    np.testing.assert_array_equal(out.data, classic_denoise(noisy, method="tv_chambolle", sigma=20.0))
     # the recipe in the metadata reproduces the layer exactly
     np.testing.assert_array_equal(apply_recipe(Recipe.from_layer(out), noisy), out.data)
 

@@ -6,7 +6,7 @@ package is cheap: torch, bm3d and OpenCV are imported only when a processor runs
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from ._arrays import Cancelled, Progress
 from .processors import REGISTRY, get_processor

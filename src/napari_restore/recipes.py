@@ -40,6 +40,14 @@ _MAX_ITEMS = 16  # entries of a list value
 _MAX_PARAMS = 64  # parameters (names of at most 64 characters)
 
 
+def _implied_format(version: Any) -> str:
+    """The format of a recipe without a "format" key: layer metadata written by 0.1.x (which
+    had none) is format 1; anything else is taken as the current format."""
+    if isinstance(version, str) and version.split(".")[:2] == ["0", "1"]:
+        return FORMAT_1
+    return FORMAT
+
+
 def _dtype_text(value: Any) -> str:
     try:
         dtype = np.dtype(value)
@@ -68,8 +76,11 @@ def _from_format_1(processor: str, params: Any, dtype: Any) -> Any:
     Known only for integer dtypes (the range was the dtype's) and for floats in [0, 1]; other
     float recipes stored fractions of their own data's range, which the recipe does not hold.
     """
-    spec = get_processor(processor)
-    if not isinstance(params, Mapping):
+    if not isinstance(params, Mapping) or not isinstance(processor, str) or len(processor) > _MAX_TEXT:
+        return params  # Recipe() itself refuses these with the usual messages
+    try:
+        spec = get_processor(processor)
+    except (TypeError, ValueError):
         return params
     set_ = [k for k in spec.units if params.get(k) is not None]
     if not set_:
@@ -238,7 +249,7 @@ class Recipe:
             more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
             raise ValueError(f"recipe has unknown key(s) "
                              f"{', '.join(repr(k)[:60] for k in unknown[:5])}{more}")
-        fmt = data.get("format", FORMAT_1)
+        fmt = data.get("format", _implied_format(data.get("version")))
         if fmt not in (FORMAT, FORMAT_1):
             raise ValueError(f"recipe format {fmt!r:.60} is not supported; expected {FORMAT!r}")
         if "processor" not in data:

@@ -45,7 +45,10 @@ def result_metadata(
     are added when not None."""
     from .. import __version__
 
+    from ..recipes import FORMAT
+
     meta = {
+        "format": FORMAT,
         "processor": spec.name,
         "params": jsonable(params),
         "channel_axis": channel_axis,

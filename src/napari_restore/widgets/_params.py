@@ -57,7 +57,10 @@ _DECIMALS = 6
 
 
 def _number_widget(p: Param, value: float | None = None, **kwargs: Any) -> Widget:
-    """A SpinBox (int) or FloatSpinBox (float) with the parameter's bounds and step."""
+    """A SpinBox (int) or FloatSpinBox (float) with the parameter's bounds and step (an
+    intensity has no upper bound until a layer gives its units: set_intensity_units)."""
+    if p.intensity:
+        p = replace(p, max=None)
     v = p.default if value is None else value
     if p.type is int:
         return SpinBox(

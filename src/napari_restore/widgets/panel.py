@@ -175,7 +175,10 @@ class ProcessorPanel(Container):
 
     def set_params(self, values: dict[str, Any]) -> None:
         for name, v in self.spec.validate_params({**self.params, **values}).items():
-            self.param_widgets[name].value = v
+            try:
+                self.param_widgets[name].value = v
+            except ValueError as exc:  # beyond what the chosen layer allows
+                raise ValueError(f"{name}={v!r}: {exc}") from None
 
     def _restore_params(self) -> None:
         try:
