@@ -1,4 +1,9 @@
-"""What a run works on: the whole layer, the current slice, or the visible field of view."""
+"""What a run works on: the whole layer, the current slice, or the visible field of view.
+
+A volume processor (BM4D) works on whole 3-D volumes: it is offered the whole layer (volume
+by volume) and the current volume (the current time point of a 4-D layer), never a 2-D
+slice or a 2-D field of view.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,15 @@ TARGETS = {
     "slice": "current slice",
     "view": "visible field of view",
 }
+VOLUME_TARGETS = {
+    "layer": "whole layer (volume by volume)",
+    "volume": "current volume",
+}
+
+
+def targets_for(plane_ndim: int) -> dict[str, str]:
+    """The targets offered to a ``plane_ndim``-D processor (key -> label)."""
+    return VOLUME_TARGETS if plane_ndim == 3 else TARGETS
 
 
 @dataclass(frozen=True)
@@ -59,15 +73,20 @@ def _current_index(viewer: Any, layer: Any, axes: list[int]) -> tuple[int, ...]:
 def select_target(viewer: Any, layer: Any, mode: str, plane_ndim: int = 2) -> Target:
     """The part of ``layer`` a run of a ``plane_ndim``-D processor should process.
 
-    ``slice`` keeps the trailing ``plane_ndim`` spatial axes at the viewer's current position
-    on the leading ones; ``view`` additionally crops the two displayed axes to
-    ``layer.corner_pixels`` (what is on screen).
+    ``slice`` (plane processors) and ``volume`` (volume processors) keep the trailing
+    ``plane_ndim`` spatial axes at the viewer's current position on the leading ones;
+    ``view`` additionally crops the two displayed axes to ``layer.corner_pixels`` (what is on
+    screen). A volume processor is not offered ``view`` (the live preview uses it: the
+    visible rows and columns of every slice of the current volume) and refuses ``slice``.
     """
-    if mode not in TARGETS:
-        raise ValueError(f"target={mode!r} is not allowed; choose one of {', '.join(TARGETS)}")
+    offered = targets_for(plane_ndim)
+    if mode not in offered and not (mode == "view" and plane_ndim == 3):
+        kind = "a volume processor" if plane_ndim == 3 else "a plane processor"
+        raise ValueError(f"target={mode!r} is not allowed for {kind}; choose one of "
+                         f"{', '.join(repr(k) for k in offered)}")
     ndim = layer.ndim  # spatial dims (an RGB layer's colour axis is not counted)
     scale, translate = tuple(layer.scale), tuple(layer.translate)
-    if mode == "layer" or ndim <= plane_ndim and mode == "slice":
+    if mode == "layer" or ndim <= plane_ndim and mode in ("slice", "volume"):
         return Target(layer.data, scale, translate, TARGETS["layer"])
     vrange = layer_value_range(layer)
     lead = list(range(max(ndim - plane_ndim, 0)))
@@ -76,8 +95,8 @@ def select_target(viewer: Any, layer: Any, mode: str, plane_ndim: int = 2) -> Ta
     data = layer.data[index] if index else layer.data
     scale_k, trans_k = scale[keep], list(translate[keep])
     where = ", ".join(f"axis {a}={i}" for a, i in zip(lead, index, strict=True))
-    if mode == "slice":
-        return Target(data, scale_k, tuple(trans_k), f"slice {where}".strip(), index,
+    if mode in ("slice", "volume"):
+        return Target(data, scale_k, tuple(trans_k), f"{mode} {where}".strip(), index,
                       value_range=vrange)
     corners = np.asarray(layer.corner_pixels, dtype=int)[:, keep]
     shape = data.shape[: ndim - len(lead)]
