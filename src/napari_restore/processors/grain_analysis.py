@@ -1,37 +1,51 @@
 """Film-grain analysis on flat regions: NLF, power spectrum, grain size, mono/colour, AR model.
 
-Method (after the AV1 film-grain model, libaom ``noise_model.c``; our own code):
+Method (after the AV1 film-grain model, libaom ``noise_model.c``; our own code). The numbers
+live in the named constants below; this text names them rather than repeating their values.
 
 1. **Flat blocks.** The image (the luma, i.e. the channel mean, for colour) is cut into
-   32×32 blocks (half-overlapping on small images). In each block a plane ``a + bx + cy`` is
-   fitted by least squares and removed; what remains is grain plus texture. A block is *flat*
-   when (a) the structure tensor of the lightly smoothed block is not oriented (coherence
-   ``(λ1-λ2)/(λ1+λ2) < 0.5``: edges and lines are oriented, grain is not) and (b) its residual
-   variance is at most 1.8× the 30th percentile of the blocks of similar brightness (blocks
-   are grouped in intensity deciles), since texture only ever adds variance to the grain's.
+   ``BLOCK``-sized square blocks (half-overlapping on small images). In each block a
+   polynomial of order ``DETREND_ORDER`` is fitted by least squares and removed; what remains
+   is grain plus texture. A block is *flat* when (a) the structure tensor of the lightly
+   smoothed block is not oriented (coherence ``(λ1-λ2)/(λ1+λ2) < COHERENCE_MAX``: edges and
+   lines are oriented, grain is not) and (b) its residual variance is at most *k* × the lower
+   envelope of the blocks of similar brightness: the ``ENVELOPE_QUANTILE`` quantile in each of
+   ``N_BINS`` intensity bins, allowed to change by at most ``ENVELOPE_STEP`` (in std) from one
+   bin to the next, since texture only ever adds variance to the grain's. *k* comes from the
+   spread of grain-only block variances at a first size estimate (see ``analyze_working``).
 2. **Grain correlation.** The residuals of the flat blocks, each normalised to unit variance,
-   give the grain autocorrelation (FFT, unbiased by overlap counts). Removing the fitted plane
-   lowers every lag by about the same amount; that offset is read off the autocorrelation at
-   lags 12–16 (where grain up to σ_c = 3 px is uncorrelated) and added back, which also gives
-   the factor that corrects the measured variances for the detrending.
+   give the grain autocorrelation (FFT, unbiased by overlap counts). Removing the fitted
+   polynomial lowers every lag by about the same amount; that offset is read off the outer
+   quarter of the lag window and added back, which also gives the factor that corrects the
+   measured variances for the detrending.
 3. **NLF.** Per flat block: mean luma intensity and grain variance (corrected for the
-   detrending, see 4); the blocks are grouped in 14 intensity bins of width 1/14; every bin
-   with at least 2 flat blocks gives one point of the piecewise-linear scaling function (as
-   AV1: at most 14 points): (mean intensity of its blocks, median grain std).
+   detrending, see 4); every one of the ``N_BINS`` intensity bins with at least
+   ``MIN_BLOCKS_PER_BIN`` flat blocks gives one point of the piecewise-linear scaling function
+   (as AV1): (mean intensity of its blocks, median grain std).
 4. **Grain size** ``grain_size_px``: σ_c (pixels) of the Gaussian filter whose filtered
    white noise has the same correlation as the grain. The statistic is the local correlation
-   area ``Σ_{|d|≤8} (ρ(d) − ρ̄_{10..13})`` (the correlation summed over lags up to 8 px,
-   measured from the level of the ring at 10–13 px, which cancels slowly varying content and
-   the detrending bias); it is mapped to σ_c by a calibration of this very estimator on
-   Gaussian-filtered white noise of known σ_c (fixed seed), which also gives the factor that
-   corrects block variances for the detrending. White noise has size 0.
-5. **Mono/colour.** Mean correlation between the channels' grains in the flat blocks; below
+   area ``Σ_{|d|≤AREA_RADIUS} (ρ(d) − ρ̄_ring)``, measured from the mean correlation on the
+   ring ``AREA_RING`` (which cancels slowly varying content and the detrending bias); it is
+   mapped to σ_c by a calibration of this very estimator on Gaussian-filtered white noise of
+   known σ_c (fixed seed), which also gives the factor that corrects block variances for the
+   detrending.
+5. **Whiteness.** Image content leaking into the flat blocks inflates the correlation area
+   (white noise on a detailed photo read as film grain). A second, content-robust test
+   (:func:`_hf_statistic`) compares the highest frequencies with the middle ones in the
+   ``HF_BLOCK``-sized blocks with the least content; when it finds white noise (calibrated
+   σ_c below ``SIZE_DIGITAL``, carrying at least ``HF_LEVEL`` of the variance), the grain is
+   white: its size is the smaller of the two estimates and its AR model is white.
+6. **Mono/colour.** Mean correlation between the channels' grains in the flat blocks; below
    0.5 the grain is "colour" (independent dye layers), else "mono".
-6. **AR model** (lag 3, 24 coefficients as AV1) by the Yule–Walker equations of that
+7. **AR model** (lag 3, 24 coefficients as AV1) by the Yule–Walker equations of that
    autocorrelation; its spectrum is the grain's PSD for BM3D and synthesis.
-7. **Periodicity.** The masked, normalised autocorrelation of the high-passed grain over the
+8. **Periodicity.** The masked, normalised autocorrelation of the high-passed grain over the
    flat area (up to a 512×512 crop); its largest value outside the central lobe is
    ``periodic_peak``.
+
+The class (:func:`classify`) follows from the grain std in the flattest quarter of the flat
+blocks (``MINIMAL_SIGMA``), ``periodic_peak`` (``PERIODIC_PEAK``) and the size
+(``SIZE_DIGITAL``, ``SIZE_FINE``, ``SIZE_MEDIUM``).
 """
 
 from __future__ import annotations
@@ -62,11 +76,12 @@ HF_QUANTILE = 0.75
 HF_LOW = 0.22  # cycles/pixel
 HF_MID = (0.30, 0.45)
 HF_HIGH = 0.55
+HF_LEVEL = 0.25  # white noise must carry at least this share of the cleanest blocks' variance
+PERIODIC_FINE_SIGMA = 0.6  # high-pass (px) of the periodicity test for white grain
 
 # Class boundaries (documented in docs/processors/restore_film_grain.md).
 MINIMAL_SIGMA = 0.005  # grain std below 0.5 % of the value range
 PERIODIC_PEAK = 0.4
-PERIODIC_FINE_SIGMA = 1.0  # high-pass of the periodicity test for white grain (px)
 SIZE_DIGITAL = 0.4
 SIZE_FINE = 1.0
 SIZE_MEDIUM = 2.0
@@ -189,15 +204,22 @@ def _hf_masks(b: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return np.outer(w1, w1), low, mid, f >= HF_HIGH
 
 
-def _hf_statistic(plane: np.ndarray) -> float | None:
-    """How white the noise of ``plane`` is: the high/mid band power ratio (1 = white).
+def _hf_statistic(plane: np.ndarray) -> tuple[float, float] | None:
+    """How white the noise of ``plane`` is: ``(ratio, level)``, or None.
+
+    ``ratio`` is the high/mid band power ratio (largest for white noise, falling fast with
+    the grain size; see :func:`_hf_calibration`), ``level`` the high band's power relative to
+    the block variance (the share of the variance a white component carries, times the
+    calibrated level of pure white noise): a faint white floor under coarse grain has a white
+    high band but a low level.
 
     Small detrended blocks, each normalised to unit variance; the fraction ``HF_SELECT`` of
     them with the least power below ``HF_LOW`` (the least image content) are kept, and the
-    statistic is the ``HF_QUANTILE`` quantile of their power ratio ``|f| >= HF_HIGH`` over
+    ``ratio`` is the ``HF_QUANTILE`` quantile of their power ratio ``|f| >= HF_HIGH`` over
     ``HF_MID``. Content only ever adds power at the lower of the two bands (natural images'
     spectra fall with frequency), so it lowers a block's ratio; an upper quantile of the
-    cleanest blocks is what content leaks into least. ``None`` when fewer than 4 blocks vary.
+    cleanest blocks is what content leaks into least (the same quantile gives ``level``).
+    ``None`` when fewer than 4 blocks vary.
     """
     b = HF_BLOCK
     h, w = plane.shape
@@ -215,29 +237,31 @@ def _hf_statistic(plane: np.ndarray) -> float | None:
     p = np.abs(np.fft.rfft2((norm * win).astype(np.float32))) ** 2
     low_frac = p[:, low].sum(axis=1) / np.maximum(p.sum(axis=(1, 2)), 1e-30)
     ratio = p[:, high].mean(axis=1) / np.maximum(p[:, mid].mean(axis=1), 1e-30)
+    level = p[:, high].mean(axis=1) / np.sum(win**2)
     keep = np.argsort(low_frac, kind="stable")[:max(4, int(np.ceil(HF_SELECT * len(ratio))))]
-    return float(np.quantile(ratio[keep], HF_QUANTILE))
+    return (float(np.quantile(ratio[keep], HF_QUANTILE)),
+            float(np.quantile(level[keep], HF_QUANTILE)))
 
 
 @functools.lru_cache(maxsize=1)
-def _hf_calibration() -> tuple[np.ndarray, np.ndarray]:
-    """``(sigma_c, statistic)`` of :func:`_hf_statistic` on Gaussian-filtered white noise of
-    known σ_c (fixed seed; non-increasing in σ_c; a few tens of ms once)."""
+def _hf_calibration() -> tuple[np.ndarray, np.ndarray, float]:
+    """``(sigma_c, ratio, white_level)``: :func:`_hf_statistic` on Gaussian-filtered white
+    noise of known σ_c (fixed seed): its ratio for each σ_c (made non-increasing) and the
+    level of pure white noise. Deterministic; computed once."""
     from scipy import ndimage
 
     rng = np.random.default_rng(12345)
     white = rng.standard_normal((24 * HF_BLOCK, 24 * HF_BLOCK))
     sig = np.array([0.0, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.8, 1.0])
-    stat = np.array([
-        _hf_statistic(ndimage.gaussian_filter(white, s, mode="wrap") if s > 0 else white)
-        for s in sig])
-    return sig, np.minimum.accumulate(stat)
+    stats = [_hf_statistic(ndimage.gaussian_filter(white, s, mode="wrap") if s > 0 else white)
+             for s in sig]
+    return sig, np.minimum.accumulate([r for r, _ in stats]), stats[0][1]
 
 
 def size_from_hf(stat: float) -> float:
     """σ_c of Gaussian-filtered white noise with whiteness statistic ``stat`` (calibrated;
     resolves sizes up to about 0.6 px, enough to tell digital noise from grain)."""
-    sig, table = _hf_calibration()
+    sig, table, _ = _hf_calibration()
     return float(np.interp(stat, table[::-1], sig[::-1]))
 
 
@@ -354,9 +378,10 @@ def _periodic_peak(luma: np.ndarray, mask: np.ndarray, size: float,
                    fine: bool = False) -> float:
     """Largest autocorrelation of the high-passed flat area outside the central lobe.
 
-    ``fine`` (white grain): only the finest scales (above ``PERIODIC_FINE_SIGMA``) are kept,
-    where a repeated white grain still repeats but periodic image content (bricks, tiles)
-    has little power.
+    The high-pass removes a Gaussian blur of ``max(3, 2 × size)`` px; for white grain
+    (``fine``) one of ``PERIODIC_FINE_SIGMA`` px, keeping only the finest scales, where a
+    repeated white grain still repeats but periodic image content (bricks, tiles) has little
+    power.
     """
     from scipy import ndimage
 
@@ -466,8 +491,8 @@ def analyze_working(work: np.ndarray, denoised: np.ndarray | None = None) -> Gra
     # whiteness of the grain (content-robust, see _hf_statistic): image content leaking into
     # the flat blocks inflates the correlation area, never the high-frequency whiteness
     hf = _hf_statistic(luma if denoised is None else grain.mean(axis=0))
-    size_hf = size_from_hf(hf) if hf is not None else np.inf
-    white = size_hf < SIZE_DIGITAL
+    size_hf = size_from_hf(hf[0]) if hf is not None else np.inf
+    white = size_hf < SIZE_DIGITAL and hf[1] >= HF_LEVEL * _hf_calibration()[2]
     if strong.sum() >= 1:
         rho, area = _measure(norm[strong], b)
         size = size_from_area(area, b)
