@@ -191,3 +191,61 @@ def test_concurrent_wrapper_calls_are_serialised():
     for t in ts:
         t.join(120)
     assert len(results) == 3
+
+
+def _bilinear_row(table, x):
+    """Exact linear interpolation of a 1-row table at float coordinates (the reference)."""
+    import numpy as np
+
+    i = np.minimum(np.floor(x).astype(int), table.size - 2)
+    return table[i] + (x - i) * (table[i + 1] - table[i])
+
+
+def test_opencv_remap_weight_steps():
+    """Version detector: cv2.remap (float maps, INTER_LINEAR) rounds coordinates to 1/32 on
+    OpenCV 4 (INTER_TAB_SIZE) and interpolates exactly on OpenCV 5.
+
+    This difference made LB-CLAHE's uint8 fast path and its continuous path disagree by up to
+    1.3 grey levels on OpenCV 4.11 only; ``_compat.remap_grid`` puts every coordinate on the
+    1/32 grid, where both versions agree. The test fails if an OpenCV version behaves other
+    than ``_compat.REMAP_STEPS`` describes (then the CLAHE mapping must be re-checked).
+    """
+    import cv2
+    import numpy as np
+
+    from napari_restore._compat import REMAP_STEPS, remap_grid
+
+    table = np.tile(np.array([0.0, 1.0, 0.25, 0.75], np.float32), 2)[None].repeat(2, axis=0)
+    x = np.linspace(0.0, 6.9, 997, dtype=np.float32)[None]
+
+    def remap(xs):
+        return cv2.remap(table, xs, np.zeros_like(xs), cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REPLICATE)[0]
+
+    on_grid = remap_grid(x).astype(np.float32)
+    assert np.all(on_grid * REMAP_STEPS == np.rint(on_grid * REMAP_STEPS))
+    # on the grid every version is the exact interpolation
+    np.testing.assert_allclose(remap(on_grid), _bilinear_row(table[0], on_grid[0]), atol=1e-6)
+    raw = np.abs(remap(x) - _bilinear_row(table[0], x[0])).max()
+    if int(cv2.__version__.split(".")[0]) < 5:
+        assert 0.005 < raw <= 0.5 / REMAP_STEPS + 1e-6  # rounded to the nearest 1/32
+        np.testing.assert_allclose(remap(x), remap(on_grid), atol=1e-6)
+    else:
+        assert raw < 1e-5  # exact: without remap_grid the two versions differ
+
+
+def test_clahe_paths_agree_on_this_opencv():
+    """LB-CLAHE's uint8 path equals its continuous path on the installed OpenCV (both ends of
+    the matrix run this): the tile weights and level positions are on remap's 1/32 grid."""
+    import numpy as np
+
+    from napari_restore.processors.clahe_core import clahe_channel
+
+    rng = np.random.default_rng(3)
+    y, x = np.mgrid[:90, :130]
+    u8 = np.clip(120 + 60 * np.sin(x / 9.0) * np.cos(y / 13.0) + rng.normal(0, 12, x.shape),
+                 0, 255).astype(np.uint8)
+    for grid in [(3, 2), (5, 17)]:
+        fast = clahe_channel(u8, 30.0, grid)
+        slow = clahe_channel(u8.astype(np.float32) / np.float32(255), 30.0, grid)
+        assert np.abs(fast - slow).max() * 255 < 0.01

@@ -200,6 +200,24 @@ def bm3d_module() -> Any:
     return bm3d
 
 
+# -- OpenCV cv2.remap precision ------------------------------------------------------------
+#: ``cv2.remap`` with float maps and ``INTER_LINEAR`` interpolates at fixed 1/32 steps in
+#: OpenCV ≤ 4.x (``INTER_TAB_SIZE``: a coordinate is rounded to the nearest 1/32) but at the
+#: exact float coordinate in OpenCV 5. LB-CLAHE blends its tiles' mappings with remap; with
+#: raw coordinates the uint8 fast path and the continuous path agreed on OpenCV 5 and differed
+#: by up to 1.3 grey levels on OpenCV 4.11. Coordinates on this grid are interpolated the same
+#: way by every version. Detector: ``test_opencv_remap_weight_steps`` (fails if an OpenCV
+#: version stops behaving as described here).
+REMAP_STEPS = 32
+
+
+def remap_grid(t: Any) -> Any:
+    """Coordinates rounded to the 1/32 grid that ``cv2.remap`` resolves on every version."""
+    import numpy as np
+
+    return np.rint(np.multiply(t, REMAP_STEPS)) / REMAP_STEPS
+
+
 def viewer_text_overlay(viewer: Any) -> Any:
     """``viewer.canvas.overlays.text`` from napari 0.9, ``viewer.text_overlay`` before."""
     overlays = getattr(getattr(viewer, "canvas", None), "overlays", None)

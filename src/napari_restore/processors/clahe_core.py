@@ -14,9 +14,11 @@ This module keeps the familiar 8-bit semantics for every input and loses no prec
    (the exact equalisation of a piecewise-uniform density), resampled to a fine table of
    ``F + 1`` entries (F ≥ 768; 3840 for an 8-column grid);
 3. every pixel is mapped through the four nearest tiles' tables with bilinear weights
-   between tile centres, using two ``cv2.remap`` calls (linear in level and tile row), so a
-   continuous input value gives a continuous output (remap's 1/32 sub-sample step means at
-   least 24 576 distinct levels, far more than 8 bits).
+   between tile centres (in steps of 1/32 of a tile, the same on every OpenCV version), using
+   two ``cv2.remap`` calls (linear in level and tile row), so a continuous input value gives a
+   continuous output (levels too are placed on remap's 1/32 sub-sample grid, the step OpenCV 4
+   uses and OpenCV 5 does not: at least 24 576 distinct levels, far more than 8 bits, and the
+   same result on every OpenCV version).
 
 uint8 channels take a shortcut with the same result: the continuous mapping is evaluated once
 per tile at the 256 levels, and one ``cv2.remap`` per strip blends the four tiles. Both paths
@@ -28,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._arrays import contiguous
+from .._compat import REMAP_STEPS, remap_grid
 from .._parallel import for_strips, strip_rows
 
 BINS = 256
@@ -86,13 +89,17 @@ def _tile_coordinates(h: int, w: int, grid: tuple[int, int]) -> tuple[np.ndarray
     """Fractional tile row of every image row and tile column of every image column.
 
     Tile centres are at integer coordinates; pixels outside the outer centres are clamped (the
-    outer tiles' mappings apply unblended there, as in Zuiderveld's CLAHE).
+    outer tiles' mappings apply unblended there, as in Zuiderveld's CLAHE). Coordinates are on
+    remap's 1/32 grid (:func:`.._compat.remap_grid`): both mapping paths then blend tiles with
+    the same weights, on every OpenCV version.
     """
     rows, cols = grid
     ye, xe = _edges(h, rows), _edges(w, cols)
     cy = (ye[:-1] + ye[1:] - 1) / 2.0
     cx = (xe[:-1] + xe[1:] - 1) / 2.0
-    return np.interp(np.arange(h), cy, np.arange(rows)), np.interp(np.arange(w), cx, np.arange(cols))
+    ty = np.interp(np.arange(h), cy, np.arange(rows))
+    tx = np.interp(np.arange(w), cx, np.arange(cols))
+    return remap_grid(ty), remap_grid(tx)
 
 
 def _check_grid(shape: tuple[int, int], grid: tuple[int, int]) -> None:
@@ -131,13 +138,17 @@ def _map_levels(v8: np.ndarray, cdf: np.ndarray, grid: tuple[int, int]) -> np.nd
 
     The table holds level ``b`` of tile column ``c`` at x = ``b * cols + c``, tile rows along
     y, so remap's bilinear interpolation at x = ``b * cols + tx``, y = ``ty`` is exactly the
-    blend of the four nearest tiles' mappings (with remap's 1/32 weight steps).
+    blend of the four nearest tiles' mappings (with 1/32 weight steps). Level ``b`` is looked
+    up at the position the continuous path gives ``b / 255``, so both paths agree.
     """
     import cv2
 
     h, w = v8.shape
     rows, cols = grid
-    pos = np.arange(BINS) * (BINS / 255.0)  # bin position of level b / 255
+    # bin position of level b / 255 exactly where the continuous path puts it (_level_grid)
+    level = np.arange(BINS, dtype=np.float32) / np.float32(255.0)  # as the boundary maps b
+    fine = _fine_size(cols)
+    pos = _level_grid(level, fine, np.empty_like(level)).astype(np.float64) * (BINS / fine)
     k = np.minimum(pos.astype(np.int64), BINS - 1)
     lut = cdf[:, k] + (pos - k) * (cdf[:, k + 1] - cdf[:, k])  # (rows*cols, 256)
     table = contiguous(lut.reshape(rows, cols, BINS).transpose(0, 2, 1), np.float32)
@@ -164,6 +175,18 @@ def _map_levels(v8: np.ndarray, cdf: np.ndarray, grid: tuple[int, int]) -> np.nd
             )
 
     for_strips(strip, h, strip_rows(min(w, bw)))
+    return out
+
+
+def _level_grid(v: np.ndarray, fine: int, out: np.ndarray) -> np.ndarray:
+    """Level coordinate ``v * fine`` in table entries, on remap's 1/32 grid (into ``out``).
+
+    OpenCV 4 rounds remap coordinates to 1/32 itself, OpenCV 5 does not: rounding here makes
+    the continuous path the same on both, and lets the uint8 path use the same positions.
+    """
+    np.multiply(v, np.float32(fine * REMAP_STEPS), out=out)
+    np.rint(out, out=out)
+    out *= np.float32(1.0 / REMAP_STEPS)  # a power of two: exact
     return out
 
 
@@ -203,7 +226,7 @@ def _map_continuous(v: np.ndarray, cdf: np.ndarray, grid: tuple[int, int]) -> np
             b1 = min(b0 + bw, w)
             m = b1 - b0
             lv, xs, ys, rt = level[:, :m], x[:, :m], y[:, :m], right[:, :m]
-            np.multiply(v[r0:r1, b0:b1], np.float32(fine), out=lv)
+            _level_grid(v[r0:r1, b0:b1], fine, lv)
             ys[:] = ty[r0:r1, None]
             np.add(lv, off0[:, b0:b1], out=xs)
             dst = cv2.remap(table, xs, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
