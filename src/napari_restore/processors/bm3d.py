@@ -12,13 +12,15 @@ panel and batch runs call the library in a worker process that Stop terminates
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from typing import Any
 
 import numpy as np
 
 from .. import _compat
-from .._arrays import _as_array, normalize_channel_axis
+from .._arrays import Resolved, _as_array, normalize_channel_axis
 from .noise import estimate_noise_sigma
+from .noise_model import NOISE_MODELS, kernel_psd, measure_noise, noise_kind
 from .registry import Param, ProcessorSpec, register, with_arrays
 
 PROFILES = ("np", "refilter", "vn", "vn_old", "high", "deb", "lc")
@@ -51,6 +53,13 @@ _SIGMA_DOC = (
 )
 
 
+_NOISE_MODEL_DOC = (
+    "auto = measure each plane's noise and use white noise or, for correlated noise, its "
+    "measured power spectrum (σ, if set, gives the level); white = white noise of std σ; "
+    "psd = the power spectrum or noise kernel given as psd (a layer in the panel)."
+)
+
+
 def _check_block(shape: tuple[int, ...], profile: str) -> None:
     """Planes must hold the profile's largest block, and more than one block position: bm3d
     4.0.3 crashes (segfault) on a plane exactly one block in size (found by the deep
@@ -72,29 +81,68 @@ def bm3d_plane(
     profile: str,
     colorspace: str,
     threads: int = 1,
+    noise_model: str = "auto",
     psd: np.ndarray | None = None,
-) -> np.ndarray:
-    """BM3D on one working plane ``(H, W)`` or colour plane ``(H, W, 3)`` in [0, 1].
+) -> Generator[Any, None, np.ndarray]:
+    """BM3D on one working plane ``(H, W)`` or colour plane ``(H, W, 3)``.
 
-    ``psd`` (working units) replaces white noise: a power spectrum shaped like the plane, or a
-    smaller noise kernel (see :func:`plane_psd`).
+    A generator: it first yields a :class:`~napari_restore._arrays.Resolved` payload saying
+    what an automatic choice resolved to (``noise_model`` "white"/"correlated", an estimated
+    ``sigma``), then returns the result. ``noise_model`` is "auto", "white" or "psd"
+    (:mod:`.noise_model`); ``psd`` (working units) is a power spectrum shaped like the plane,
+    or a smaller noise kernel (see :func:`plane_psd`).
     """
     _check_block(plane.shape, profile)
     bm3d = _compat.bm3d_module()
     colour = plane.ndim == 3
-    if psd is not None:
-        noise: Any = plane_psd(psd, plane.shape, sigma)
-    else:
-        if sigma is None:
-            sigma = estimate_noise_sigma(plane, channel_axis=-1 if colour else None)
-        if sigma < _NOISE_FREE:
-            return plane.copy()  # nothing to remove
-        noise = _compat.refilter_sigma(sigma, plane.shape[:2], profile in REFILTER)
+    noise, resolved = _plane_noise(
+        plane, noise_model=noise_model, sigma=sigma, psd=psd, colour=colour,
+        library_shape=plane.shape[:2], refilter=profile in REFILTER,
+        user_psd=lambda p, s: plane_psd(p, plane.shape, s))
+    if resolved:
+        yield Resolved(resolved)
+    if noise is None:
+        return plane.copy()  # nothing to remove
     pro = _compat.bm3d_profile(profile, threads)
     with _compat.BM4D_LOCK:  # the C library is not re-entrant (see _compat)
         if colour:
             return bm3d.bm3d_rgb(plane, noise, pro, colorspace=colorspace)
         return bm3d.bm3d(plane, noise, pro)
+
+
+def _plane_noise(plane: np.ndarray, *, noise_model: str, sigma: float | None,
+                 psd: np.ndarray | None, colour: bool, library_shape: tuple[int, ...],
+                 refilter: bool, user_psd: Any, to_library: Any = None,
+                 ) -> tuple[Any, dict[str, Any]]:
+    """The noise argument for bm3d/bm4d (None: the plane is noise-free) and what was resolved.
+
+    "auto" measures the plane (:func:`.noise_model.measure_noise`): white noise keeps the
+    wavelet-MAD σ (or the given ``sigma``), correlated noise gets the measured power spectrum
+    (scaled to ``sigma`` when given). ``to_library`` reorders a measured PSD's axes.
+    """
+    kind = noise_kind(noise_model, psd is not None)
+    if kind == "psd":
+        return user_psd(psd, sigma), {}
+    resolved: dict[str, Any] = {}
+    if kind == "auto":
+        est = measure_noise(plane, channel_axis=-1 if colour else None)
+        resolved["noise_model"] = "correlated" if est.correlated else "white"
+        if est.correlated:
+            if sigma is None:
+                resolved["sigma"] = est.sigma
+            if (est.sigma if sigma is None else sigma) < _NOISE_FREE:
+                return None, resolved
+            full = est.to_psd(plane.shape[:-1] if colour else plane.shape, sigma)
+            return (full if to_library is None else to_library(full)), resolved
+        if sigma is None:
+            sigma = est.mad_sigma
+            resolved["sigma"] = sigma
+    elif sigma is None:
+        sigma = estimate_noise_sigma(plane, channel_axis=-1 if colour else None)
+        resolved["sigma"] = sigma
+    if sigma < _NOISE_FREE:
+        return None, resolved
+    return _compat.refilter_sigma(sigma, library_shape, refilter), resolved
 
 
 def deblur_plane(
@@ -145,11 +193,14 @@ def _check_volume(shape: tuple[int, ...], profile: str) -> None:
 
 
 def bm4d_plane(volume: np.ndarray, *, sigma: float | None, profile: str,
-               threads: int = 1) -> np.ndarray:
-    """BM4D on one working volume ``(Z, H, W)`` in [0, 1].
+               threads: int = 1, noise_model: str = "auto",
+               psd: np.ndarray | None = None) -> Generator[Any, None, np.ndarray]:
+    """BM4D on one working volume ``(Z, H, W)``.
 
     bm4d takes its depth axis last (it falls back to in-plane 8×8 blocks when that axis is
-    shorter than 5), so the volume is passed as ``(H, W, Z)``.
+    shorter than 5), so the volume is passed as ``(H, W, Z)``. Like :func:`bm3d_plane` a
+    generator that yields what "auto" resolved to; ``psd`` is a 3-D power spectrum shaped
+    like the volume or a smaller noise kernel (see :func:`volume_psd`).
     """
     _check_volume(volume.shape, profile)
     z = np.moveaxis(volume, 0, -1)
@@ -157,11 +208,15 @@ def bm4d_plane(volume: np.ndarray, *, sigma: float | None, profile: str,
     from .._arrays import contiguous
 
     z = contiguous(z)
-    if sigma is None:
-        sigma = estimate_noise_sigma(volume)
-    if sigma < _NOISE_FREE:
+    noise, resolved = _plane_noise(
+        volume, noise_model=noise_model, sigma=sigma, psd=psd, colour=False,
+        library_shape=z.shape, refilter=profile in REFILTER,
+        user_psd=lambda p, s: np.moveaxis(volume_psd(p, volume.shape, s), 0, -1),
+        to_library=lambda full: np.moveaxis(full, 0, -1))
+    if resolved:
+        yield Resolved(resolved)
+    if noise is None:
         return volume.copy()
-    noise = _compat.refilter_sigma(sigma, z.shape, profile in REFILTER)
     with _compat.BM4D_LOCK:
         out = bm4d.bm4d(z, noise, _compat.bm4d_profile(profile, threads, z))
     return np.moveaxis(np.asarray(out), -1, 0)
@@ -198,7 +253,8 @@ BM3D_DENOISE = register(
         panel_extras="napari_restore.widgets.bm3d_extras:build",
         summary=(
             "Block-matching and 3-D collaborative filtering (BM3D) for additive Gaussian noise, "
-            "white or spatially correlated (give its power spectrum). Colour images are "
+            "white or spatially correlated: the noise model 'auto' measures each plane's noise "
+            "spectrum and tells them apart, or give the power spectrum. Colour images are "
             "filtered jointly in a luminance-chrominance space. Sigma is estimated per plane "
             "when left on auto."
         ),
@@ -206,6 +262,8 @@ BM3D_DENOISE = register(
         params=(
             Param("sigma", float, None, _SIGMA_DOC, min=0.0, max=1.0, optional=True, key=True,
                   step=0.005, label="σ", intensity=1),
+            Param("noise_model", str, "auto", _NOISE_MODEL_DOC, choices=NOISE_MODELS,
+                  label="noise model"),
             Param("profile", str, "np", _PROFILE_DOC, choices=PROFILES, key=True),
             Param("colorspace", str, "opp",
                   "Colour transform for RGB images: opponent (opp) or YCbCr.",
@@ -264,8 +322,9 @@ BM4D_DENOISE = register(
         panel_extras="napari_restore.widgets.bm3d_extras:build",
         summary=(
             "BM4D: block matching and collaborative filtering of 3-D blocks, for volumes "
-            "(Z, Y, X) with additive Gaussian noise. A 4-D layer is denoised one time point "
-            "at a time. Sigma is estimated per volume when left on auto."
+            "(Z, Y, X) with additive Gaussian noise, white or correlated (the noise model "
+            "'auto' measures each volume's 3-D noise spectrum). A 4-D layer is denoised one "
+            "time point at a time. Sigma is estimated per volume when left on auto."
         ),
         references=(
             "Maggioni, Katkovnik, Egiazarian & Foi, 'Nonlocal transform-domain filter for "
@@ -276,6 +335,8 @@ BM4D_DENOISE = register(
             Param("sigma", float, None, _SIGMA_DOC.replace("per plane", "per volume"),
                   min=0.0, max=1.0, optional=True, key=True, step=0.005, label="σ",
                   intensity=1),
+            Param("noise_model", str, "auto", _NOISE_MODEL_DOC.replace("plane", "volume"),
+                  choices=NOISE_MODELS, label="noise model"),
             Param("profile", str, "np",
                   "bm4d profile: np = normal, refilter = with residual re-filtering, "
                   "lc = low complexity (fast).", choices=BM4D_PROFILES, key=True),
@@ -376,6 +437,46 @@ def _resolve_psd(psd: Any, image: Any, channel_axis: int | None, sigma: float | 
     return arr
 
 
+def volume_psd(psd: np.ndarray, shape: tuple[int, ...], sigma: float | None) -> np.ndarray:
+    """The full 3-D power spectrum ``(Z, H, W)`` for a volume of ``shape`` from ``psd``.
+
+    A ``psd`` shaped like the volume is the power spectrum (bm3d's convention: white noise of
+    std ``s`` is ``s² · Z · H · W`` everywhere); a smaller 3-D array is a noise kernel, and a
+    2-D one an in-plane kernel (the noise is white noise convolved with it).
+    """
+    shape = tuple(int(s) for s in shape)
+    if psd.shape == shape:
+        if sigma is not None:
+            raise ValueError(
+                "give either sigma or a full power spectrum psd, not both (a full PSD already "
+                "holds the noise level; sigma is only used to scale a small noise kernel)")
+        if (psd < 0).any():
+            raise ValueError("psd (a power spectrum) must not be negative")
+        return psd
+    kernel = psd[None] if psd.ndim == 2 else psd
+    if kernel.ndim == 3 and all(k <= n for k, n in zip(kernel.shape, shape, strict=True)):
+        return kernel_psd(kernel, shape, sigma)
+    raise ValueError(
+        f"psd has shape {psd.shape}; expected a power spectrum of the volume's shape {shape}, "
+        "or a 3-D (or 2-D, in-plane) noise kernel no larger than the volume")
+
+
+def _resolve_volume_psd(psd: Any, volume: Any, sigma: float | None) -> tuple[np.ndarray, int]:
+    """``psd`` validated against the volumes of ``volume``; with its intensity power."""
+    arr = _real_array(psd, "psd")
+    if arr.ndim not in (2, 3):
+        raise ValueError(f"psd has shape {arr.shape}; expected a 3-D power spectrum or a 3-D "
+                         "(or 2-D) noise kernel")
+    if not (arr != 0).any():
+        raise ValueError("psd is all zeros")
+    vol = _as_array(volume, "volume")
+    if vol.ndim < 3:
+        raise ValueError(f"volume must have at least 3 dimensions; got shape {vol.shape}")
+    shape = tuple(int(s) for s in vol.shape[-3:])
+    volume_psd(arr, shape, sigma)  # raises with a clear message
+    return arr, 2 if arr.shape == shape else 1
+
+
 def check_psf(psf: Any) -> np.ndarray:
     """``psf`` validated (2-D, finite, positive sum) and normalised to sum 1."""
     arr = _real_array(psf, "psf")
@@ -408,6 +509,7 @@ def bm3d_denoise(
     image: Any,
     sigma: float | None = None,
     *,
+    noise_model: str = "auto",
     profile: str = "np",
     psd: Any = None,
     channel_axis: int | None = None,
@@ -424,8 +526,18 @@ def bm3d_denoise(
     sigma : float or None
         Noise standard deviation in the image's own units: grey levels for integer images,
         values for float images (the units napari's contrast limits show, and those
-        ``bm3d.bm3d`` takes). ``None`` estimates it per plane (wavelet MAD), unless ``psd``
-        is given.
+        ``bm3d.bm3d`` takes). ``None`` estimates it per plane: the wavelet MAD for white
+        noise, the flat-block noise level for correlated noise; with a full power spectrum
+        ``psd`` it must be None (the spectrum holds the level).
+    noise_model : {"auto", "white", "psd"}
+        "auto" (default) measures each plane's noise spectrum on flat blocks and decides
+        between white and correlated Gaussian noise; correlated noise is then denoised with
+        the measured power spectrum (per channel for colour), scaled to ``sigma`` when it is
+        given. "white" is white noise of standard deviation ``sigma``. "psd" uses ``psd``
+        (``psd`` given with "auto" means "psd"). What "auto" chose is reported as a
+        :class:`~napari_restore._arrays.Resolved` progress payload (the panel shows it and
+        records it in the result layer's ``metadata["napari_restore"]["resolved"]``). See
+        :mod:`napari_restore.processors.noise_model` for the measurement and its limits.
     profile : {"np", "refilter", "vn", "vn_old", "high", "deb", "lc"}
         bm3d parameter profile; each one really runs (see ``docs/compatibility.md`` for how
         "refilter" with a scalar sigma and "lc" are made to work).
@@ -463,8 +575,10 @@ def bm3d_denoise(
     dtype('uint8')
     """
     params = BM3D_DENOISE.validate_params(
-        {"sigma": sigma, "profile": profile, "colorspace": colorspace, "threads": threads}
+        {"sigma": sigma, "noise_model": noise_model, "profile": profile,
+         "colorspace": colorspace, "threads": threads}
     )
+    noise_kind(params["noise_model"], psd is not None)  # "psd" needs psd, "white" refuses it
     spec = BM3D_DENOISE
     if psd is not None:
         arr = _resolve_psd(psd, image, channel_axis, params["sigma"])
@@ -528,8 +642,8 @@ def bm3d_deblur(
     return spec.apply(image, channel_axis=channel_axis, **params)
 
 
-def bm4d_denoise(volume: Any, sigma: float | None = None, *, profile: str = "np",
-                 threads: int = 1) -> np.ndarray:
+def bm4d_denoise(volume: Any, sigma: float | None = None, *, noise_model: str = "auto",
+                 profile: str = "np", psd: Any = None, threads: int = 1) -> np.ndarray:
     """Denoise a 3-D volume ``(Z, Y, X)`` with BM4D; a 4-D stack runs per time point.
 
     Parameters
@@ -538,9 +652,18 @@ def bm4d_denoise(volume: Any, sigma: float | None = None, *, profile: str = "np"
         3-D (or nD, the last three axes being a volume) array of any real dtype. Not modified.
     sigma : float or None
         Noise standard deviation in the volume's own units (grey levels for integer data,
-        values for float data); ``None`` estimates it per volume (3-D wavelet MAD).
+        values for float data); ``None`` estimates it per volume (3-D wavelet MAD for white
+        noise, the flat-block level for correlated noise).
+    noise_model : {"auto", "white", "psd"}
+        As in :func:`bm3d_denoise`, in 3-D: "auto" measures each volume's 3-D noise spectrum
+        (8×16×16 blocks) and uses it for correlated noise; "psd" uses ``psd``.
     profile : {"np", "refilter", "lc"}
         bm4d parameter profile.
+    psd : ndarray, optional
+        Correlated noise, in the volume's own units: its 3-D power spectrum shaped like one
+        volume ``(Z, Y, X)`` (bm3d's convention: white noise of std ``s`` is
+        ``s² · Z · Y · X`` everywhere), or a 3-D (or 2-D, in-plane) noise kernel no larger
+        than a volume (with ``sigma`` the kernel gives the shape, ``sigma`` the level).
     threads : int
         Library threads (1 = bit-reproducible, 0 = all cores).
 
@@ -553,4 +676,11 @@ def bm4d_denoise(volume: Any, sigma: float | None = None, *, profile: str = "np"
     ----------
     .. [1] Maggioni, Katkovnik, Egiazarian & Foi, IEEE TIP 22(1), 2013.
     """
-    return BM4D_DENOISE.apply(volume, sigma=sigma, profile=profile, threads=threads)
+    params = BM4D_DENOISE.validate_params(
+        {"sigma": sigma, "noise_model": noise_model, "profile": profile, "threads": threads})
+    noise_kind(params["noise_model"], psd is not None)
+    spec = BM4D_DENOISE
+    if psd is not None:
+        arr, power = _resolve_volume_psd(psd, volume, params["sigma"])
+        spec = with_arrays(spec, units={"psd": power}, psd=arr)
+    return spec.apply(volume, **params)

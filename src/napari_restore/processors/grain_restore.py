@@ -57,7 +57,7 @@ def denoise_working(plane: np.ndarray, profile: GrainProfile, denoiser: str) -> 
         # plane runs in a worker process that Stop ends: the spec has isolate=True)
         if denoiser == "bm3d_white":
             return drain(bm3d_plane(plane, sigma=float(np.sqrt(np.mean(sig**2))),
-                                    profile="np", colorspace="opp"))
+                                    profile="np", colorspace="opp", noise_model="white"))
         unit = profile.unit_spectrum((h, w)) * (h * w)
         psd = unit * float(sig[0]) ** 2 if not colour else np.stack(
             [unit * float(s) ** 2 for s in sig], axis=-1)

@@ -1,16 +1,24 @@
-"""Extras of the BM3D / BM4D panels: "Estimate σ", array inputs from layers, a warm worker.
+"""Extras of the BM3D / BM4D panels: "Estimate σ", array inputs from layers, what the noise
+model resolved to, a warm worker.
 
 The button measures the noise of the selected layer's *current* plane (the current volume
-for BM4D) with the same wavelet-MAD estimate the processors use when σ is on auto, and fills
-the σ widget with it, so users see the value "auto" would use and can adjust it.
+for BM4D) as the processors do when σ is on auto — with the noise model on "auto", the same
+white/correlated decision (:mod:`napari_restore.processors.noise_model`): the wavelet MAD for
+white noise, the flat-block level for correlated noise — and fills the σ widget with it, so
+users see the value "auto" would use and can adjust it.
 
 Array inputs cannot be spec parameters (they do not fit in a recipe), so the extras add a
-layer picker for them: BM3D denoise gets a "noise model" (white, or the PSD / noise kernel in
-a layer), BM3D deblur a "PSF" (Gaussian from the parameters, or a PSF layer). The chosen
-layer's data is bound to the panel's spec for the run (``bm3d.with_arrays``); the result
-layer's name ends with ``psd=<layer>`` / ``psf=<layer>`` and its metadata holds
-``napari_restore_arrays = {"psd": "<layer>"}`` — the recipe itself (``napari_restore``) stays
-a plain white-noise / Gaussian-PSF recipe, since the array is not in it.
+layer picker for them: BM3D/BM4D denoise get a "PSD layer" (the power spectrum or noise
+kernel), shown only while the noise model is "psd", BM3D deblur a "PSF" (Gaussian from the
+parameters, or a PSF layer). The chosen layer's data is bound to the panel's spec for the run
+(``with_arrays``, in the image's own units as ``psd=`` of the functions); the result layer's
+name ends with ``psd=<layer>`` / ``psf=<layer>`` and its metadata holds
+``napari_restore_arrays = {"psd": "<layer>"}`` — the recipe (``napari_restore``) records
+``noise_model="psd"`` but not the array.
+
+When the noise model is "auto", the status line says what it chose for the run ("white" or
+"correlated", and the σ it measured), from the ``resolved`` entry the run records in the
+result layer's ``metadata["napari_restore"]``.
 
 Building the panel also starts one idle worker process in the background
 (:func:`napari_restore._isolate.prewarm`), so the first Run does not pay the process start.
@@ -62,12 +70,53 @@ def estimate_sigma_for(viewer: Any, layer: Any, plane_ndim: int = 2) -> float:
     return float(scale.param_from_working(sigma))
 
 
+def estimate_noise_for(viewer: Any, layer: Any, plane_ndim: int = 2) -> tuple[str, float]:
+    """``(kind, σ)`` of the current plane of ``layer`` as ``noise_model="auto"`` measures it:
+    kind "white" (σ = wavelet MAD) or "correlated" (σ = flat-block level), σ in the layer's
+    own units."""
+    from ..processors.noise_model import measure_noise
+
+    plane = current_plane(viewer, layer, plane_ndim)
+    scale = value_scale(plane, layer_value_range(layer))
+    work = to_working(plane, scale, np.float64)
+    rgb = bool(getattr(layer, "rgb", False))
+    if rgb:
+        work = work[..., :3]
+    est = measure_noise(work, channel_axis=-1 if rgb else None)
+    sigma = est.sigma if est.correlated else est.mad_sigma
+    return ("correlated" if est.correlated else "white"), float(scale.param_from_working(sigma))
+
+
+def noise_text(resolved: dict[str, Any], unit: str = "") -> str:
+    """``"noise: correlated (measured spectrum), σ ≈ 20.3 grey levels"`` from a run's
+    resolved values; "" when the run chose nothing."""
+    kind = resolved.get("noise_model")
+    if kind is None:
+        return ""
+    kinds = kind if isinstance(kind, list) else [kind]
+    if len(set(kinds)) > 1:
+        text = (f"noise: {kinds.count('correlated')} of {len(kinds)} planes correlated, "
+                "the others white")
+    elif kinds[0] == "correlated":
+        text = "noise: correlated (measured spectrum)"
+    else:
+        text = "noise: white"
+    sigma = resolved.get("sigma")
+    if isinstance(sigma, int | float):
+        text += f", σ ≈ {sigma:.4g}" + (f" {unit}" if unit else "")
+    return text
+
+
 def build(panel: Any) -> Container:
     """Add the "Estimate σ" row under the parameters of a BM3D/BM4D panel."""
     from .. import _isolate
 
+    auto_noise = "noise_model" in panel.param_widgets
     button = PushButton(text="Estimate σ", name="estimate_sigma",
-                        tooltip="Measure the noise of the current plane (wavelet MAD) and put "
+                        tooltip="Measure the noise of the current plane and put it into σ: "
+                                "the value 'auto' would use (with the noise model on auto: "
+                                "white or correlated, as the run decides)." if auto_noise else
+                                "Measure the noise of the current plane (wavelet MAD) and put "
                                 "it into σ: the value 'auto' would use.")
     result = Label(value="", name="sigma_estimate")
     row = Container(widgets=[button, result], layout="horizontal", labels=False,
@@ -81,14 +130,18 @@ def build(panel: Any) -> Container:
         if layer is None:
             show_warning(f"{panel.spec.title}: choose an image layer first.")
             return
+        measured = auto_noise and panel.param_widgets["noise_model"].value == "auto"
         try:
-            sigma = estimate_sigma_for(panel.viewer, layer, panel.spec.plane_ndim)
+            if measured:
+                kind, sigma = estimate_noise_for(panel.viewer, layer, panel.spec.plane_ndim)
+            else:
+                kind, sigma = "", estimate_sigma_for(panel.viewer, layer, panel.spec.plane_ndim)
         except (TypeError, ValueError) as exc:
             show_warning(f"{panel.spec.title}: cannot estimate σ: {exc}")
             return
         panel.param_widgets["sigma"].value = float(f"{sigma:.4g}")
-        unit = "grey levels" if np.dtype(layer.data.dtype).kind in "iu" else "data units"
-        result.value = f"σ ≈ {sigma:.4g} {unit}"
+        unit = _unit(layer)
+        result.value = f"σ ≈ {sigma:.4g} {unit}" + (f" ({kind})" if kind else "")
 
     button.changed.connect(on_click)
     sigma_widget = panel.param_widgets["sigma"]
@@ -97,18 +150,46 @@ def build(panel: Any) -> Container:
     panel.estimate_label = result
     if panel.spec.name in ARRAY_INPUTS:
         _add_array_input(panel, *ARRAY_INPUTS[panel.spec.name])
+    if auto_noise:
+        panel.events.results.connect(lambda layers: _show_resolved(panel, layers))
     _isolate.prewarm(preload=("numpy", "scipy.fft", "bm3d"))
     return row
+
+
+def _unit(layer: Any) -> str:
+    data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+    return "grey levels" if np.dtype(data.dtype).kind in "iu" else "data units"
+
+
+def _show_resolved(panel: Any, layers: list) -> None:
+    """Append what the noise model resolved to (from the result's recipe) to the status."""
+    from ._layers import META_KEY
+
+    if not layers:
+        return
+    resolved = layers[0].metadata.get(META_KEY, {}).get("resolved") or {}
+    dtype = layers[0].metadata.get(META_KEY, {}).get("source_dtype")
+    unit = "" if dtype is None else ("grey levels" if np.dtype(dtype).kind in "iu" else
+                                     "data units")
+    text = noise_text(resolved, unit)
+    if text:
+        panel.status.value = f"{panel.status.value} · {text}"
 
 
 #: spec name -> (argument, label, text for "no layer", tooltip)
 ARRAY_INPUTS = {
     "bm3d_denoise": (
-        "psd", "noise model", "white noise (σ)",
-        "White noise of standard deviation σ, or correlated noise given by a layer: its power "
+        "psd", "PSD layer", "choose a layer…",
+        "Correlated noise given by a layer (used when the noise model is 'psd'): its power "
         "spectrum (same height and width as the image) or a small noise kernel (the noise is "
-        "white noise convolved with it; σ, if set, gives the level). Values in fractions of "
-        "the image's value range.",
+        "white noise convolved with it; σ, if set, gives the level). In the image's own units, "
+        "as psd= of bm3d_denoise.",
+    ),
+    "bm4d_denoise": (
+        "psd", "PSD layer", "choose a layer…",
+        "Correlated noise given by a layer (used when the noise model is 'psd'): its 3-D "
+        "power spectrum (the volume's shape) or a small 3-D noise kernel (σ, if set, gives "
+        "the level). In the volume's own units, as psd= of bm4d_denoise.",
     ),
     "bm3d_deblur": (
         "psf", "PSF", "Gaussian (psf, psfσ)",
@@ -136,6 +217,9 @@ def _add_array_input(panel: Any, arg: str, label: str, none_text: str, tooltip: 
 
     base = panel.spec
     check = bm3d_mod.check_psd if arg == "psd" else bm3d_mod.check_psf
+    if base.name == "bm4d_denoise":
+        check = _check_volume_psd
+    model = panel.param_widgets.get("noise_model") if arg == "psd" else None
 
     def choices(_widget: Any = None) -> list[tuple[str, Any]]:
         return [(none_text, NO_LAYER)] + [
@@ -149,19 +233,33 @@ def _add_array_input(panel: Any, arg: str, label: str, none_text: str, tooltip: 
     for ev in (events.inserted, events.removed, events.reordered):
         ev.connect(lambda *_: combo.reset_choices())
 
-    def bind(*_: Any) -> None:
+    def bind(*_: Any, starting: bool = False) -> None:
         """Point the panel at the base spec, or at a copy with the layer's array bound."""
         layer = combo.value
+        if model is not None:
+            combo.visible = model.value == "psd"
+            if model.value != "psd":
+                panel.spec = base
+                return
         if layer is None or layer is NO_LAYER or layer == NO_LAYER:
             panel.spec = base
+            if model is not None and starting:
+                raise ValueError("noise model 'psd' needs a PSD layer: choose the layer "
+                                 "holding the power spectrum or noise kernel under "
+                                 f"'{label}', or set the noise model to auto")
             return
-        panel.spec = bm3d_mod.with_arrays(base, **{arg: check(_layer_array(layer))})
+        arr = check(_layer_array(layer))
+        units = {arg: _psd_power(arr, panel, base)} if arg == "psd" else None
+        panel.spec = bm3d_mod.with_arrays(base, units=units, **{arg: arr})
 
     combo.changed.connect(lambda *_: _safe_bind(panel, bind))
+    if model is not None:
+        model.changed.connect(lambda *_: _safe_bind(panel, bind))
     start = panel.start
 
     def start_with_array() -> Any:
-        if not _safe_bind(panel, bind):  # re-read the layer: its data may have changed
+        # re-read the layer: its data may have changed
+        if not _safe_bind(panel, lambda: bind(starting=True)):
             return None
         return start()
 
@@ -176,9 +274,35 @@ def _add_array_input(panel: Any, arg: str, label: str, none_text: str, tooltip: 
             out.name = f"{out.name} {arg}={layer.name}"
 
     panel.events.results.connect(tag_results)
-    last_param = max(panel.index(w) for w in panel.param_widgets.values())
-    panel.insert(last_param + 1, combo)
+    if model is not None:  # right under the noise model, shown only for "psd"
+        panel.insert(panel.index(model) + 1, combo)
+        combo.visible = model.value == "psd"
+    else:
+        last_param = max(panel.index(w) for w in panel.param_widgets.values())
+        panel.insert(last_param + 1, combo)
     setattr(panel, f"{arg}_layer_widget", combo)
+
+
+def _check_volume_psd(psd: Any) -> np.ndarray:
+    from ..processors.bm3d import _real_array
+
+    arr = _real_array(psd, "psd")
+    if arr.ndim not in (2, 3):
+        raise ValueError(f"psd has shape {arr.shape}; expected a 3-D power spectrum or a 3-D "
+                         "(or 2-D) noise kernel")
+    return arr
+
+
+def _psd_power(arr: np.ndarray, panel: Any, spec: Any) -> int:
+    """2 for a full power spectrum (the image's plane or volume shape), 1 for a kernel."""
+    layer = panel.layer_widget.value
+    if layer is None:
+        return 1
+    shape = tuple(_layer_array(layer).shape)
+    if getattr(layer, "rgb", False):
+        shape = shape[:-1]
+    n = spec.plane_ndim
+    return 2 if tuple(arr.shape[:n]) == shape[-n:] else 1
 
 
 def _safe_bind(panel: Any, bind: Any) -> bool:
