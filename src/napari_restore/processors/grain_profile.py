@@ -214,6 +214,10 @@ class GrainProfile:
         Fraction of the image in the flat blocks the statistics were measured on.
     grain_type : str
         One of :data:`GRAIN_TYPES`.
+    av1_table : str or None
+        The text of the AV1 film-grain table the profile was read from
+        (:meth:`from_av1_table`); :meth:`to_av1_table` writes it again unchanged while the
+        profile's statistics are still that table's.
     """
 
     channels: int
@@ -237,6 +241,7 @@ class GrainProfile:
     version: int = field(default=SCHEMA_VERSION)
     dtype: str | None = None
     value_range: tuple[float, float] = (0.0, 1.0)
+    av1_table: str | None = None  # the AV1 film-grain table this profile was read from
 
     def __post_init__(self) -> None:
         _validate(asdict(self))
@@ -323,10 +328,37 @@ class GrainProfile:
             return unit * level**2
         return np.stack([unit * float(s) ** 2 for s in levels], axis=-1)
 
+    # -- AV1 film-grain tables (libaom ``filmgrn1``; see :mod:`.grain_av1`) ---------------
+    def to_av1_table(self, path: str | Path, *, bit_depth: int = 8, seed: int | None = None,
+                     matrix: Any = "bt709", video_range: str = "full",
+                     subsampling: str = "420", overlap: bool = True, fit: bool = False) -> str:
+        """Write this profile as an AV1 film-grain table (``aomenc --film-grain-table``);
+        returns the text written. See :func:`.grain_av1.profile_to_params` for the mapping
+        and for what is refused (or, with ``fit=True``, fitted with a warning)."""
+        from .grain_av1 import to_av1_table
+
+        return to_av1_table(self, path, bit_depth=bit_depth, seed=seed, matrix=matrix,
+                            video_range=video_range, subsampling=subsampling, overlap=overlap,
+                            fit=fit)
+
+    @classmethod
+    def from_av1_table(cls, path: str | Path, *, bit_depth: int = 8, matrix: Any = "bt709",
+                       video_range: str = "full", subsampling: str = "420",
+                       channels: int | None = None) -> GrainProfile:
+        """Read an AV1 film-grain table (libaom, grav1synth, ours); a malformed one is a
+        ``ValueError`` naming the line and field."""
+        from .grain_av1 import from_av1_table
+
+        return from_av1_table(path, bit_depth=bit_depth, matrix=matrix,
+                              video_range=video_range, subsampling=subsampling,
+                              channels=channels)
+
     # -- JSON ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["nlf_sigma"] = [list(r) for r in self.nlf_sigma]
+        if d["av1_table"] is None:  # absent unless read from a table (older readers)
+            del d["av1_table"]
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
 
     def to_json(self, **kwargs: Any) -> str:
@@ -358,7 +390,8 @@ _FIELDS = [f for f in GrainProfile.__dataclass_fields__]
 
 def _validate(d: dict[str, Any]) -> dict[str, Any]:
     """Schema check of a profile's fields; returns them coerced to the dataclass's types."""
-    missing = [f for f in _FIELDS if f not in d and f not in ("version", "dtype", "value_range")]
+    missing = [f for f in _FIELDS
+               if f not in d and f not in ("version", "dtype", "value_range", "av1_table")]
     if missing:
         raise ValueError(f"grain profile is missing field(s): {', '.join(missing)}")
     unknown = sorted(set(d) - set(_FIELDS))
@@ -422,5 +455,13 @@ def _validate(d: dict[str, Any]) -> dict[str, Any]:
         "nlf_chroma": chroma, "nlf_count": tuple(int(c) for c in count), "spectrum_freq": freq,
         "spectrum_power": power, "ar_coeffs": ar, "colour": bool(d["colour"]),
         "grain_type": str(d["grain_type"]), "version": SCHEMA_VERSION, **scalars,
-        "dtype": dtype, "value_range": vrange,
+        "dtype": dtype, "value_range": vrange, "av1_table": _av1_text(d.get("av1_table")),
     }
+
+
+def _av1_text(text: Any) -> str | None:
+    if text is None:
+        return None
+    from .grain_av1 import check_carried_text
+
+    return check_carried_text(text)
