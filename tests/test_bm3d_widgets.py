@@ -161,7 +161,7 @@ def test_noise_model_from_a_kernel_layer(qtbot, viewer):
     assert panel.spec is BM3D_DENOISE
     assert panel.start() is None  # "psd" without a layer: refused with a clear error
     panel.set_params({"noise_model": "auto"})
-    assert not panel.psd_layer_widget.visible
+    assert panel.psd_layer_widget.native.isHidden()
 
 
 def test_psf_layer_and_bad_psf_layer(qtbot, viewer):

@@ -240,7 +240,7 @@ def test_panel_status_and_recipe_say_what_auto_chose(qtbot, make_napari_viewer):
         _, panel = viewer.window.add_plugin_dock_widget("napari-restore", "BM3D denoise")
         panel.layer_widget.value = src
         assert panel.param_widgets["noise_model"].value == "auto"
-        assert not panel.psd_layer_widget.visible  # only for noise model "psd"
+        assert panel.psd_layer_widget.native.isHidden()  # only for noise model "psd"
         panel.set_params({"profile": "lc", "sigma": None})
         assert panel.start() is not None
         qtbot.waitUntil(lambda: panel.state == "idle", timeout=60_000)
@@ -250,7 +250,7 @@ def test_panel_status_and_recipe_say_what_auto_chose(qtbot, make_napari_viewer):
         assert meta["resolved"]["noise_model"] == "correlated"
         assert "noise: correlated (measured spectrum), σ ≈" in panel.status.value
         panel.set_params({"noise_model": "psd"})
-        assert panel.psd_layer_widget.visible
+        assert not panel.psd_layer_widget.native.isHidden()
         assert panel.start() is None  # no PSD layer chosen: a clear error, nothing runs
         panel.set_params({"noise_model": "auto"})
         panel.estimate_button.changed.emit(True)
