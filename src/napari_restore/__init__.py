@@ -15,6 +15,7 @@ from .processors.clahe import lb_clahe, predict_clahe_params
 from .processors.classic import classic_denoise
 from .processors.dip import DIPStep, DIPSummary, deep_image_prior, iter_deep_image_prior
 from .processors.grain_analysis import analyze_grain, detect_grain_type
+from .processors.grain_av1_synth import apply_av1_grain
 from .processors.grain_profile import GrainProfile
 from .processors.grain_restore import extract_grain, preserve_grain, restore_film_grain
 from .processors.grain_synthesis import synthesize_grain
@@ -30,6 +31,7 @@ __all__ = [
     "Recipe",
     "__version__",
     "analyze_grain",
+    "apply_av1_grain",
     "apply_recipe",
     "bm3d_deblur",
     "bm3d_denoise",

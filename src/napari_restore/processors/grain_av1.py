@@ -630,7 +630,7 @@ def _acf_of_spectrum(spec: np.ndarray) -> np.ndarray:
     return acf / acf[spec.shape[0] // 2, spec.shape[1] // 2]
 
 
-def _model_coeffs(profile: Any, notes: list[str]) -> np.ndarray:
+def _model_coeffs(profile: Any, notes: list[tuple[str, str]]) -> np.ndarray:
     """The lag-3 AR coefficients for the luma template: the profile's own, unless its grain
     size limits its spectrum (``GrainProfile.unit_spectrum``), in which case the Yule–Walker
     fit of that limited spectrum (a note says so)."""
@@ -642,9 +642,10 @@ def _model_coeffs(profile: Any, notes: list[str]) -> np.ndarray:
     if float(np.max(np.abs(capped / raw - 1.0))) <= 1e-3:
         return a
     fit = _yule_walker(_acf_of_spectrum(capped), 32)
-    notes.append(f"AR coefficients refitted to the spectrum limited by the grain size "
-                 f"({profile.grain_size_px:.2f} px), as the profile's own synthesis limits "
-                 f"it; largest change {float(np.max(np.abs(fit - a))):.3f}")
+    notes.append(("adapted", (
+        f"AR coefficients refitted to the spectrum limited by the grain size "
+        f"({profile.grain_size_px:.2f} px), as the profile's own synthesis limits it; "
+        f"largest change {float(np.max(np.abs(fit - a))):.3f}")))
     return fit
 
 
@@ -705,8 +706,8 @@ def _pick_points(xs: np.ndarray, ys: np.ndarray, most: int) -> np.ndarray:
 
 def profile_to_params(profile: Any, *, bit_depth: int = 8, seed: int = DEFAULT_SEED,
                       matrix: Any = "bt709", video_range: str = "full",
-                      subsampling: str = "420", overlap: bool = True, fit: bool = False
-                      ) -> Av1GrainParams:
+                      subsampling: str = "420", overlap: bool = True, fit: bool = False,
+                      report: list | None = None) -> Av1GrainParams:
     """The AV1 film-grain parameters that represent ``profile`` (see the module docstring).
 
     What a table cannot carry is refused with a ``ValueError`` naming it (σ beyond the
@@ -715,15 +716,15 @@ def profile_to_params(profile: Any, *, bit_depth: int = 8, seed: int = DEFAULT_S
     fitted, with a warning saying what changed. Always fitted, with a warning: more than 10
     chroma points (chroma keeps the 10 that matter most), a grain-size-limited spectrum (the
     AR is refitted to it) and a template that would clip (a larger ``grain_scale_shift``).
+    ``report``: a list that receives ``(kind, text)`` for each change ("fitted": what
+    ``fit=True`` changed, "adapted": the automatic ones) instead of warnings.
     """
-    from . import grain_av1_synth as syn
-
     scale = _scale_of(bit_depth, video_range)
     sub = SUBSAMPLING[_check_choice("subsampling", subsampling, tuple(SUBSAMPLING))]
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 1 <= seed <= 65535:
         raise ValueError(f"seed must be an integer in 1..65535 (AV1's 16-bit random_seed; 0 "
                          f"would make the luma grain constant); got {seed!r}")
-    notes: list[str] = []
+    notes: list[tuple[str, str]] = []
     refused: list[str] = []
     colour = profile.channels == 3
     m = rgb_to_ycbcr_matrix(matrix)
@@ -748,7 +749,7 @@ def profile_to_params(profile: Any, *, bit_depth: int = 8, seed: int = DEFAULT_S
         msg = (f"NLF intensities {', '.join(f'{v:.3g}' for v in inten[outside])} lie outside "
                f"the table's range [0, 1] of the profile's value range")
         if fit:
-            notes.append(msg + "; moved to its ends")
+            notes.append(("fitted", msg + "; moved to its ends"))
         else:
             refused.append(msg)
     xs = np.clip(np.rint(xf), 0, 255).astype(np.int64)
@@ -759,7 +760,7 @@ def profile_to_params(profile: Any, *, bit_depth: int = 8, seed: int = DEFAULT_S
         if not fit:
             refused.append(msg)
         else:
-            notes.append(msg + "; merged")
+            notes.append(("fitted", msg + "; merged"))
             keep_x, groups = np.unique(xs, return_inverse=True)
             def merge(v: np.ndarray) -> np.ndarray:
                 return np.sqrt(np.bincount(groups, v ** 2) / np.bincount(groups))
@@ -775,7 +776,7 @@ def profile_to_params(profile: Any, *, bit_depth: int = 8, seed: int = DEFAULT_S
     if not shifts:
         msg = f"AR coefficients reach {big:.3g}, outside AV1's range [-2, 1.984]"
         if fit:
-            notes.append(msg + "; clipped")
+            notes.append(("fitted", msg + "; clipped"))
         else:
             refused.append(msg)
         shifts = [6]
@@ -806,8 +807,8 @@ def profile_to_params(profile: Any, *, bit_depth: int = 8, seed: int = DEFAULT_S
         if st.luma_clipped <= MAX_CLIPPED:
             break
     if gss:
-        notes.append(f"grain_scale_shift {gss}: with less, the AR filter's grain template "
-                     "would clip")
+        notes.append(("adapted", f"grain_scale_shift {gss}: with less, the AR filter's grain "
+                      "template would clip"))
     # -- chroma: the luma coefficient that gives the profile's luma–chroma correlation
     has_c = colour and float(np.max(sig_c)) * scale.chroma_span >= 0.25
     k = (0, 0)
@@ -841,7 +842,7 @@ def profile_to_params(profile: Any, *, bit_depth: int = 8, seed: int = DEFAULT_S
         if not fit:
             raise ValueError("this grain profile cannot be written as an AV1 film-grain table: "
                              + "; ".join(lines) + " (pass fit=True to clip it, with a warning)")
-        notes.append("; ".join(lines) + ": clipped to the largest scaling (255)")
+        notes.append(("fitted", "; ".join(lines) + ": clipped to the largest scaling (255)"))
     ysc = np.clip(np.rint(need[0] * (1 << ss)), 0, 255).astype(int)
     pts_y = tuple((int(x), int(y)) for x, y in zip(xs, ysc))
     pts_cb: tuple = ()
@@ -853,15 +854,19 @@ def profile_to_params(profile: Any, *, bit_depth: int = 8, seed: int = DEFAULT_S
             idx = _pick_points(xs.astype(float), ref, 10)
             err = max(float(np.max(np.abs(np.interp(xs, xs[idx], v[idx]) - v))) / max(float(v.max()), 1e-12)
                       for v in need[1:])
-            notes.append(f"chroma scaling keeps 10 of the {len(xs)} NLF points (AV1's limit); "
-                         f"largest change {100 * err:.1f} % of the chroma σ")
+            notes.append(("adapted", (
+                f"chroma scaling keeps 10 of the {len(xs)} NLF points (AV1's limit); "
+                f"largest change {100 * err:.1f} % of the chroma σ")))
         cb = np.clip(np.rint(need[1][idx] * (1 << ss)), 0, 255).astype(int)
         cr = np.clip(np.rint(need[2][idx] * (1 << ss)), 0, 255).astype(int)
         pts_cb = tuple((int(x), int(y)) for x, y in zip(xs[idx], cb))
         pts_cr = tuple((int(x), int(y)) for x, y in zip(xs[idx], cr))
     params = build(shift, gss, ss, k, (pts_y, pts_cb, pts_cr))
-    for note in notes:
-        warnings.warn(f"AV1 film-grain export: {note}", UserWarning, stacklevel=3)
+    if report is not None:
+        report.extend(notes)
+    else:
+        for _kind, note in notes:
+            warnings.warn(f"AV1 film-grain export: {note}", UserWarning, stacklevel=3)
     return params
 
 
@@ -893,7 +898,7 @@ def _ar_response(inp: np.ndarray, coeffs: Any, shift: int) -> np.ndarray:
 
 
 def _choose_luma_coeff(build: Any, target: list[float], shift: int, shifts: list[int], gss: int,
-                       bit_depth: int, sub: tuple[int, int], notes: list[str]
+                       bit_depth: int, sub: tuple[int, int], notes: list[tuple[str, str]]
                        ) -> tuple[tuple[int, int], int]:
     """The chroma planes' 25th coefficients (Cb, Cr) whose templates correlate with the luma
     grain as ``target`` says, at the largest ``ar_coeff_shift`` that reaches it (a smaller
@@ -950,11 +955,11 @@ def _choose_luma_coeff(build: Any, target: list[float], shift: int, shifts: list
             break
     ks_best, s, err = best
     if s != shift:
-        notes.append(f"ar_coeff_shift {s} (coarser AR steps) to reach the luma–chroma "
-                     "correlation")
+        notes.append(("adapted", f"ar_coeff_shift {s} (coarser AR steps) to reach the "
+                      "luma–chroma correlation"))
     if err > CORR_TOLERANCE:
-        notes.append(f"the luma–chroma correlation is off by {err:.2f} (AV1's luma weight "
-                     "cannot reach the profile's)")
+        notes.append(("adapted", f"the luma–chroma correlation is off by {err:.2f} (AV1's "
+                      "luma weight cannot reach the profile's)"))
     return ks_best, s
 
 
@@ -1032,53 +1037,90 @@ def _chroma_sigma_at(params: Av1GrainParams, plane: str, xs: np.ndarray) -> np.n
     return syn.scaling_lut(pts)[merged].astype(np.float64)
 
 
-def _solve_rgb(var: np.ndarray, m: np.ndarray, rho: float) -> np.ndarray:
-    """Per point and channel σ ≥ 0 (k, 3) whose equal-correlation (``rho``) RGB covariance
-    has the Y'CbCr variances ``var`` (k, 3) through ``m`` (damped Newton, all points at once)."""
+def _solve_rgb(var: np.ndarray, m: np.ndarray, rho: float, x0: np.ndarray | None = None
+               ) -> tuple[np.ndarray, float]:
+    """(σ per point and channel ≥ 0 (k, 3), largest relative residual): the equal-correlation
+    (``rho``) RGB grain whose Y'CbCr variances through ``m`` are ``var`` (k, 3). Damped
+    Gauss–Newton on all points at once from ``x0`` (default: the ρ = 0 solution); the
+    equations are quadratic, so a start picks one of their roots."""
     r = np.full((3, 3), rho)
     np.fill_diagonal(r, 1.0)
     scale = np.maximum(var.max(axis=1, keepdims=True), 1e-30)
     v = var / scale
-    s = np.sqrt(np.maximum(np.linalg.lstsq(m ** 2, v.T, rcond=None)[0].T, 0.0)) + 1e-3
-    eye = np.eye(3)
-    for _ in range(100):
-        f = np.einsum("ak,kl,al,pk,pl->pa", m, r, m, s, s) - v
-        jac = 2.0 * np.einsum("ak,kl,al,pl->pak", m, r, m, s)
-        step = np.linalg.solve(np.einsum("pai,paj->pij", jac, jac) + 1e-12 * eye,
+    if x0 is None:
+        s = np.sqrt(np.maximum(np.linalg.lstsq(m ** 2, v.T, rcond=None)[0].T, 0.0)) + 1e-3
+    else:
+        s = np.maximum(x0 / np.sqrt(scale), 0.0) + 1e-9
+    quad = m[:, :, None] * r[None] * m[:, None, :]  # v_a = s' Q_a s
+    eye = 1e-12 * np.eye(3)
+    for _ in range(60):
+        qs = np.einsum("akl,pl->pak", quad, s)
+        f = np.einsum("pak,pk->pa", qs, s) - v
+        if float(np.max(np.abs(f))) < 1e-13:
+            break
+        jac = 2.0 * qs
+        step = np.linalg.solve(np.einsum("pai,paj->pij", jac, jac) + eye,
                                np.einsum("pai,pa->pi", jac, f)[..., None])[..., 0]
         s_new = np.maximum(s - step, 0.0)
-        if float(np.max(np.abs(s_new - s))) < 1e-13:
-            s = s_new
-            break
+        moved = float(np.max(np.abs(s_new - s)))
         s = s_new
+        if moved < 1e-10:  # converged, or stuck on a bound (no exact root from here)
+            break
+    f = np.einsum("akl,pk,pl->pa", quad, s, s) - v
     out = s * np.sqrt(scale)
     out[var.max(axis=1) <= 0] = 0.0
-    return out
+    return out, float(np.max(np.abs(f)))
 
 
 def _rgb_from_ycc(var: np.ndarray, r_target: tuple[float, float], m: np.ndarray
                   ) -> tuple[np.ndarray, float]:
     """(σ per point and channel (k, 3), ρ): the colour profile whose Y'CbCr variances are
-    ``var`` (k, 3) exactly and whose luma–chroma correlations best match ``r_target``."""
+    ``var`` (k, 3) and whose luma–chroma correlations best match ``r_target``.
+
+    ρ is searched on a grid (then refined); at each ρ the variance equations are solved from
+    several starts (their roots differ) and the root that best gives the correlations wins.
+    """
     from scipy.optimize import minimize_scalar
 
-    def model(rho: float) -> tuple[np.ndarray, float]:
-        s = _solve_rgb(var, m, rho)
+    sd = np.sqrt(np.maximum(var, 0.0))
+
+    def corr_error(s: np.ndarray, rho: float) -> float:
         r = np.full((3, 3), rho)
         np.fill_diagonal(r, 1.0)
-        errs = []
-        for si in s:
-            cov = m @ (si[:, None] * r * si[None, :]) @ m.T
-            d = np.sqrt(np.maximum(np.diag(cov), 0.0))
-            for j, (a, b) in enumerate(((0, 1), (0, 2))):
-                if d[a] > 0 and d[b] > 0 and var[0].size:
-                    errs.append(cov[a, b] / (d[a] * d[b]) - r_target[j])
-        return s, float(np.mean(np.square(errs))) if errs else 0.0
+        cov = np.einsum("ak,pkl,bl->pab", m, s[:, :, None] * r[None] * s[:, None, :], m)
+        d = np.sqrt(np.maximum(np.diagonal(cov, axis1=1, axis2=2), 0.0))
+        errs = [cov[i, 0, j] / (d[i, 0] * d[i, j]) - r_target[j - 1]
+                for i in range(len(s)) for j in (1, 2) if d[i, 0] > 0 and d[i, j] > 0]
+        return float(np.mean(np.square(errs))) if errs else 0.0
 
-    res = minimize_scalar(lambda rho: model(rho)[1], bounds=(-0.5, 1.0), method="bounded",
-                          options={"xatol": 1e-6})
+    def best_root(rho: float, starts: list) -> tuple[float, np.ndarray]:
+        found = []
+        for x0 in starts:
+            s, res = _solve_rgb(var, m, rho, x0)
+            if res < 1e-6:
+                found.append((corr_error(s, rho), s))
+        if not found:  # no exact root: the least-squares one
+            s, _ = _solve_rgb(var, m, rho)
+            found.append((corr_error(s, rho) + 1.0, s))
+        return min(found, key=lambda t: t[0])
+
+    mono = np.repeat(sd[:, :1], 3, axis=1)
+    best = None
+    prev = None
+    for rho in np.linspace(-0.5, 1.0, 16):
+        err, s = best_root(float(rho), [None, mono, prev])
+        prev = s
+        if best is None or err < best[0]:
+            best = (err, float(rho), s)
+    _, rho0, s0 = best
+    res = minimize_scalar(lambda rho: best_root(rho, [s0, None])[0],
+                          bounds=(max(-0.5, rho0 - 0.05), min(1.0, rho0 + 0.05)),
+                          method="bounded", options={"xatol": 1e-7})
     rho = float(res.x)
-    return model(rho)[0], rho
+    err, s = best_root(rho, [s0, None])
+    if err > best[0]:
+        return s0, rho0
+    return s, rho
 
 
 def params_to_profile(params: Av1GrainParams, *, bit_depth: int = 8, matrix: Any = "bt709",
@@ -1086,6 +1128,16 @@ def params_to_profile(params: Av1GrainParams, *, bit_depth: int = 8, matrix: Any
                       channels: int | None = None, table_text: str | None = None) -> Any:
     """The :class:`~.grain_profile.GrainProfile` of one table entry (see the module
     docstring); ``channels`` None: 3 when the entry has chroma grain, else 1."""
+    key = matrix if isinstance(matrix, str) else tuple(float(v) for v in matrix)
+    if channels is None:
+        channels = 3 if params.has_chroma else 1
+    prof = _params_to_profile(params, bit_depth, key, video_range, subsampling, channels)
+    return dataclasses.replace(prof, av1_table=table_text) if table_text else prof
+
+
+@functools.lru_cache(maxsize=32)
+def _params_to_profile(params: Av1GrainParams, bit_depth: int, matrix: Any, video_range: str,
+                       subsampling: str, channels: int | None) -> Any:
     from .grain_analysis import classify
     from .grain_profile import GrainProfile
 
@@ -1151,7 +1203,7 @@ def params_to_profile(params: Av1GrainParams, *, bit_depth: int = 8, matrix: Any
         channel_correlation=float(np.clip(rho, -1.0, 1.0)), chroma_luma_ratio=ratio,
         ar_coeffs=tuple(lag3), ar_residual=resid, periodic_peak=0.0, flat_fraction=1.0,
         grain_type=gtype, dtype="uint8" if scale.bit_depth == 8 else "uint16",
-        value_range=(0.0, float((1 << scale.bit_depth) - 1)), av1_table=table_text)
+        value_range=(0.0, float((1 << scale.bit_depth) - 1)))
 
 
 # -- the public entry points ------------------------------------------------------------------
@@ -1269,3 +1321,23 @@ def check_carried_text(text: Any) -> str:
                          f"{MAX_PROFILE_TABLE_CHARS} characters")
     parse_table(text, "(grain profile field 'av1_table')")
     return text
+
+
+def save_av1_table(profile: Any, path: str | Path, **options: Any) -> str:
+    """The Film grain panel's **Save AV1 table…**: write ``profile``'s table to ``path``
+    (``.tbl`` added when the name has no suffix) and return the message for the user,
+    naming every change the export made. ``ValueError`` for what cannot be saved."""
+    if profile is None:
+        raise ValueError("analyse a grainy layer first (or load a grain profile)")
+    target = Path(path)
+    if not target.name or target.is_dir():
+        raise ValueError(f"choose a file name for the AV1 table (got {str(path)!r})")
+    if not target.suffix:
+        target = target.with_suffix(".tbl")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        to_av1_table(profile, target, **options)
+    notes = [str(w.message).removeprefix("AV1 film-grain export: ") for w in caught
+             if issubclass(w.category, UserWarning)]
+    msg = f"AV1 film-grain table saved to {target}"
+    return msg + (" (" + "; ".join(notes) + ")" if notes else "")

@@ -344,24 +344,29 @@ def _check_plane(a: Any, name: str, bit_depth: int, shape: tuple[int, int] | Non
 
 
 def _add_scaled(orig: np.ndarray, noise: np.ndarray, scale: np.ndarray, half: int, shift: int,
-                lo: int, hi: int) -> np.ndarray:
-    """``Clip3(lo, hi, orig + Round2(scale * noise, shift))``, in place on ``scale``."""
+                lo: int | None, hi: int) -> np.ndarray:
+    """``Clip3(lo, hi, orig + Round2(scale * noise, shift))``, in place on ``scale`` (only
+    the noise ``Round2(scale * noise, shift)`` when ``lo`` is None)."""
     scale *= noise
     scale += half
     scale >>= shift
+    if lo is None:
+        return scale
     scale += orig
     np.clip(scale, lo, hi, out=scale)
     return scale
 
 
 def add_grain_planes(params: Any, y: Any, u: Any = None, v: Any = None, *, bit_depth: int = 8,
-                     clip_to_restricted_range: bool = False, mc_identity: bool = False
-                     ) -> tuple[np.ndarray, Any, Any]:
+                     clip_to_restricted_range: bool = False, mc_identity: bool = False,
+                     noise_only: bool = False) -> tuple[np.ndarray, Any, Any]:
     """The film-grain synthesis process of the AV1 spec (7.18.3) on one frame.
 
     ``y``: the luma plane ``(h, w)``; ``u``, ``v``: the chroma planes (4:2:0, 4:2:2 or 4:4:4,
     inferred from their shape), or None for a monochrome frame. Returns new planes of the
-    input dtype (the inputs are not modified).
+    input dtype (the inputs are not modified) — or, with ``noise_only``, the spec's integer
+    ``noise`` of each plane (int32, before it is added and clipped; zeros for a plane
+    without grain).
     """
     if bit_depth not in (8, 10, 12):
         raise ValueError(f"bit_depth must be 8, 10 or 12; got {bit_depth!r}")
@@ -381,13 +386,15 @@ def add_grain_planes(params: Any, y: Any, u: Any = None, v: Any = None, *, bit_d
         cshape = ((h + sub_y) >> sub_y, (w + sub_x) >> sub_x)
         uu = _check_plane(u, "u", bit_depth, cshape)
         vv = _check_plane(v, "v", bit_depth, cshape)
-    n_y, n_cb, n_cr = (len(params.scaling_points_y), len(params.scaling_points_cb),
-                       len(params.scaling_points_cr))
+    n_cb, n_cr = len(params.scaling_points_cb), len(params.scaling_points_cr)
     csfl = bool(params.chroma_scaling_from_luma)
     if u is not None and sub_x and sub_y and not csfl and (n_cb == 0) != (n_cr == 0):
         raise ValueError("in 4:2:0, AV1 film grain applies to both chroma planes or neither: "
                          f"the table has {n_cb} Cb and {n_cr} Cr scaling points")
-    out_dtype = np.asarray(y).dtype
+    out_dtype = np.dtype(np.int32) if noise_only else np.asarray(y).dtype
+    if noise_only and not params.apply_grain:
+        return (np.zeros(yy.shape, np.int32), None if u is None else np.zeros(uu.shape, np.int32),
+                None if v is None else np.zeros(vv.shape, np.int32))
     if not params.apply_grain:
         return (np.array(y, copy=True), None if u is None else np.array(u, copy=True),
                 None if v is None else np.array(v, copy=True))
@@ -400,6 +407,8 @@ def add_grain_planes(params: Any, y: Any, u: Any = None, v: Any = None, *, bit_d
         max_chroma = max_luma if mc_identity else 240 << (bit_depth - 8)
     else:
         lo, max_luma, max_chroma = 0, top, top
+    if noise_only:
+        lo = None
     ss = params.scaling_shift
     half = 1 << (ss - 1)
     out_u = out_v = None
@@ -423,7 +432,7 @@ def add_grain_planes(params: Any, y: Any, u: Any = None, v: Any = None, *, bit_d
                 (vv, ncr, params.scaling_points_cr, params.cr_mult, params.cr_luma_mult,
                  params.cr_offset)):
             if noise is None:
-                planes.append(orig)
+                planes.append(np.zeros(orig.shape, np.int32) if noise_only else orig)
                 continue
             lut = scaling_lut(params.scaling_points_y if csfl else pts)
             if csfl:
@@ -441,5 +450,112 @@ def add_grain_planes(params: Any, y: Any, u: Any = None, v: Any = None, *, bit_d
         out_y = _add_scaled(yy, ny, _scale_lut(lut, yy, bit_depth), half, ss, lo,
                             max_luma).astype(out_dtype)
     else:
-        out_y = np.array(y, copy=True)
+        out_y = np.zeros(yy.shape, np.int32) if noise_only else np.array(y, copy=True)
     return out_y, out_u, out_v
+
+
+# -- entry points -----------------------------------------------------------------------------
+
+def av1_seed(seed: int) -> int:
+    """AV1's 16-bit ``random_seed`` for a synthesis seed: its low 16 bits, 0 read as 7391
+    (the all-zero register would repeat one sample; libaom's encoder makes the same swap)."""
+    s = int(seed) & 0xFFFF
+    return s if s else SEED_AFTER_ZERO
+
+
+def synthesize_av1(shape: tuple[int, ...], profile: Any, luminance: np.ndarray | None,
+                   seed: int) -> np.ndarray:
+    """Grain in working units (fractions of the range) by the AV1 process, for a plane
+    ``(H, W)`` or a colour image ``(H, W, 3)`` (Y'CbCr 4:4:4, BT.709, full range).
+
+    The profile becomes AV1 parameters (:func:`.grain_av1.profile_to_params`, fitted where a
+    table cannot carry it, with a warning); ``luminance`` (working units, or None for each
+    channel's reference σ everywhere) is quantised to the codes the scaling function reads:
+    8-bit for profiles of uint8 images, 10-bit otherwise.
+    """
+    import dataclasses
+    import warnings
+
+    from .grain_av1 import profile_to_params, rgb_to_ycbcr_matrix
+
+    colour = len(shape) == 3
+    bd = 8 if profile.dtype == "uint8" else 10
+    top = (1 << bd) - 1
+    if luminance is None:
+        ref = profile.channel_sigma()
+        profile = dataclasses.replace(
+            profile, nlf_intensity=(0.5,), nlf_sigma=tuple((float(v),) for v in ref),
+            nlf_luma=(float(np.sqrt(np.mean(ref ** 2))),), nlf_chroma=(0.0,), nlf_count=(1,),
+            av1_table=None)
+        luminance = np.full(shape, 0.5, np.float32)
+    report: list[tuple[str, str]] = []
+    params = profile_to_params(profile, bit_depth=bd, seed=av1_seed(seed),
+                               subsampling="444", fit=True, report=report)
+    for kind, note in report:
+        if kind == "fitted":
+            warnings.warn(f"AV1 grain synthesis: {note}", UserWarning, stacklevel=4)
+    lum = np.asarray(luminance, dtype=np.float64)
+    if colour:
+        m = rgb_to_ycbcr_matrix("bt709")
+        ycc = lum[..., :3] @ m.T
+        codes = np.rint(ycc * top + np.array([0.0, 1 << (bd - 1), 1 << (bd - 1)]))
+        codes = np.clip(codes, 0, top).astype(np.uint16)
+        ny, nu, nv = add_grain_planes(params, codes[..., 0], codes[..., 1], codes[..., 2],
+                                      bit_depth=bd, noise_only=True)
+        noise = np.stack([ny, nu, nv], axis=-1).astype(np.float64) / top
+        return (noise @ np.linalg.inv(m).T).astype(np.float32)
+    codes = np.clip(np.rint(lum * top), 0, top).astype(np.uint16)
+    ny = add_grain_planes(params, codes, bit_depth=bd, noise_only=True)[0]
+    return (ny / top).astype(np.float32)
+
+
+def apply_av1_grain(y: Any, u: Any, v: Any, table: Any, *, bit_depth: int = 8,
+                    frame: int = 0, clip_to_restricted_range: bool = False,
+                    mc_identity: bool = False) -> tuple[np.ndarray, Any, Any]:
+    """Add AV1 film grain to one decoded frame, exactly as a conforming decoder does.
+
+    Parameters
+    ----------
+    y, u, v : ndarray
+        The frame's planes as integer codes (``y`` ``(h, w)``; ``u``, ``v`` 4:2:0
+        ``((h+1)//2, (w+1)//2)``, 4:2:2 or 4:4:4, or both None for monochrome). Not modified.
+    table : path, Av1GrainTable, Av1GrainParams or GrainProfile
+        The film grain: a ``filmgrn1`` file, a parsed table (its first entry with
+        parameters), parameters, or a profile (exported as :meth:`GrainProfile.to_av1_table`
+        would, at ``bit_depth``).
+    bit_depth : int
+        8, 10 or 12 (the planes' codes).
+    frame : int
+        Index of the frame in its segment: the seed advances as libaom's encoder advances
+        it (3381 per frame), so frame k of an ``aomenc`` encode gets its grain.
+    clip_to_restricted_range, mc_identity : bool
+        The bitstream's clipping flags (aomenc signals 0 with a table).
+
+    Returns
+    -------
+    (y, u, v)
+        New planes with grain (``u``, ``v`` None for monochrome).
+    """
+    import dataclasses
+
+    from .grain_av1 import Av1GrainParams, Av1GrainTable, profile_table, read_table
+    from .grain_profile import GrainProfile
+
+    if isinstance(table, Av1GrainParams):
+        params = table
+    elif isinstance(table, Av1GrainTable):
+        params = table.first()
+    elif isinstance(table, GrainProfile):
+        params = profile_table(table, bit_depth=bit_depth)[0].first()
+    elif isinstance(table, str | bytes) or hasattr(table, "__fspath__"):
+        params = read_table(table).first()
+    else:
+        raise TypeError("table must be a path, an Av1GrainTable, Av1GrainParams or a "
+                        f"GrainProfile; got {type(table).__name__}")
+    if isinstance(frame, bool) or not isinstance(frame, int | np.integer) or frame < 0:
+        raise ValueError(f"frame must be a non-negative integer; got {frame!r}")
+    if frame:
+        params = dataclasses.replace(params, random_seed=frame_seed(params.random_seed, frame))
+    return add_grain_planes(params, y, u, v, bit_depth=bit_depth,
+                            clip_to_restricted_range=bool(clip_to_restricted_range),
+                            mc_identity=bool(mc_identity))

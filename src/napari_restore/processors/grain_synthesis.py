@@ -100,7 +100,7 @@ def _scaling(lut: tuple[np.ndarray, np.ndarray], xs: Any, ys: Any) -> np.ndarray
 
 
 def synthesize_grain(shape: Any, profile: Any, *, luminance: Any = None, seed: int = 0,
-                     channel_axis: int | None = None) -> np.ndarray:
+                     channel_axis: int | None = None, method: str = "spectral") -> np.ndarray:
     """New film grain with a profile's AR spectrum and noise-level function.
 
     Parameters
@@ -118,6 +118,13 @@ def synthesize_grain(shape: Any, profile: Any, *, luminance: Any = None, seed: i
         Random seed; the same seed gives the same grain.
     channel_axis : int or None
         Colour axis of ``luminance``.
+    method : {"spectral", "av1"}
+        "spectral" (default, for any data): Gaussian noise shaped by the profile's AR
+        spectrum in the Fourier domain. "av1": the normative AV1 film-grain synthesis (spec
+        7.18.3) of the profile's AV1 parameters (``GrainProfile.to_av1_table``): 32×32 blocks
+        of an AR-filtered template, integer scaling — the grain a video decoder adds, on 8-bit
+        codes for uint8 images and 10-bit codes otherwise; colour in BT.709 Y'CbCr 4:4:4. AV1
+        seeds are 16-bit: ``seed`` modulo 65536 (0 is AV1's 7391).
 
     Returns
     -------
@@ -135,6 +142,8 @@ def synthesize_grain(shape: Any, profile: Any, *, luminance: Any = None, seed: i
     (64, 64)
     """
     profile = _check_profile(profile)
+    if method not in ("spectral", "av1"):
+        raise ValueError(f"method={method!r} is not one of 'spectral', 'av1'")
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise TypeError(f"seed must be a non-negative integer; got {seed!r}")
     if isinstance(shape, str | bytes) or not hasattr(shape, "__len__"):
@@ -154,12 +163,15 @@ def synthesize_grain(shape: Any, profile: Any, *, luminance: Any = None, seed: i
             f"shape {shape} has {nc} channel(s) but the grain profile was measured on "
             f"{profile.channels}; pass a shape with {profile.channels} channel(s)"
         )
+    synth = synthesize_working
+    if method == "av1":
+        from .grain_av1_synth import synthesize_av1 as synth
     if luminance is None:
-        return synthesize_working(shape, profile, None, int(seed))
+        return synth(shape, profile, None, int(seed))
     img = single_image(luminance, name="luminance", channel_axis=channel_axis)
     if tuple(img.work.shape[:2]) != shape[:2]:
         raise ValueError(
             f"luminance has spatial shape {tuple(img.work.shape[:2])}; it must match shape "
             f"{shape[:2]}")
-    grain = synthesize_working(shape, profile.for_scale(img.scale), img.work, int(seed))
+    grain = synth(shape, profile.for_scale(img.scale), img.work, int(seed))
     return from_working(grain, img.scale, residual=True).astype(np.float32)

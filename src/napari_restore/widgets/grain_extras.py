@@ -70,6 +70,9 @@ class GrainExtras:
         self.save_file = FileEdit(mode="w", filter="*.json", name="profile_file",
                                   label="profile JSON")
         self.save_button = PushButton(text="Save profile", name="save_profile")
+        self.av1_button = PushButton(text="Save AV1 table…", name="save_av1_table")
+        self.av1_button.tooltip = ("Write the grain as an AV1 film-grain table (libaom "
+                                   "filmgrn1) for aomenc --film-grain-table.")
         # -- results: grid / flip
         self.grid = CheckBox(text="grid view of the results", value=False, name="grid_view")
         self.flip_button = PushButton(text="Flip denoised / grain / regrained", name="flip")
@@ -81,7 +84,7 @@ class GrainExtras:
             label="grain from", name="synth_source",
             choices=[("last analysis", "analysis"), ("profile JSON file", "file")],
         )
-        self.load_file = FileEdit(mode="r", filter="*.json", name="load_file",
+        self.load_file = FileEdit(mode="r", filter="*.json *.tbl", name="load_file",
                                   label="load profile")
         self.synth_strength = FloatSpinBox(value=1.0, min=0.0, max=3.0, step=0.1,
                                            label="grain strength", name="synth_strength")
@@ -89,7 +92,7 @@ class GrainExtras:
         self.synth_button = PushButton(text="Synthesise grain", name="synthesise")
         box = Container(
             widgets=[self.analyse_button, self.auto, self.summary, self.save_file,
-                     self.save_button, self.grid, self.flip_button, self.synth_target,
+                     self.save_button, self.av1_button, self.grid, self.flip_button, self.synth_target,
                      self.synth_source, self.load_file, self.synth_strength, self.synth_seed,
                      self.synth_button],
             labels=True, name="grain_tools",
@@ -101,6 +104,7 @@ class GrainExtras:
 
         self.analyse_button.changed.connect(self.analyse)
         self.save_button.changed.connect(self.save_profile)
+        self.av1_button.changed.connect(lambda *_: self.save_av1_table())
         self.grid.changed.connect(self._on_grid)
         self.flip_button.changed.connect(self.flip)
         self.synth_button.changed.connect(self.synthesise)
@@ -246,6 +250,26 @@ class GrainExtras:
         self.profile.save(path)
         show_info(f"Film grain: profile saved to {path}")
 
+    def save_av1_table(self, path: str | Path | None = None) -> str | None:
+        """Save the profile as an AV1 film-grain table (asks for the file when ``path`` is
+        None); returns the message shown, or None."""
+        from ..processors.grain_av1 import save_av1_table
+
+        if path is None:
+            from qtpy.QtWidgets import QFileDialog
+
+            path, _ = QFileDialog.getSaveFileName(self.panel.native, "Save AV1 film-grain table",
+                                                  "", "AV1 film-grain table (*.tbl)")
+            if not path:
+                return None
+        try:
+            msg = save_av1_table(self.profile, path, fit=True)
+        except (ValueError, OSError) as exc:
+            show_error(f"Film grain: {exc}")
+            return None
+        show_info(f"Film grain: {msg}")
+        return msg
+
     # -- results ----------------------------------------------------------------------------
     def _on_results(self, layers: list[Any]) -> None:
         self.results = list(layers)
@@ -286,6 +310,8 @@ class GrainExtras:
             path = Path(str(self.load_file.value))
             if not path.is_file():
                 raise ValueError("choose a grain profile JSON file to load")
+            if path.suffix.lower() == ".tbl":  # an AV1 film-grain table
+                return GrainProfile.from_av1_table(path)
             return GrainProfile.load(path)
         if self.profile is None:
             raise ValueError("analyse a grainy layer first (or load a profile JSON file)")
