@@ -94,11 +94,12 @@ def test_white_noise_auto_equals_white_exactly():
         np.testing.assert_array_equal(auto, bm3d_denoise(noisy, noise_model="white"))
 
 
-def test_given_sigma_sets_the_level_of_the_measured_spectrum():
+def test_given_sigma_means_white_noise_of_that_level_and_psd_levels_scale():
     clean = _image("camera", 96)
     noisy = clean + _correlated(clean.shape, KERNELS["gauss1"], seed=4)
-    _, resolved = _run(noisy, sigma=SIGMA)
-    assert resolved == {"noise_model": "correlated"}  # σ was the user's, not resolved
+    out, resolved = _run(noisy, sigma=SIGMA)
+    assert resolved == {}  # nothing automatic: σ was the user's, the model white
+    np.testing.assert_array_equal(out, bm3d_denoise(noisy, SIGMA, noise_model="white"))
     est = measure_noise(noisy)
     psd = est.to_psd(noisy.shape, 0.05)
     assert psd.mean() / psd.size == pytest.approx(0.05**2)

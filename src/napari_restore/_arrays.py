@@ -160,12 +160,22 @@ def _g(value: float) -> str:
 CancelLike = Callable[[], bool] | threading.Event | None
 
 
+def check_cancel(cancel: Any, name: str = "cancel") -> CancelLike:
+    """``cancel`` if it is a ``threading.Event``, a callable or None, else a ``TypeError``."""
+    if cancel is None or isinstance(cancel, threading.Event) or callable(cancel):
+        return cancel
+    raise TypeError(
+        f"{name} must be a threading.Event, a callable returning True to stop, or None; "
+        f"got {type(cancel).__name__}"
+    )
+
+
 def _is_cancelled(cancel: CancelLike) -> bool:
     if cancel is None:
         return False
     if isinstance(cancel, threading.Event):
         return cancel.is_set()
-    return bool(cancel())
+    return bool(check_cancel(cancel)())
 
 
 def check_dtype(dtype: Any, *, name: str = "image") -> np.dtype:
@@ -199,10 +209,14 @@ def _as_array(image: Any, name: str) -> Any:
         raise TypeError(f"{name} must be an array, got None")
     try:
         arr = np.asarray(image)
-    except Exception as exc:  # pragma: no cover - exotic objects
+    except ValueError as exc:  # nested sequences of different lengths
+        raise ValueError(
+            f"{name} must be a rectangular array (every row the same length); got a ragged "
+            f"{type(image).__name__}") from exc
+    except Exception as exc:  # exotic objects
         raise TypeError(f"{name} must be array-like; got {type(image).__name__}") from exc
     if arr.dtype == object:
-        raise TypeError(f"{name} must be a numeric array; got {type(image).__name__} of objects")
+        raise TypeError(f"{name} must be a numeric array; got {type(image).__name__} (not numbers)")
     return arr
 
 
@@ -402,6 +416,20 @@ def value_scale(arr: Any, value_range: tuple[float, float] | None = None,
     return ValueScale(dtype, low, high, None if offset else 0.0)
 
 
+#: A float32 is within 2**-24 (relative) of the number it was rounded from: float32(0.01) is
+#: 0.00999999977648, below 0.01 as a float64, but it is the user's 0.01.
+_FLOAT32_ROUNDING = 2.0 ** -23
+
+
+def snap_to_bound(value: float, *bounds: float | None) -> float:
+    """``value``, or the bound it equals within float32 rounding (a float32 ``0.01`` is 0.01)."""
+    for bound in bounds:
+        if bound is not None and value != bound and \
+                abs(value - bound) <= abs(bound) * _FLOAT32_ROUNDING:
+            return float(bound)
+    return value
+
+
 def working_params(
     params: Mapping[str, Any],
     units: Mapping[str, int],
@@ -422,6 +450,8 @@ def working_params(
             continue
         work = scale.param_to_working(value, power)
         lo, hi = (bounds or {}).get(key, (None, None))
+        if not isinstance(work, np.ndarray):
+            work = snap_to_bound(work, lo, hi)
         if not isinstance(work, np.ndarray) and (
                 (lo is not None and work < lo) or (hi is not None and work > hi)):
             low = "-inf" if lo is None else _g(scale.param_from_working(lo, power))
@@ -442,9 +472,8 @@ def to_working(arr: Any, scale: ValueScale, dtype: Any = np.float32) -> np.ndarr
             if scale.origin:
                 out -= wd.type(scale.origin)
             out /= wd.type(scale.span)
-        else:  # values near the dtype's limits: divide first, so nothing overflows
-            out /= wd.type(scale.span)
-            out -= wd.type(scale.origin / scale.span)
+        else:  # values near the dtype's limits: in float64, so nothing overflows
+            out = ((np.asarray(arr, dtype=np.float64) - scale.origin) / scale.span).astype(wd)
     return out
 
 
@@ -457,11 +486,13 @@ def from_working(work: np.ndarray, scale: ValueScale, *, residual: bool = False)
     work = np.asarray(work)
     if residual:
         out_dtype = scale.dtype if scale.dtype.kind == "f" else np.dtype(np.float32)
-        return (work.astype(np.float64) * scale.span).astype(out_dtype)
+        with np.errstate(over="ignore"):
+            return _saturate(work.astype(np.float64) * scale.span, out_dtype)
     if scale.dtype.kind == "f":
         if scale.identity:
             return work.astype(scale.dtype, copy=True)
-        return (work.astype(np.float64) * scale.span + scale.origin).astype(scale.dtype)
+        with np.errstate(over="ignore"):
+            return _saturate(work.astype(np.float64) * scale.span + scale.origin, scale.dtype)
     # 8/16-bit integers: float32 arithmetic is exact to well below half a level (16-bit:
     # 65535 * 2**-24 < 0.004), and twice as fast as float64 on large images.
     calc = np.float32 if scale.dtype.itemsize <= 2 and work.dtype == np.float32 else np.float64
@@ -472,6 +503,17 @@ def from_working(work: np.ndarray, scale: ValueScale, *, residual: bool = False)
     np.rint(vals, out=vals)
     np.clip(vals, scale.low, scale.high, out=vals)
     return vals.astype(scale.dtype)
+
+
+def _saturate(vals: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Float values as ``dtype``, saturating at its largest finite value (as integers clip).
+
+    A result a little beyond the input's range (a deblurred edge's overshoot) on data near
+    float16/32/64's limit would otherwise become ±inf.
+    """
+    top = float(np.finfo(dtype).max)
+    np.clip(vals, -top, top, out=vals)
+    return vals.astype(dtype)
 
 
 def to_uint(work: np.ndarray, bits: int) -> np.ndarray:
@@ -644,6 +686,7 @@ def iter_planes(
     ndarray or tuple of ndarray
         Output(s) with the input's shape; image outputs keep its dtype and value range.
     """
+    check_cancel(cancel)
     arr, cax = check_image(
         image, name=name, channel_axis=channel_axis, plane_ndim=plane_ndim, min_size=min_size,
         check_finite=False,
@@ -883,6 +926,57 @@ def single_image(
             alpha = data[..., 3]
         data = data[..., :3]
     return SingleImage(to_working(data, scale, work_dtype), scale, cax, alpha, tuple(arr.shape))
+
+
+#: How far (in spans of the image) a companion image's values may lie outside the image's
+#: range and still be a version of it (a denoised estimate may overshoot a little).
+COMPANION_MARGIN = 1.0
+
+
+def companion_image(
+    image: Any,
+    like: SingleImage,
+    *,
+    channel_axis: int | None = None,
+    name: str = "denoised",
+    min_size: int = 1,
+    work_dtype: Any = np.float32,
+) -> np.ndarray:
+    """A version of the image ``like`` (its denoised estimate), on ``like``'s working scale.
+
+    Its values are read in the image's own units (grey levels for integer images, values for
+    float images); an integer image of another dtype by its dtype's range, and a float image
+    in [0, 1] given for an integer image as fractions of the range (scikit-image's
+    ``img_as_float``). The shape must match, and the values must lie on the image's scale:
+    more than :data:`COMPANION_MARGIN` spans outside the image's range is a ``ValueError``
+    naming ``name`` (a denoised version multiplied by 1000, in the wrong units).
+    """
+    if np.shape(image) != tuple(like.shape):
+        raise ValueError(
+            f"{name} has shape {np.shape(image)}; it must match image {tuple(like.shape)}")
+    arr = as_image(image, name)
+    check_dtype(arr.dtype, name=name)
+    dtype, scale = np.dtype(arr.dtype), like.scale
+    own: ValueScale | None = scale
+    if dtype != scale.dtype and dtype.kind in "iu":
+        own = None  # by its own dtype's range
+    elif dtype != scale.dtype and scale.dtype.kind in "iu":
+        lo, hi = finite_range(arr, name)
+        own = None if 0.0 <= lo and hi <= 1.0 else scale  # fractions, or the image's units
+    work = single_image(image, channel_axis=channel_axis, name=name, min_size=min_size,
+                        scale=own, work_dtype=work_dtype, any_dtype=True).work
+    if own is None:  # own dtype's range: [0, 1] in working units already
+        return work
+    lo, hi = float(work.min()), float(work.max())
+    if lo < -COMPANION_MARGIN or hi > 1.0 + COMPANION_MARGIN:
+        def units(v: float) -> str:
+            return _g(v * scale.span + scale.origin)
+
+        raise ValueError(
+            f"{name} is not on the image's scale: its values run from {units(lo)} to "
+            f"{units(hi)}, the image's from {_g(scale.low)} to {_g(scale.high)} "
+            f"({scale.unit}); give a version of this image in the same units")
+    return work
 
 
 def drain(result: Any) -> Any:

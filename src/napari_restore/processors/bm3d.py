@@ -19,6 +19,7 @@ import numpy as np
 
 from .. import _compat
 from .._arrays import Resolved, _as_array, normalize_channel_axis
+from . import deblur_boundary
 from .noise import estimate_noise_sigma
 from .noise_model import NOISE_MODELS, kernel_psd, measure_noise, noise_kind
 from .registry import Param, ProcessorSpec, register, with_arrays
@@ -54,8 +55,9 @@ _SIGMA_DOC = (
 
 
 _NOISE_MODEL_DOC = (
-    "auto = measure each plane's noise and use white noise or, for correlated noise, its "
-    "measured power spectrum (σ, if set, gives the level); white = white noise of std σ; "
+    "auto = with σ on auto, measure each plane's noise and use white noise or, for "
+    "correlated noise, its measured power spectrum; a σ you set is white noise of that level "
+    "(as bm3d.bm3d); white = white noise of std σ; "
     "psd = the power spectrum or noise kernel given as psd (a layer in the panel)."
 )
 
@@ -106,7 +108,7 @@ def bm3d_plane(
     pro = _compat.bm3d_profile(profile, threads)
     with _compat.BM4D_LOCK:  # the C library is not re-entrant (see _compat)
         if colour:
-            return bm3d.bm3d_rgb(plane, noise, pro, colorspace=colorspace)
+            return _compat.bm3d_rgb(plane, noise, pro, colorspace=colorspace)
         return bm3d.bm3d(plane, noise, pro)
 
 
@@ -116,14 +118,18 @@ def _plane_noise(plane: np.ndarray, *, noise_model: str, sigma: float | None,
                  ) -> tuple[Any, dict[str, Any]]:
     """The noise argument for bm3d/bm4d (None: the plane is noise-free) and what was resolved.
 
-    "auto" measures the plane (:func:`.noise_model.measure_noise`): white noise keeps the
-    wavelet-MAD σ (or the given ``sigma``), correlated noise gets the measured power spectrum
-    (scaled to ``sigma`` when given). ``to_library`` reorders a measured PSD's axes.
+    "auto" with ``sigma=None`` measures the plane (:func:`.noise_model.measure_noise`): white
+    noise gets the wavelet-MAD σ, correlated noise the measured power spectrum. A given
+    ``sigma`` is white noise of that level, exactly as ``bm3d.bm3d(z, sigma)`` (the raw
+    library's result in the image's units); correlated noise of a known level and shape goes
+    through ``psd=``. ``to_library`` reorders a measured PSD's axes.
     """
     kind = noise_kind(noise_model, psd is not None)
     if kind == "psd":
         return user_psd(psd, sigma), {}
     resolved: dict[str, Any] = {}
+    if kind == "auto" and sigma is not None:
+        kind = "white"
     if kind == "auto":
         est = measure_noise(plane, channel_axis=-1 if colour else None)
         resolved["noise_model"] = "correlated" if est.correlated else "white"
@@ -152,10 +158,17 @@ def deblur_plane(
     psf_sigma: float,
     sigma: float | None,
     profile: str,
+    boundary: str = "extend",
     threads: int = 1,
     psf: np.ndarray | None = None,
 ) -> np.ndarray:
-    """BM3D deblurring of one greyscale working plane ``(H, W)`` in [0, 1]."""
+    """BM3D deblurring of one greyscale working plane ``(H, W)``.
+
+    ``boundary="periodic"`` is the raw ``bm3d.bm3d_deblurring`` call, which takes the plane
+    as periodic; "extend" deblurs the plane extended past its edges by
+    :func:`.deblur_boundary.extend` and crops the result (for linearly blurred images). A
+    constant plane is returned unchanged (a blurred constant is that constant).
+    """
     _check_block(plane.shape, profile)
     bm3d = _compat.bm3d_module()
     if psf is None:
@@ -165,18 +178,42 @@ def deblur_plane(
             f"the PSF ({psf.shape[0]}x{psf.shape[1]}) is larger than the image plane "
             f"({plane.shape[0]}x{plane.shape[1]}); use a smaller psf_size or psf"
         )
+    if boundary not in deblur_boundary.BOUNDARIES:
+        raise ValueError(f"boundary={boundary!r} is not one of {deblur_boundary.BOUNDARIES}")
+    if plane.min() == plane.max():
+        # bm3d_deblurring fails on an all-zero plane (its Wiener pilot is 0: "array must not
+        # contain infs or NaNs") and returns a constant slightly off; the answer is known.
+        return plane.copy()
     if sigma is None:
         sigma = estimate_noise_sigma(plane)
     sigma = max(float(sigma), DEBLUR_MIN_SIGMA)
-    noise = _compat.deblur_sigma(sigma, plane.shape)
+    pro = _compat.bm3d_profile(profile, threads)
+    if boundary == "periodic":
+        noise = _compat.deblur_sigma(sigma, plane.shape)
+        with _compat.BM4D_LOCK:
+            return bm3d.bm3d_deblurring(plane, noise, psf, pro)
+    extended, inner = deblur_boundary.extend(plane, psf, sigma)
+    noise = _compat.deblur_sigma(sigma, extended.shape)
     with _compat.BM4D_LOCK:
-        return bm3d.bm3d_deblurring(plane, noise, psf, _compat.bm3d_profile(profile, threads))
+        out = bm3d.bm3d_deblurring(extended, noise, psf, pro)
+    return np.asarray(out)[inner].copy()
+
+
+#: Volumes (Z, H, W) of exactly one bm4d block: bm4d 4.2.5 segfaults on them (_check_volume).
+_BM4D_ONE_BLOCK_3D = (5, 5, 5)
+_BM4D_ONE_BLOCK_2D = (1, 8, 8)
 
 
 def _check_volume(shape: tuple[int, ...], profile: str) -> None:
-    """bm4d's blocks are 5x5x5 (8x8 in-plane blocks for the "np"/"refilter" profiles when
-    there are fewer than 5 slices; "lc" has no such fallback). A volume exactly one 5x5x5
-    block in size crashes bm4d 4.2.5 (segfault), so it is refused like a too-small one."""
+    """Refuse the volumes bm4d 4.2.5 cannot take, before it is called.
+
+    bm4d's blocks are 5x5x5; with fewer than 5 slices the "np"/"refilter" profiles fall back
+    to in-plane 8x8 blocks of one slice ("lc" has no fallback). Smaller volumes are refused
+    (bm4d would raise "Image cannot be smaller than block size!"). A volume that holds
+    exactly one block and nothing more — (5, 5, 5), or (1, 8, 8) with the in-plane fallback —
+    crashes bm4d (segfault), in every profile that selects that block: the only crashing
+    shapes among depth 1–7 × sides 4–12 × three profiles, each probed in a child process
+    (``tests/test_bm4d_shapes.py`` keeps the boundary; ``docs/compatibility.md``)."""
     d, h, w = shape
     if d < 5 and profile not in BM4D_LC:
         if min(h, w) < 8:
@@ -184,8 +221,13 @@ def _check_volume(shape: tuple[int, ...], profile: str) -> None:
                 f"volume of shape {tuple(shape)} is too small for BM4D: with fewer than 5 "
                 "slices it needs at least 8x8 pixels per slice (at least 5 pixels along every "
                 "axis otherwise)")
+        if (d, h, w) == _BM4D_ONE_BLOCK_2D:
+            raise ValueError(
+                f"volume of shape {tuple(shape)} is exactly one BM4D block (one 8x8 slice), "
+                "which crashes bm4d 4.2.5: it needs a second slice or a 9th pixel along "
+                "a slice axis ((2, 8, 8) or (1, 8, 9) work)")
         return
-    if min(shape) < 5 or shape == (5, 5, 5):
+    if min(shape) < 5 or (d, h, w) == _BM4D_ONE_BLOCK_3D:
         extra = f" (profile {profile!r} needs at least 5 slices)" if d < 5 else ""
         raise ValueError(
             f"volume of shape {tuple(shape)} is too small for BM4D{extra}: it needs at least "
@@ -273,6 +315,13 @@ BM3D_DENOISE = register(
     )
 )
 
+_BOUNDARY_DOC = (
+    "How the image continues past its edges: extend = mirror it and fill the margin with the "
+    "smoothest continuation the blur could have produced (for ordinary photographs, blurred by "
+    "linear convolution); periodic = the raw library (the image wraps around: only for images "
+    "blurred by circular convolution; elsewhere the borders ring)."
+)
+
 BM3D_DEBLUR = register(
     ProcessorSpec(
         name="bm3d_deblur",
@@ -304,6 +353,7 @@ BM3D_DEBLUR = register(
                   min=0.0, max=1.0, optional=True, key=True, step=0.005, label="σ",
                   intensity=1),
             Param("profile", str, "np", _PROFILE_DOC, choices=PROFILES),
+            Param("boundary", str, "extend", _BOUNDARY_DOC, choices=deblur_boundary.BOUNDARIES),
             Param("threads", int, 1, _THREADS_DOC, min=0, max=256),
         ),
     )
@@ -358,7 +408,7 @@ def _plane_shape(image: Any, channel_axis: int | None, name: str = "image") -> t
 
 
 def _real_array(value: Any, name: str) -> np.ndarray:
-    arr = np.asarray(value)
+    arr = np.asarray(_as_array(value, name))  # ragged lists, None: a clear error naming it
     if arr.dtype == object or arr.dtype == np.bool_ or not (
         np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
     ):
@@ -594,6 +644,7 @@ def bm3d_deblur(
     psf_sigma: float = 2.0,
     sigma: float | None = None,
     profile: str = "np",
+    boundary: str = "extend",
     channel_axis: int | None = None,
     threads: int = 1,
 ) -> np.ndarray:
@@ -618,6 +669,15 @@ def bm3d_deblur(
         image's span is used, for regularisation.
     profile : str
         bm3d profile (as in :func:`bm3d_denoise`).
+    boundary : {"extend", "periodic"}
+        How the image continues past its edges. bm3d deblurs in the Fourier domain, which
+        treats the image as periodic; an ordinary photograph was blurred by linear
+        convolution of a larger scene, so its opposite edges do not meet and the borders
+        ring. "extend" (default) pads each plane by at least the PSF's size on every side,
+        fills the margin with the smoothest continuation the blur could have produced
+        (starting from a mirror image: see :mod:`napari_restore.processors.deblur_boundary`),
+        deblurs the padded plane and crops it; the PSF is used as given. "periodic" is the
+        raw ``bm3d.bm3d_deblurring`` call: use it for images blurred by circular convolution.
     channel_axis : int or None
         Colour axis of an RGB/RGBA image; None for greyscale.
     threads : int
@@ -626,7 +686,15 @@ def bm3d_deblur(
     Returns
     -------
     ndarray
-        Deblurred image, same shape and dtype as ``image``.
+        Deblurred image, same shape and dtype as ``image``. A constant plane (all pixels
+        equal, e.g. all zeros) is returned unchanged: blurring does not change a constant,
+        so it is its own deblurred image (bm3d itself fails on an all-zero plane).
+
+    Notes
+    -----
+    "extend" costs the padded area (a 256² plane with a 9×9 PSF becomes 288², about 27 %
+    more) plus up to 100 FFT pairs for the margin. Figures on linearly blurred scenes are in
+    ``docs/processors/bm3d_deblur.md`` (``benchmarks/bench_deblur_boundary.py``).
 
     References
     ----------
@@ -634,7 +702,7 @@ def bm3d_deblur(
     """
     params = BM3D_DEBLUR.validate_params(
         {"psf_size": psf_size, "psf_sigma": psf_sigma, "sigma": sigma, "profile": profile,
-         "threads": threads}
+         "boundary": boundary, "threads": threads}
     )
     spec = BM3D_DEBLUR
     if psf is not None:
