@@ -5,15 +5,17 @@ fixed noise input. Its structure makes it reproduce image content long before it
 the noise, so the fit has to be stopped in time. The training loss cannot tell when: it keeps
 falling while the net memorises the noise. ES-WMV watches the outputs instead. It keeps the
 last ``window`` outputs and their mean per-pixel variance, and stops when that variance has not
-reached a new minimum for ``patience`` iterations. The estimate kept at the variance minimum is
-returned.
+reached a new minimum for ``patience`` iterations. The estimate is the mean of that same window
+(:class:`OutputWindow`): at the variance minimum it averages the steadiest ``window`` outputs
+of the run, and it is returned.
 
 The plane function :func:`dip_plane` is a generator. Every iteration it yields the fraction
 of the iteration budget (for progress and ETA) and a :class:`DIPStep`; the step carries the
-current estimate every ``every`` iterations. When a run ends normally it also yields a
-:class:`DIPSummary` (the iteration it stopped at and the one it returned). If
-:class:`~napari_restore._arrays.Cancelled` is thrown in (Stop in the panel), it returns the best
-estimate so far, so the spec sets ``stop_keeps_result=True``.
+running estimate at iteration :data:`FIRST_ESTIMATE`, then every ``every`` iterations. When a
+run ends normally it also yields a :class:`DIPSummary` (the iteration it stopped at and the one
+it returned). If :class:`~napari_restore._arrays.Cancelled` is thrown in (Stop in the panel), it
+returns the estimate its last step named (``stop_keeps_result=True``), or lets ``Cancelled``
+through when it had reported no estimate yet.
 
 torch is imported inside functions only.
 """
@@ -40,6 +42,14 @@ INPUT_CHANNELS = 32
 DIVERGENCE_FACTOR = 10 ** 0.5
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+#: Iteration of the first running estimate a run reports (then every ``every``), so that
+#: the panel shows one within seconds ...
+FIRST_ESTIMATE = 10
+#: ... or sooner on a slow machine or a large plane: the first iteration (from the second
+#: on, so that it averages outputs) that ends this many seconds after the run started.
+FIRST_SECONDS = 3.0
+#: CUDA compute capability from which ``precision="auto"`` uses fp16 autocast (tensor cores).
+FP16_CAPABILITY = (7, 0)
 
 
 @dataclass(frozen=True)
@@ -56,11 +66,15 @@ class DIPStep:
         ES-WMV statistic: mean per-pixel variance of the last ``window`` outputs (NaN until
         the window is full, or with early stopping off).
     estimate : ndarray or None
-        The current estimate (exponential average of outputs) every ``every`` iterations,
-        else None. Working range [0, 1] from the plane function; the input's dtype, range and
-        channel layout from :func:`iter_deep_image_prior`.
+        The running estimate (bias-corrected exponential average of the outputs, see
+        :attr:`DIPFit.estimate`) at iteration ``min(FIRST_ESTIMATE, every)``, then every
+        ``every`` iterations and at the end of the budget; else None. Working range [0, 1]
+        from the plane function; the input's dtype, range and channel layout from
+        :func:`iter_deep_image_prior`.
     returned_iteration : int
-        Iteration whose estimate would be returned if the run ended now.
+        Iteration whose estimate a Stop after this step keeps (the ES-WMV variance minimum
+        so far, else the last reported estimate); 0 before the first estimate, when a Stop
+        keeps nothing.
     plane : int
         Index of the plane of an nD stack (0 for a single image).
     """
@@ -125,64 +139,22 @@ def preset_for(device: str, channels: int | None, depth: int, skip_channels: int
     return NetPreset(channels=channels, depth=depth, skip_channels=skip_channels)
 
 
-_PROBES: dict[tuple, str] = {}
+def resolve_precision(precision: str, device: str) -> str:
+    """The precision a run uses on ``device`` (a resolved device, not "auto").
 
-
-def _probe_bf16(preset: NetPreset, shape: tuple[int, int], out_ch: int) -> str:
-    """Time a few fp32 and bf16-autocast iterations on the CPU; "bf16" only if clearly faster.
-
-    Runs on at most a 256² tile and is cached per (preset, tile shape); the resolved precision
-    is recorded in the run's parameters, so a recipe replays it. Uses its own net and input: the caller's random state is untouched.
+    ``"auto"`` depends only on the device and what it supports, never on a timing, so the
+    same call gives the same bits in every process: fp16 autocast with a GradScaler on a
+    CUDA GPU with tensor cores (compute capability >= :data:`FP16_CAPABILITY`), fp32
+    otherwise (older GPUs, MPS, and the CPU, where bf16 would be faster on CPUs with
+    AVX512-BF16 but rounds the outputs to 1/256; ``precision="bf16"`` asks for it).
     """
-    # a 256² tile tells the same ratio as a huge image, at a fraction of the cost
-    shape = _padded_shape(min(shape[0], 256), min(shape[1], 256), preset.depth)
-    key = (preset, shape, out_ch)
-    if key in _PROBES:
-        return _PROBES[key]
-    import torch
-
-    choice = "fp32"
-    try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            net = build_skip_net(INPUT_CHANNELS, out_ch, preset)
-            x = torch.rand(1, INPUT_CHANNELS, *shape) * 0.1
-            y = torch.rand(1, out_ch, *shape)
-
-            def timed(dtype: Any) -> float:
-                best = math.inf
-                for k in range(3):
-                    t0 = time.perf_counter()
-                    ctx = (torch.autocast("cpu", dtype=dtype) if dtype is not None
-                           else contextlib.nullcontext())
-                    with ctx:
-                        out = net(x)
-                    loss = torch.nn.functional.mse_loss(out.float(), y)
-                    loss.backward()
-                    if k:  # the first call warms up
-                        best = min(best, time.perf_counter() - t0)
-                    net.zero_grad(set_to_none=True)
-                return best
-
-            fp32, bf16 = timed(None), timed(torch.bfloat16)
-            if bf16 < 0.8 * fp32:
-                choice = "bf16"
-    except RuntimeError:  # bf16 autocast unsupported for some layer on this build
-        choice = "fp32"
-    _PROBES[key] = choice
-    return choice
-
-
-def resolve_precision(precision: str, device: str, preset: NetPreset,
-                      shape: tuple[int, int], out_ch: int) -> str:
-    """``"auto"``: fp16 (with GradScaler) on CUDA, bf16 on CPU when the probe finds it
-    faster, fp32 otherwise."""
     if precision != "auto":
         return precision
     if device == "cuda":
-        return "fp16"
-    if device == "cpu":
-        return _probe_bf16(preset, shape, out_ch)
+        import torch
+
+        if tuple(torch.cuda.get_device_capability()) >= FP16_CAPABILITY:
+            return "fp16"
     return "fp32"
 
 
@@ -196,16 +168,84 @@ def _padded_shape(h: int, w: int, depth: int) -> tuple[int, int]:
     return tuple(max(math.ceil(n / m) * m, 2 * m) for n in (h, w))  # type: ignore[return-value]
 
 
+class OutputWindow:
+    """The last ``size`` outputs of a fit (a ring on the fit's device).
+
+    Its mean is the running estimate (:attr:`DIPFit.estimate`); its mean per-pixel
+    variance is ES-WMV's statistic. Both come from one ``torch.var_mean`` pass per
+    iteration: the estimate at the variance minimum costs nothing more.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.ring: Any = None
+        self.count = 0
+        self._cached: tuple[int, Any, Any] | None = None  # (count, variance map, mean)
+
+    def add(self, out: Any) -> None:
+        if self.ring is None:
+            self.ring = out.new_empty((self.size, *out.shape))
+        self.ring[self.count % self.size] = out
+        self.count += 1
+
+    @property
+    def full(self) -> bool:
+        return self.count >= self.size
+
+    def _stats(self) -> tuple[Any, Any]:
+        if self._cached is None or self._cached[0] != self.count:
+            import torch
+
+            outs = self.ring if self.full else self.ring[: self.count]
+            var, mean = torch.var_mean(outs, dim=0, correction=0)
+            self._cached = (self.count, var, mean)
+        return self._cached[1], self._cached[2]
+
+    def mean(self) -> Any:
+        """Mean of the outputs in the window (all outputs so far until it is full)."""
+        return None if self.count == 0 else self._stats()[1]
+
+    def variance(self) -> float:
+        """Mean over pixels of the per-pixel variance of the outputs in the window."""
+        return float(self._stats()[0].mean())
+
+
+class ExponentialAverage:
+    """Exponential average of outputs with Adam's bias correction.
+
+    ``sum = beta * sum + (1 - beta) * x`` from a zero start, divided by its total weight
+    ``1 - beta**n``: output ``k`` of ``n`` counts ``beta**(n - k)`` times as much as the
+    last, and no output stands in for the missing history (an average started at the first
+    output gives that one the weight ``beta**(n - 1)`` of all the history before it).
+    """
+
+    def __init__(self, beta: float) -> None:
+        self.beta = beta
+        self._sum: Any = None
+        self._weight = 0.0
+
+    def add(self, out: Any) -> None:
+        if self._sum is None:
+            self._sum = out.new_zeros(out.shape)
+        self._sum.mul_(self.beta).add_(out, alpha=1.0 - self.beta)
+        self._weight = self.beta * self._weight + (1.0 - self.beta)
+
+    def mean(self) -> Any:
+        return None if self._sum is None else self._sum / self._weight
+
+
 class DIPFit:
-    """One Deep Image Prior fit of a working plane: net, noise input, optimiser, EMA.
+    """One Deep Image Prior fit of a working plane: net, noise input, optimiser, estimate.
 
     The noise input is a registered *buffer* of ``self.model`` (``model.noise``): it has no
     gradient and is not among the optimiser's parameters. Each :meth:`step` feeds it with a
-    fresh perturbation of standard deviation ``reg_noise_std``.
+    fresh perturbation of standard deviation ``reg_noise_std``. ``self.window`` keeps the
+    last ``window`` outputs (see :class:`OutputWindow`).
     """
 
     def __init__(self, plane: np.ndarray, *, preset: NetPreset, reg_noise_std: float,
-                 learning_rate: float, ema: float, device: str, precision: str, seed: int) -> None:
+                 learning_rate: float, ema: float | None, device: str, precision: str,
+                 seed: int, window: int = 100) -> None:
         import torch
         from torch import nn
 
@@ -216,9 +256,10 @@ class DIPFit:
         ph, pw = _padded_shape(self.h, self.w, preset.depth)
         chw = plane[None] if plane.ndim == 2 else np.moveaxis(plane, -1, 0)
         padded = np.pad(chw, ((0, 0), (0, ph - self.h), (0, pw - self.w)), mode="reflect")
-        self.precision = resolve_precision(precision, device, preset, (ph, pw), self.out_ch)
+        self.precision = resolve_precision(precision, device)
         self.reg_noise_std = reg_noise_std
-        self.ema_weight = ema
+        self.window = OutputWindow(window)
+        self.average = ExponentialAverage(ema) if ema is not None else None
 
         class DIPModel(nn.Module):
             def __init__(self, net: nn.Module, noise: torch.Tensor) -> None:
@@ -249,12 +290,11 @@ class DIPFit:
         self.scaler = None
         if self.precision == "fp16":
             self.scaler = torch.amp.GradScaler(self.device.type)
-        self.ema: torch.Tensor | None = None
         self.output: torch.Tensor | None = None
         self.last_ok = False
 
     def step(self) -> float:
-        """One Adam step; returns the loss. Updates ``self.output`` and ``self.ema``."""
+        """One Adam step; returns the loss. Updates ``self.output`` and the running estimate."""
         torch = self.torch
         self.optimizer.zero_grad(set_to_none=True)
         pert = None
@@ -288,11 +328,24 @@ class DIPFit:
             self.optimizer.step()
         out = out.detach()[0]
         self.output = out
-        if self.ema is None:
-            self.ema = out.clone()
-        else:
-            self.ema.mul_(self.ema_weight).add_(out, alpha=1.0 - self.ema_weight)
+        self.window.add(out)
+        if self.average is not None:
+            self.average.add(out)
         return value
+
+    @property
+    def estimate(self) -> Any:
+        """The running estimate (a ``(C, H, W)`` tensor; None before the first output).
+
+        With ``ema=None``: the mean of the last ``window`` outputs (of all outputs until
+        the window is full), each output with the same weight. With a weight ``ema``: the
+        bias-corrected exponential average of all outputs (:class:`ExponentialAverage`);
+        ``ema=0`` gives the last output. Either way a fair average of the outputs it
+        covers, at any iteration.
+        """
+        if self.average is None:
+            return self.window.mean()
+        return self.average.mean()
 
     def to_numpy(self, t: Any) -> np.ndarray:
         """(C, H, W) tensor -> working plane of the input's layout, clipped to [0, 1]."""
@@ -302,25 +355,27 @@ class DIPFit:
 
 
 class WindowVariance:
-    """ES-WMV: mean per-pixel variance of the last ``window`` outputs, and the stop rule."""
+    """ES-WMV's stop rule on an :class:`OutputWindow`.
 
-    def __init__(self, window: int, patience: int) -> None:
-        self.window, self.patience = window, patience
-        self.ring: Any = None
-        self.count = 0
+    The statistic exists once the window is full, so the variance minimum (the iteration
+    whose estimate is returned) is never before ``window`` outputs, and a stop never before
+    ``window + patience`` iterations: the estimate then always averages a full window.
+    """
+
+    def __init__(self, patience: int) -> None:
+        self.patience = patience
         self.best = math.inf
         self.best_iteration = 0
         self.since_best = 0
+        self.full = False
 
-    def update(self, out: Any, iteration: int) -> tuple[float, bool]:
-        """Add an output; return ``(statistic, improved)`` (NaN until the window is full)."""
-        if self.ring is None:
-            self.ring = out.new_empty((self.window, *out.shape))
-        self.ring[self.count % self.window] = out
-        self.count += 1
-        if self.count < self.window:
+    def update(self, window: OutputWindow, iteration: int) -> tuple[float, bool]:
+        """After an output was added: ``(statistic, improved)`` (NaN until the window is
+        full)."""
+        self.full = window.full
+        if not self.full:
             return math.nan, False
-        stat = float(self.ring.var(dim=0, unbiased=False).mean())
+        stat = window.variance()
         if stat < self.best:
             self.best, self.best_iteration, self.since_best = stat, iteration, 0
             return stat, True
@@ -329,14 +384,17 @@ class WindowVariance:
 
     @property
     def should_stop(self) -> bool:
-        return self.count >= self.window and self.since_best >= self.patience
+        return self.full and self.since_best >= self.patience
 
 
 def dip_memory(params: dict[str, Any], shape: tuple[int, ...]) -> int:
-    """Rough bytes of network activations + gradients for one plane (checked up front)."""
+    """Rough bytes for one plane (checked up front): network activations and gradients, and
+    the window of the last outputs (three colour channels assumed)."""
     channels = params.get("channels") or 32
+    window = params.get("window") or 100
     pixels = int(np.prod(shape[-2:]))
-    return 80 * channels * pixels  # ~20 float32 maps of `channels` at full size, incl. backward
+    # ~20 float32 maps of `channels` at full size, incl. backward; the float32 output ring
+    return (80 * channels + 12 * window) * pixels
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:
@@ -361,7 +419,8 @@ def _out_of_memory_error(device: str, shape: tuple[int, ...], channels: int,
     )
 
 
-def check_device_memory(device: str, shape: tuple[int, ...], channels: int) -> None:
+def check_device_memory(device: str, shape: tuple[int, ...], channels: int,
+                        window: int = 100) -> None:
     """Refuse up front a fit whose activations would not fit in the GPU's free memory.
 
     System memory is checked by the array boundary (``ProcessorSpec.memory``); this is the
@@ -372,7 +431,7 @@ def check_device_memory(device: str, shape: tuple[int, ...], channels: int) -> N
     import torch
 
     free, _total = torch.cuda.mem_get_info()
-    need = dip_memory({"channels": channels}, shape)
+    need = dip_memory({"channels": channels, "window": window}, shape)
     if need > free:
         gib = 1 << 30
         raise _out_of_memory_error(
@@ -408,7 +467,7 @@ def dip_plane(
     skip_channels: int,
     reg_noise_std: float,
     learning_rate: float,
-    ema: float,
+    ema: float | None,
     device: str,
     precision: str,
     seed: int,
@@ -417,32 +476,36 @@ def dip_plane(
     """Fit Deep Image Prior to one working plane (``(H, W)`` or ``(H, W, 3)`` in [0, 1]).
 
     Yields a :class:`DIPStep` every iteration (and the fraction of the iteration budget done
-    whenever it grows by 0.1 %), then a
-    :class:`DIPSummary`; returns the estimate at the ES-WMV variance minimum (the final
-    estimate with ``early_stopping=False``). On :class:`Cancelled` returns the best estimate
-    so far. A fit too large for the GPU is refused before allocating, and torch's
-    out-of-memory error becomes a ``MemoryError`` suggesting a smaller field of view.
+    whenever it grows by 0.1 %), then a :class:`DIPSummary`. A step carries the running
+    estimate at iteration ``min(FIRST_ESTIMATE, every)`` (or at the first iteration from the
+    second on that ends :data:`FIRST_SECONDS` after the start, if that comes sooner), then
+    every ``every`` iterations and at the last iteration of the budget. Returns the
+    estimate at the ES-WMV variance minimum (the estimate after the budget with
+    ``early_stopping=False``, or when the window never filled).
+
+    On :class:`Cancelled` (Stop) it returns what the last step it reported names in
+    ``returned_iteration``: the estimate at the variance minimum so far, else the last
+    estimate it reported. Stopped before it reported any estimate, it raises
+    :class:`Cancelled` (nothing to keep). A fit too large for the GPU is refused before
+    allocating, and torch's out-of-memory error becomes a ``MemoryError`` suggesting a
+    smaller field of view.
     """
+    t_start = time.perf_counter()
     dev = resolve_device(device)
     preset = preset_for(dev, channels, depth, skip_channels)
-    check_device_memory(dev, plane.shape, preset.channels)
+    check_device_memory(dev, plane.shape, preset.channels, window)
     with _clear_out_of_memory(dev, plane.shape, preset.channels):
         fit = DIPFit(plane, preset=preset, reg_noise_std=reg_noise_std,
                      learning_rate=learning_rate, ema=ema, device=dev, precision=precision,
-                     seed=seed)
-    es = WindowVariance(window, patience) if early_stopping else None
-    best: Any = None  # estimate at the variance minimum
+                     seed=seed, window=window)
+    es = WindowVariance(patience) if early_stopping else None
+    first = min(FIRST_ESTIMATE, every)
+    best: Any = None  # estimate at the variance minimum (a tensor)
     best_it = 0
+    shown: np.ndarray | None = None  # the last estimate the consumer received
+    shown_it = 0
     it = 0
     t0 = time.perf_counter()
-
-    def current() -> tuple[np.ndarray, int]:
-        if best is not None:
-            return fit.to_numpy(best), best_it
-        if fit.ema is not None:
-            return fit.to_numpy(fit.ema), it
-        return plane.copy(), 0  # cancelled before the first step
-
     try:
         reason = "budget"
         for it in range(1, iterations + 1):
@@ -453,28 +516,40 @@ def dip_plane(
             stat = math.nan
             before = best, best_it
             if es is not None and fit.last_ok:
-                stat, improved = es.update(fit.output, it)
+                stat, improved = es.update(fit.window, it)
                 if improved:
-                    best, best_it = fit.ema.clone(), it  # type: ignore[union-attr]
-            returned = best_it if best is not None else it
-            est = fit.to_numpy(fit.ema) if (it % every == 0 or it == iterations) else None
+                    best, best_it = fit.estimate, it
+            report = it == first or it % every == 0 or it == iterations or (
+                shown is None and it >= 2
+                and time.perf_counter() - t_start >= FIRST_SECONDS)
+            est = fit.to_numpy(fit.estimate) if report else None
+            if shown is None and not report:
+                returned = 0  # a Stop now keeps nothing
+            else:
+                returned = best_it if best is not None else (it if report else shown_it)
             try:
                 yield DIPStep(it, loss, stat, est, returned)
             except Cancelled:
-                # a Stop at this step drops it (it is never reported), so return the best
-                # estimate as the last reported step describes it
-                if before[0] is not None:
-                    best, best_it = before
+                # a Stop at this step drops it (it is never reported), so keep what the
+                # last reported step describes
+                best, best_it = before
                 raise
+            if report:
+                shown, shown_it = est, it
             if es is not None and es.should_stop:
                 reason = "early_stopping"
                 break
-        result, returned = current()
+        if best is not None:
+            result, returned = fit.to_numpy(best), best_it
+        else:
+            result, returned = fit.to_numpy(fit.estimate), it
         yield DIPSummary(it, returned, reason, dev, fit.precision,
                          (time.perf_counter() - t0) / max(it, 1), fit.restores)
         return result
     except Cancelled:
-        return current()[0]
+        if shown is None:
+            raise  # stopped before the first estimate: nothing to keep
+        return fit.to_numpy(best) if best is not None else shown
 
 
 def _check(params: dict[str, Any], image: Any) -> None:
@@ -487,17 +562,13 @@ def _check(params: dict[str, Any], image: Any) -> None:
 
 
 def _prepare(params: dict[str, Any], image: Any) -> dict[str, Any]:
-    # Record what runs: the concrete device, net width and precision, so that a recipe (and a
-    # second run with the same seed) replays exactly, whatever a later speed probe would say.
+    # What runs: the concrete device, net width and precision. Each is a function of the
+    # machine's capabilities only (never of a timing), so every process resolves them alike.
     params["device"] = resolve_device(params["device"])
     preset = preset_for(params["device"], params["channels"], params["depth"],
                         params["skip_channels"])
     params["channels"] = preset.channels
-    shape = tuple(getattr(image, "shape", None) or np.shape(image))
-    hw = shape[-3:-1] if len(shape) >= 3 and shape[-1] in (3, 4) else shape[-2:]
-    if params["precision"] == "auto" and len(hw) == 2 and min(hw) > 0:
-        params["precision"] = resolve_precision(
-            "auto", params["device"], preset, _padded_shape(*hw, preset.depth), 1)
+    params["precision"] = resolve_precision(params["precision"], params["device"])
     return params
 
 
@@ -528,8 +599,8 @@ DEEP_IMAGE_PRIOR = register(
                   min=1, max=100_000, key=True, label="it"),
             Param("early_stopping", bool, True,
                   "Stop by ES-WMV and return the estimate at the variance minimum."),
-            Param("window", int, 100, "ES-WMV window: number of recent outputs whose per-pixel "
-                  "variance is averaged.", min=2, max=1000),
+            Param("window", int, 100, "Number of recent outputs whose mean is the estimate and "
+                  "whose per-pixel variance is the ES-WMV statistic.", min=2, max=1000),
             Param("patience", int, 200, "Stop when the windowed variance has not reached a new "
                   "minimum for this many iterations.", min=1, max=100_000),
             Param("channels", int, None, "Channels per scale; empty = 128 (paper) on a GPU, "
@@ -543,16 +614,19 @@ DEEP_IMAGE_PRIOR = register(
                   "noise input every iteration.", min=0.0, max=1.0, step=0.005),
             Param("learning_rate", float, 0.01, "Adam learning rate.", min=1e-6, max=1.0,
                   step=0.001),
-            Param("ema", float, 0.99, "Weight of the exponential average of outputs (0 = use "
-                  "the last output).", min=0.0, max=0.9999, step=0.01),
+            Param("ema", float, None, "Estimate: empty = mean of the last 'window' outputs; a "
+                  "weight = bias-corrected exponential average of all outputs (0 = the last "
+                  "output).", min=0.0, max=0.9999, step=0.01, optional=True),
             Param("device", str, "auto", "Where to run: auto = CUDA, else MPS, else CPU.",
                   choices=DEVICES),
-            Param("precision", str, "auto", "auto = fp16 AMP on CUDA, bf16 on CPU only when a "
-                  "quick probe finds it faster, else fp32.", choices=PRECISIONS),
+            Param("precision", str, "auto", "auto = fp16 AMP on a CUDA GPU with tensor cores, "
+                  "else fp32 (by the device's capabilities, never by a timing).",
+                  choices=PRECISIONS),
             Param("seed", int, 0, "Seed of the net, the noise input and the perturbations.",
                   min=0, max=2**31 - 1),
             Param("every", int, 25, "Report the current estimate (live preview) every N "
-                  "iterations; does not change the result.", min=1, max=100_000),
+                  f"iterations, the first at iteration {FIRST_ESTIMATE} (or N if smaller); "
+                  "does not change the result.", min=1, max=100_000),
         ),
     )
 )
@@ -570,7 +644,7 @@ def iter_deep_image_prior(
     skip_channels: int = 4,
     reg_noise_std: float = 1 / 30,
     learning_rate: float = 0.01,
-    ema: float = 0.99,
+    ema: float | None = None,
     device: str = "auto",
     precision: str = "auto",
     seed: int = 0,
@@ -582,9 +656,13 @@ def iter_deep_image_prior(
     returns the denoised image.
 
     Parameters are those of :func:`deep_image_prior`, plus ``cancel`` (a
-    ``threading.Event`` or callable, checked every iteration; when set, the run ends and the
-    best estimate so far is returned for a single image, :class:`Cancelled` is raised for a
-    stack). Step estimates are in the input's dtype, value range and channel layout.
+    ``threading.Event`` or callable, checked every iteration). When it is set, a single
+    image's run ends and returns the estimate the last step names in
+    ``returned_iteration`` (the variance minimum so far, else the last reported estimate);
+    :class:`~napari_restore.Cancelled` is raised for a stack, and before the first
+    reported estimate (nothing to keep). Estimates are reported at iteration
+    ``min(FIRST_ESTIMATE, every)`` (10), then every ``every`` iterations and at the end of
+    the budget, in the input's dtype, value range and channel layout.
 
     Examples
     --------
@@ -631,7 +709,7 @@ def deep_image_prior(
     skip_channels: int = 4,
     reg_noise_std: float = 1 / 30,
     learning_rate: float = 0.01,
-    ema: float = 0.99,
+    ema: float | None = None,
     device: str = "auto",
     precision: str = "auto",
     seed: int = 0,
@@ -651,9 +729,10 @@ def deep_image_prior(
     early_stopping : bool
         ES-WMV: stop when the mean per-pixel variance of the last ``window`` outputs has not
         reached a new minimum for ``patience`` iterations, and return the estimate at that
-        minimum. With False, the estimate after ``iterations`` is returned.
+        minimum (never before the window is full, so never a stop before ``window +
+        patience`` iterations). With False, the estimate after ``iterations`` is returned.
     window, patience : int
-        ES-WMV window and patience.
+        ES-WMV window and patience. The mean of the same window is the estimate.
     channels : int or None
         Channels per scale of the skip net; None = 128 (the paper) on a GPU and a narrow CPU
         preset on the CPU (see ``benchmarks/bench_dip.py``).
@@ -663,13 +742,18 @@ def deep_image_prior(
         Std of the perturbation of the noise input drawn every iteration (paper: 1/30).
     learning_rate : float
         Adam learning rate (paper: 0.01).
-    ema : float
-        Weight of the exponential average of the outputs (paper: 0.99).
+    ema : float or None
+        The estimate. None (default): the mean of the last ``window`` outputs, the window
+        whose variance ES-WMV watches. A weight in [0, 1): the exponential average of all
+        outputs with Adam's bias correction (the paper averages with 0.99, uncorrected); 0
+        gives the last output. Either is a fair average at every iteration; the window mean
+        is within 1 dB of the best estimate of a run on more images (see the docs).
     device : {"auto", "cpu", "cuda", "mps"}
         "auto" picks CUDA, then MPS, then the CPU. An unavailable device raises ValueError.
     precision : {"auto", "fp32", "fp16", "bf16"}
-        "auto": fp16 autocast with a GradScaler on CUDA; bf16 autocast on the CPU only when a
-        quick probe shows it is faster; fp32 otherwise.
+        "auto": fp16 autocast with a GradScaler on a CUDA GPU of compute capability 7.0 or
+        newer; fp32 otherwise (the CPU included). It depends only on the device and what
+        it supports, never on a timing: the same call gives the same bits in every process.
     seed : int
         Seed of the weights, the noise input and the perturbations: CPU runs repeat exactly.
     every : int

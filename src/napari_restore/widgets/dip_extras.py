@@ -8,7 +8,10 @@
   plot (redrawn at most a few times a second); a step with an estimate creates the live layer
   (first time) or updates its data in place;
 - ``results``: the live layer is replaced by the result layer (removed, so there is never a
-  duplicate), and the stop / returned iterations go into the result's metadata;
+  duplicate), and the stop / returned iterations go into the result's metadata. A single
+  plane's result is named and recorded with the iteration its estimate comes from
+  (``it=`` in the name, ``iterations`` in the recipe: replaying it gives the same pixels),
+  the budget is kept in ``metadata["napari_restore"]["dip"]["budget"]``;
 - ``finished``: a live layer left by a failed run is removed.
 """
 
@@ -23,7 +26,7 @@ from magicgui.widgets import Label
 from napari.utils.notifications import show_warning
 
 from ..processors.dip import CPU, PAPER, DIPStep, DIPSummary
-from ._layers import META_KEY, unique_name
+from ._layers import META_KEY, result_name, unique_name
 from ._plots import draw_later
 
 #: Rough seconds per pixel and iteration: the CPU preset on one core of a shared 2-core EPYC
@@ -65,6 +68,8 @@ class DIPExtras:
         self.statistics: list[float] = []
         self.summary: DIPSummary | None = None
         self.last_step: DIPStep | None = None
+        self.planes = 1  # planes of the running job (a stack has one returned iteration each)
+        self.returned: dict[int, int] = {}  # plane -> returned iteration (from summaries)
         self.warning = ""
         self._last_draw = 0.0
         self._last_show = 0.0
@@ -132,6 +137,8 @@ class DIPExtras:
         self.losses.clear()
         self.statistics.clear()
         self.summary = self.last_step = None
+        self.planes = 1
+        self.returned = {}
         self._remove_live()
         self.redraw()
         self.warning = ""
@@ -169,8 +176,10 @@ class DIPExtras:
 
     def _on_progress(self, item: Any) -> None:
         info = getattr(item, "info", None)
+        self.planes = max(self.planes, int(getattr(item, "total", 1) or 1))
         if isinstance(info, DIPSummary):
             self.summary = info
+            self.returned[int(getattr(item, "done", 0))] = info.returned_iteration
             self.note.value = (f"stopped at {info.stopped_iteration} ({info.reason}), returned "
                                f"{info.returned_iteration} · {info.device} {info.precision} · "
                                f"{info.seconds_per_iteration * 1000:.0f} ms/it")
@@ -226,10 +235,34 @@ class DIPExtras:
         elif step is not None:  # ended by Stop: the last step says where
             info = {"stopped_iteration": step.iteration,
                     "returned_iteration": step.returned_iteration, "reason": "stopped"}
+        if self.planes > 1 and self.returned:
+            info["returned_iterations"] = [self.returned[k] for k in sorted(self.returned)]
         meta = layers[0].metadata.get(META_KEY)
         if info and isinstance(meta, dict):
             meta["dip"] = info
+            if self.planes == 1:
+                self._label_with_iteration(layers[0], meta, info.get("returned_iteration", 0))
         self.redraw()
+
+    def _label_with_iteration(self, layer: Any, meta: dict[str, Any], returned: int) -> None:
+        """Name and record a single plane's result with the iteration its estimate comes
+        from: the budget is not where the estimate comes from (early stopping, Stop)."""
+        params = meta.get("params")
+        if not returned or not isinstance(params, dict) or "iterations" not in params:
+            return
+        meta["dip"]["budget"] = params["iterations"]
+        if params["iterations"] == returned:
+            return
+        # The recipe replays the same pixels: a run with this budget ends at this iteration
+        # with the same estimate (the variance minimum so far, or the last estimate).
+        params["iterations"] = returned
+        old = layer.name
+        others = [lay for lay in self.panel.viewer.layers if lay is not layer]
+        layer.name = unique_name(others, result_name(meta.get("source", "image"),
+                                                     self.panel.spec, params))
+        status = self.panel.status
+        if old in str(status.value):
+            status.value = str(status.value).replace(old, layer.name)
 
     def _on_finished(self, state: str) -> None:
         self._remove_live()
