@@ -249,3 +249,52 @@ def test_clahe_paths_agree_on_this_opencv():
         fast = clahe_channel(u8, 30.0, grid)
         slow = clahe_channel(u8.astype(np.float32) / np.float32(255), 30.0, grid)
         assert np.abs(fast - slow).max() * 255 < 0.01
+
+
+def _grey_rgb(n=40, seed=0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    g = np.clip(0.5 + 0.2 * np.sin(np.arange(n) / 4.0)[:, None] + rng.normal(0, 0.1, (n, n)), 0, 1)
+    return np.repeat(g[..., None], 3, axis=-1)
+
+
+def test_bm3d_rgb_constant_channel_is_nan():
+    """Upstream bug detector (bm3d 4.0.3): a grey image as RGB ("opp": chroma constant) comes
+    back all NaN, and so does a constant plane. Fails once bm3d handles both; then
+    ``_compat.bm3d_rgb`` can go."""
+    import warnings
+
+    import numpy as np
+
+    from napari_restore._compat import bm3d_module
+
+    bm3d = bm3d_module()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        out = bm3d.bm3d_rgb(_grey_rgb(), 0.1, "np", colorspace="opp")
+        const = bm3d.bm3d_rgb(np.full((40, 40, 3), 0.5), 0.1, "np", colorspace="opp")
+    assert np.isnan(out).all()
+    assert np.isnan(const).all()
+
+
+@pytest.mark.parametrize("colorspace", ["opp", "YCbCr"])
+def test_bm3d_rgb_work_around(colorspace):
+    """Ordinary colour planes: the library's result itself; degenerate ones: finite, grey
+    stays grey, a constant stays that constant."""
+    import numpy as np
+
+    from napari_restore._compat import bm3d_module, bm3d_profile, bm3d_rgb, white_psd
+
+    bm3d = bm3d_module()
+    rng = np.random.default_rng(1)
+    colour = np.clip(_grey_rgb() + rng.normal(0, 0.05, (40, 40, 3)), 0, 1)
+    for noise in (0.1, white_psd(0.1, (40, 40))):  # one thread: bit-reproducible
+        np.testing.assert_array_equal(
+            bm3d_rgb(colour, noise, bm3d_profile("np", 1), colorspace),
+            bm3d.bm3d_rgb(colour, noise, bm3d_profile("np", 1), colorspace=colorspace))
+    grey = bm3d_rgb(_grey_rgb(), 0.1, "np", colorspace)
+    assert np.isfinite(grey).all() and np.abs(grey[..., 0] - grey[..., 2]).max() < 1e-5
+    assert np.abs(grey - _grey_rgb()).mean() < 0.1  # denoised, not replaced
+    const = np.broadcast_to(np.array([0.2, 0.5, 0.8]), (40, 40, 3))
+    np.testing.assert_allclose(bm3d_rgb(const, 0.1, "np", colorspace), const, atol=1e-5)

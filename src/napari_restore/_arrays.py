@@ -951,11 +951,10 @@ def companion_image(
     more than :data:`COMPANION_MARGIN` spans outside the image's range is a ``ValueError``
     naming ``name`` (a denoised version multiplied by 1000, in the wrong units).
     """
-    if np.shape(image) != tuple(like.shape):
-        raise ValueError(
-            f"{name} has shape {np.shape(image)}; it must match image {tuple(like.shape)}")
     arr = as_image(image, name)
-    check_dtype(arr.dtype, name=name)
+    if tuple(arr.shape) != tuple(like.shape):
+        raise ValueError(
+            f"{name} has shape {tuple(arr.shape)}; it must match image {tuple(like.shape)}")
     dtype, scale = np.dtype(arr.dtype), like.scale
     own: ValueScale | None = scale
     if dtype != scale.dtype and dtype.kind in "iu":

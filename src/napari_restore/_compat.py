@@ -192,6 +192,55 @@ def bm4d_module() -> Any:
     return bm4d
 
 
+def bm3d_rgb(z: Any, sigma_psd: Any, profile: Any, colorspace: str = "opp") -> Any:
+    """``bm3d.bm3d_rgb`` that also takes planes with a constant colour-transformed channel.
+
+    Bug 6 (bm3d ≤ 4.0.3, every NumPy version): ``bm3d.rgb_to`` normalises each channel of the
+    colour transform by its range, ``(o - o_min) / (o_max - o_min)``; a channel that is
+    constant — the chroma of a grey image stored as RGB ("opp"), any constant plane — has
+    range 0, and the result is all NaN (a constant luminance channel instead makes bm4d's
+    multichannel call fail with "too many values to unpack"). This is ``bm3d_rgb`` line for
+    line, except that a constant channel is normalised by 1 (it becomes 0 and stays 0; the
+    inverse transform uses the true range, so it comes back as its constant), and that with a
+    constant luminance the varying chroma channels are denoised one by one. For every other
+    plane the library itself runs. Detector: ``test_bm3d_rgb_constant_channel_is_nan``.
+    """
+    import numpy as np
+
+    bm3d = bm3d_module()
+    flat = np.asarray(z).reshape(-1, 3)
+    _, _, _, _, a = bm3d.rgb_to(np.zeros((1, 1, 3)), colorspace)  # the forward matrix
+    o = flat @ a.T
+    o_max, o_min = o.max(axis=0), o.min(axis=0)
+    if np.all(o_max > o_min):
+        return bm3d.bm3d_rgb(z, sigma_psd, profile, colorspace=colorspace)
+    rng = np.where(o_max > o_min, o_max - o_min, 1.0)
+    zt = ((o - o_min) / rng).reshape(z.shape)
+    scale = np.sum(a.T ** 2, axis=0) / rng ** 2
+    if np.ndim(sigma_psd) == 1 or (np.ndim(sigma_psd) == 3 and sigma_psd.shape[2] == 3):
+        sigma_psd = np.array(sigma_psd)
+        if np.ndim(sigma_psd) == 3:
+            t = sigma_psd.reshape(-1, 3) @ (a.T ** 2)
+            sigma_psd = t.reshape(sigma_psd.shape) / np.transpose(np.atleast_3d(rng ** 2), (0, 2, 1))
+        else:
+            sigma_psd = np.sqrt(np.ravel(sigma_psd).T ** 2 @ (a.T ** 2) / rng ** 2)
+    elif np.squeeze(sigma_psd).ndim <= 1:
+        sigma_psd = sigma_psd * np.transpose(np.atleast_3d(np.sqrt(scale)), (0, 2, 1))
+    else:
+        sigma_psd = np.atleast_3d(sigma_psd) * np.transpose(np.atleast_3d(scale), (0, 2, 1))
+    if o_max[0] > o_min[0]:
+        y_hat = bm3d.bm3d(zt, sigma_psd, profile)
+    else:
+        # constant luminance: bm4d's multichannel call cannot match blocks on it (it returns
+        # early and fails to unpack); the varying chroma channels are denoised on their own
+        y_hat = zt.copy()
+        sig = np.broadcast_to(np.atleast_3d(sigma_psd), np.atleast_3d(sigma_psd).shape[:2] + (3,))
+        for c in np.flatnonzero(o_max > o_min):
+            s_c = sig[0, 0, c] if sig.shape[:2] == (1, 1) else np.ascontiguousarray(sig[..., c])
+            y_hat[..., c] = np.asarray(bm3d.bm3d(np.ascontiguousarray(zt[..., c]), s_c, profile))
+    return bm3d.rgb_to(y_hat, colorspace, True, o_max, o_min)[0]
+
+
 def bm3d_module() -> Any:
     """Import bm3d with the bm4d work-around in place (bm3d runs on bm4d)."""
     bm4d_module()

@@ -24,7 +24,7 @@ from typing import Any
 from . import _jsonio
 import numpy as np
 
-from ._arrays import CancelLike, Progress, as_image
+from ._arrays import CancelLike, Progress, as_image, check_cancel
 from .processors.registry import get_processor
 
 FORMAT = "napari-restore-recipe/2"
@@ -316,6 +316,7 @@ def apply_recipe(
         For float images that are a part of a larger stack: the stack's (min, max), so the
         part is scaled exactly as the whole (see :func:`napari_restore._arrays.value_scale`).
     """
+    check_cancel(cancel)
     if isinstance(recipe, str | Path):
         recipe = Recipe.load(recipe)
     elif not isinstance(recipe, Recipe):

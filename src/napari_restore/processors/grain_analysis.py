@@ -55,7 +55,7 @@ from typing import Any
 
 import numpy as np
 
-from .._arrays import SingleImage, single_image
+from .._arrays import SingleImage, companion_image, single_image
 from .grain_profile import GrainProfile, ar_offsets
 
 BLOCK = 32
@@ -616,12 +616,9 @@ def analyze_grain(image: Any, *, channel_axis: int | None = None,
     """
     img = working_image(image, channel_axis)
     den = None
-    if denoised is not None:
-        if np.shape(denoised) != img.shape:
-            raise ValueError(
-                f"denoised has shape {np.shape(denoised)}; it must match image {img.shape}"
-            )
-        den = working_image(denoised, channel_axis, name="denoised", scale=img.scale).work
+    if denoised is not None:  # in the image's units; refused when not on its scale
+        den = companion_image(denoised, img, channel_axis=channel_axis, min_size=32,
+                              work_dtype=np.float64)
     return analyze_working(img.work, den).with_scale(img.scale)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .._arrays import drain
+from .._arrays import companion_image, drain
 from .grain_analysis import analyze_working, working_image
 from .grain_profile import GrainProfile
 from .grain_synthesis import _check_profile, synthesize_working
@@ -226,11 +226,9 @@ def extract_grain(image: Any, denoised: Any = None, *, denoiser: str = "bm3d",
 
 
 def _denoised(denoised: Any, img: Any, channel_axis: int | None) -> np.ndarray:
-    """The clean estimate of ``img`` on its working scale (same shape required)."""
-    if np.shape(denoised) != img.shape:
-        raise ValueError(
-            f"denoised has shape {np.shape(denoised)}; it must match image {img.shape}")
-    return working_image(denoised, channel_axis, name="denoised", scale=img.scale).work
+    """The clean estimate of ``img`` on its working scale (same shape, the image's units)."""
+    return companion_image(denoised, img, channel_axis=channel_axis, min_size=32,
+                           work_dtype=np.float64)
 
 
 def preserve_grain(image: Any, denoised: Any, *, strength: float = 1.0, mode: str = "adaptive",

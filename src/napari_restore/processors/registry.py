@@ -20,7 +20,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .._arrays import CancelLike, Progress, as_image, iter_planes, run_to_completion
+from .._arrays import (CancelLike, Progress, as_image, check_cancel, iter_planes,
+                      run_to_completion, snap_to_bound)
 
 InputKind = Literal["plane2d", "rgb", "volume3d"]
 
@@ -119,6 +120,7 @@ class Param:
                 out = math.inf
             if not math.isfinite(out):
                 raise ValueError(f"{self.name} must be finite; got {value!r:.40}")
+            out = snap_to_bound(out, self.min, self.max)
         if self.intensity:
             # In the image's units: the bounds are checked against the image (the boundary);
             # only the sign is known without it.
@@ -331,6 +333,7 @@ class ProcessorSpec:
         given, is filled with what every automatic choice resolved to for this input (in
         the image's units), beside the user's choices in ``params``.
         """
+        check_cancel(cancel)
         arr = as_image(image)
         values = self.check_params(arr, params)
         run = self.prepare(dict(values), arr) if self.prepare is not None else values
