@@ -166,3 +166,30 @@ def test_grain_statistics_survive_the_codec(tmp_path):
     # and the table read back is the measured profile, to the table's precision
     back = GrainProfile.from_av1_table(table)
     assert np.allclose(back.nlf_sigma[0], measured.nlf_sigma[0], rtol=0.01, atol=2e-4)
+
+
+def test_10_bit_frames_get_the_decoders_grain_too(tables, tmp_path):
+    w, h = 100, 76
+    y8, u8, v8 = clean_frame(w, h)
+    y, u, v = (p.astype(np.uint16) * 4 + 1 for p in (y8, u8, v8))
+    src, ivf = tmp_path / "in10.y4m", tmp_path / "out10.ivf"
+    with open(src, "wb") as f:
+        f.write(f"YUV4MPEG2 W{w} H{h} F25:1 Ip A1:1 C420p10 XYSCSS=420P10\nFRAME\n".encode())
+        for p in (y, u, v):
+            f.write(p.astype("<u2").tobytes())
+    subprocess.run([AOMENC, "--limit=1", "--cpu-used=8", "--end-usage=q", "--cq-level=4",
+                    "--bit-depth=10", "--input-bit-depth=10", "--ivf", "-q",
+                    f"--film-grain-table={tables['libaom']}", "-o", str(ivf), str(src)],
+                   check=True, capture_output=True, timeout=120)
+    planes = []
+    for extra in ([], ["--skip-film-grain"]):
+        out = tmp_path / "dec10.yuv"
+        subprocess.run([AOMDEC, "--rawvideo", *extra, "-o", str(out), str(ivf)], check=True,
+                       capture_output=True, timeout=120)
+        d = np.fromfile(out, "<u2")
+        cw, ch = (w + 1) // 2, (h + 1) // 2
+        planes.append((d[:w * h].reshape(h, w), d[w * h:w * h + cw * ch].reshape(ch, cw),
+                       d[w * h + cw * ch:w * h + 2 * cw * ch].reshape(ch, cw)))
+    ours = apply_av1_grain(*planes[1], tables["libaom"], bit_depth=10)
+    assert not np.array_equal(planes[0][0], planes[1][0])
+    assert all(np.array_equal(a, b) for a, b in zip(ours, planes[0]))
