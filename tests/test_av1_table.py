@@ -300,8 +300,11 @@ def test_ar_coefficients_and_close_intensities_are_refused_or_fitted(tmp_path):
     p = profile(ar=ar)
     with pytest.raises(ValueError, match=r"AR coefficients reach 2\.5, outside AV1's range"):
         p.to_av1_table(tmp_path / "a.tbl")
-    with pytest.warns(UserWarning, match="clipped"):
+    with pytest.warns(UserWarning) as caught:
         params = A.parse_table(p.to_av1_table(tmp_path / "a.tbl", fit=True)).first()
+    said = [str(w.message) for w in caught]
+    assert any("AR coefficients reach 2.5" in m and "clipped" in m for m in said), said
+    assert any("grain_scale_shift 3" in m for m in said)  # the clipped AR's template clips
     assert params.ar_coeffs_y[23] == 127 and params.ar_coeff_shift == 6
     close = dataclasses.replace(profile(k=2), nlf_intensity=(0.5, 0.501))
     with pytest.raises(ValueError, match=r"0\.5 and 0\.501 fall on the same scaling position 128"):

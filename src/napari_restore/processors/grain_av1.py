@@ -423,11 +423,13 @@ class CodeScale:
 
     @property
     def luma_span(self) -> float:
-        return 219.0 * (1 << (self.bit_depth - 8)) if self.limited else float((1 << self.bit_depth) - 1)
+        top = float((1 << self.bit_depth) - 1)
+        return 219.0 * (1 << (self.bit_depth - 8)) if self.limited else top
 
     @property
     def chroma_span(self) -> float:
-        return 224.0 * (1 << (self.bit_depth - 8)) if self.limited else float((1 << self.bit_depth) - 1)
+        top = float((1 << self.bit_depth) - 1)
+        return 224.0 * (1 << (self.bit_depth - 8)) if self.limited else top
 
     def x_of(self, intensity: Any) -> np.ndarray:
         """Scaling-function position (the 8-bit index, ``code >> (bd - 8)``) of intensities."""
@@ -756,7 +758,8 @@ def profile_to_params(profile: Any, *, bit_depth: int = 8, seed: int = DEFAULT_S
     dup = np.flatnonzero(np.diff(xs) <= 0)
     if len(dup):
         msg = (f"NLF intensities {inten[dup[0]]:.4g} and {inten[dup[0] + 1]:.4g} fall on the "
-               f"same scaling position {xs[dup[0]]} (one step is 1/{scale.luma_span:g} of the range)")
+               f"same scaling position {xs[dup[0]]} (one step is 1/{scale.luma_span:g} of "
+               "the range)")
         if not fit:
             refused.append(msg)
         else:
@@ -807,8 +810,8 @@ def profile_to_params(profile: Any, *, bit_depth: int = 8, seed: int = DEFAULT_S
         if st.luma_clipped <= MAX_CLIPPED:
             break
     if gss:
-        notes.append(("adapted", f"grain_scale_shift {gss}: with less, the AR filter's grain "
-                      "template would clip"))
+        notes.append(("adapted", (f"grain_scale_shift {gss}: with less, the AR filter's "
+                                  "grain template would clip")))
     # -- chroma: the luma coefficient that gives the profile's luma–chroma correlation
     has_c = colour and float(np.max(sig_c)) * scale.chroma_span >= 0.25
     k = (0, 0)
@@ -852,8 +855,8 @@ def profile_to_params(profile: Any, *, bit_depth: int = 8, seed: int = DEFAULT_S
         if len(xs) > 10:
             ref = np.sqrt(need[1] ** 2 + need[2] ** 2)
             idx = _pick_points(xs.astype(float), ref, 10)
-            err = max(float(np.max(np.abs(np.interp(xs, xs[idx], v[idx]) - v))) / max(float(v.max()), 1e-12)
-                      for v in need[1:])
+            err = max(float(np.max(np.abs(np.interp(xs, xs[idx], v[idx]) - v)))
+                      / max(float(v.max()), 1e-12) for v in need[1:])
             notes.append(("adapted", (
                 f"chroma scaling keeps 10 of the {len(xs)} NLF points (AV1's limit); "
                 f"largest change {100 * err:.1f} % of the chroma σ")))
@@ -880,8 +883,8 @@ def _ar_response(inp: np.ndarray, coeffs: Any, shift: int) -> np.ndarray:
     a = [float(c) / (1 << shift) for c in coeffs]
     pos = syn._positions(3)
     above = [(dr, dc, c) for (dr, dc), c in zip(pos, a) if dr < 0 and c]
-    c3, c2, c1 = (dict(((dc, c) for (dr, dc), c in zip(pos, a) if dr == 0)).get(k, 0.0)
-                  for k in (-3, -2, -1))
+    left = {dc: c for (dr, dc), c in zip(pos, a) if dr == 0}
+    c3, c2, c1 = (left.get(k, 0.0) for k in (-3, -2, -1))
     for y in range(3, h):
         acc = inp[y, 3:w - 3].astype(np.float64)
         for dr, dc, c in above:
@@ -942,10 +945,12 @@ def _choose_luma_coeff(build: Any, target: list[float], shift: int, shifts: list
             var = np.maximum(v00 + 2 * t * v01 + t * t * v11, 1e-12)
             model = (x0 + t * x1) / (np.sqrt(var) * sl)
             ks.append(int(np.argmin(np.abs(model - target[j]))) - 128)
-        trial = {d: exact((int(np.clip(ks[0] + d, -128, 127)), int(np.clip(ks[1] + d, -128, 127))), s)
-                 for d in (-1, 0, 1)}
-        pick = [min((abs(trial[d][j] - target[j]), int(np.clip(ks[j] + d, -128, 127)))
-                    for d in trial) for j in range(2)]
+        def near(j: int, d: int) -> int:
+            return int(np.clip(ks[j] + d, -128, 127))
+
+        trial = {d: exact((near(0, d), near(1, d)), s) for d in (-1, 0, 1)}
+        pick = [min((abs(trial[d][j] - target[j]), near(j, d)) for d in trial)
+                for j in range(2)]
         ks_best = (pick[0][1], pick[1][1])
         got = exact(ks_best, s)
         err = max(abs(got[0] - target[0]), abs(got[1] - target[1]))
@@ -955,11 +960,11 @@ def _choose_luma_coeff(build: Any, target: list[float], shift: int, shifts: list
             break
     ks_best, s, err = best
     if s != shift:
-        notes.append(("adapted", f"ar_coeff_shift {s} (coarser AR steps) to reach the "
-                      "luma–chroma correlation"))
+        notes.append(("adapted", (f"ar_coeff_shift {s} (coarser AR steps) to reach the "
+                                  "luma–chroma correlation")))
     if err > CORR_TOLERANCE:
-        notes.append(("adapted", f"the luma–chroma correlation is off by {err:.2f} (AV1's "
-                      "luma weight cannot reach the profile's)"))
+        notes.append(("adapted", (f"the luma–chroma correlation is off by {err:.2f} (AV1's "
+                                  "luma weight cannot reach the profile's)")))
     return ks_best, s
 
 
