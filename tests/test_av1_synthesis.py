@@ -249,7 +249,7 @@ CASES = [
                        "ar_coeffs_cb": PARAMS.ar_coeffs_cb[:13], "ar_coeffs_cr": PARAMS.ar_coeffs_cr[:13]}),
     (36, 40, 1, 0, 10, {"chroma_scaling_from_luma": 1, "scaling_points_cb": (),
                         "scaling_points_cr": (), "scaling_shift": 11}),
-    (34, 34, 1, 1, 10, {"scaling_points_y": (), "grain_scale_shift": 0}),
+    (34, 34, 0, 0, 10, {"scaling_points_y": (), "grain_scale_shift": 0}),
 ]
 
 
@@ -340,6 +340,8 @@ def test_apply_av1_grain_entry_point(tmp_path):
         apply_av1_grain(y8, u8, v8, PARAMS, frame=-1)
     with pytest.raises(ValueError, match="both chroma planes or neither"):
         apply_av1_grain(y8, u8, v8, dataclasses.replace(PARAMS, scaling_points_cr=()))
+    with pytest.raises(ValueError, match="chroma grain only with luma scaling points"):
+        apply_av1_grain(y8, u8, v8, dataclasses.replace(PARAMS, scaling_points_y=()))
     with pytest.raises(TypeError, match="table must be"):
         apply_av1_grain(y8, u8, v8, 5)
     with pytest.raises(ValueError, match="bit_depth"):

@@ -391,6 +391,9 @@ def add_grain_planes(params: Any, y: Any, u: Any = None, v: Any = None, *, bit_d
     if u is not None and sub_x and sub_y and not csfl and (n_cb == 0) != (n_cr == 0):
         raise ValueError("in 4:2:0, AV1 film grain applies to both chroma planes or neither: "
                          f"the table has {n_cb} Cb and {n_cr} Cr scaling points")
+    if u is not None and sub_x and sub_y and n_cb and not params.scaling_points_y:
+        raise ValueError("in 4:2:0, AV1 carries chroma grain only with luma scaling points: "
+                         "the table has chroma points but no luma point (aomenc aborts on it)")
     out_dtype = np.dtype(np.int32) if noise_only else np.asarray(y).dtype
     if noise_only and not params.apply_grain:
         return (np.zeros(yy.shape, np.int32), None if u is None else np.zeros(uu.shape, np.int32),
