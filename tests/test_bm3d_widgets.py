@@ -68,14 +68,14 @@ def test_estimate_button_fills_sigma_for_the_current_plane(qtbot, viewer):
     panel.layer_widget.value = layer
     assert panel.param_widgets["sigma"].value is None  # auto
     viewer.dims.set_current_step(0, 1)
-    panel.estimate_button.changed.emit(True)
+    panel.extras[panel.spec.name].estimate_button.changed.emit(True)
     got = panel.param_widgets["sigma"].value
     expected = estimate_noise_sigma(np.round(stack[1] * 65535) / 65535) * 65535  # grey levels
     assert got == pytest.approx(expected, abs=1.0)  # the spin box shows grey levels
     assert 0.1 * 65535 < got < 0.14 * 65535
-    assert "σ ≈" in panel.estimate_label.value and "grey levels" in panel.estimate_label.value
+    assert "σ ≈" in panel.extras[panel.spec.name].estimate_label.value and "grey levels" in panel.extras[panel.spec.name].estimate_label.value
     viewer.dims.set_current_step(0, 0)
-    panel.estimate_button.changed.emit(True)
+    panel.extras[panel.spec.name].estimate_button.changed.emit(True)
     assert panel.param_widgets["sigma"].value < 0.04 * 65535
 
 
@@ -119,7 +119,7 @@ def test_deblur_and_bm4d_panels(qtbot, viewer):
     qtbot.waitUntil(lambda: bm4d.state == "idle", timeout=60_000)
     out = viewer.layers[-1]
     assert out.data.shape == noisy.shape and out.name.startswith("vol [bm4d_denoise")
-    bm4d.estimate_button.changed.emit(True)
+    bm4d.extras[bm4d.spec.name].estimate_button.changed.emit(True)
     span = float(noisy.max() - noisy.min())
     assert bm4d.param_widgets["sigma"].value == pytest.approx(estimate_noise_sigma(
         (noisy - noisy.min()) / span) * span, abs=1e-3)  # data units of the float layer
@@ -142,7 +142,7 @@ def test_noise_model_from_a_kernel_layer(qtbot, viewer):
     panel = _panel(viewer, "BM3D denoise")
     panel.layer_widget.value = src
     panel.set_params({"sigma": None, "profile": "np", "noise_model": "psd"})
-    panel.psd_layer_widget.value = viewer.layers["kernel"]
+    panel.extras[panel.spec.name].psd_layer_widget.value = viewer.layers["kernel"]
     assert panel.start() is not None
     qtbot.waitUntil(lambda: panel.state == "idle", timeout=60_000)
     out = viewer.layers[-1]
@@ -152,16 +152,17 @@ def test_noise_model_from_a_kernel_layer(qtbot, viewer):
     assert np.abs(out.data - expected).max() < 1e-3  # library threads: not bit-exact
     assert psnr(out.data, clean) > psnr(bm3d_denoise(noisy, 0.07, noise_model="white"),
                                         clean) + 1.0
-    # back to white noise: the plain spec again
+    # the panel's spec is never swapped: a run hook binds the array for each run
     from napari_restore.processors.bm3d import BM3D_DENOISE
     from napari_restore.widgets.bm3d_extras import NO_LAYER
 
-    assert panel.spec is not BM3D_DENOISE
-    panel.psd_layer_widget.value = NO_LAYER
-    assert panel.spec is BM3D_DENOISE
+    assert panel.spec is BM3D_DENOISE and panel.run_spec() is not BM3D_DENOISE
+    panel.extras[panel.spec.name].psd_layer_widget.value = NO_LAYER
+    with pytest.raises(ValueError, match="needs a PSD layer"):
+        panel.run_spec()
     assert panel.start() is None  # "psd" without a layer: refused with a clear error
     panel.set_params({"noise_model": "auto"})
-    assert panel.psd_layer_widget.native.isHidden()
+    assert panel.extras[panel.spec.name].psd_layer_widget.native.isHidden()
 
 
 def test_psf_layer_and_bad_psf_layer(qtbot, viewer):
@@ -173,13 +174,13 @@ def test_psf_layer_and_bad_psf_layer(qtbot, viewer):
     panel = _panel(viewer, "BM3D deblur")
     panel.layer_widget.value = src
     panel.set_params({"sigma": 0.02, "profile": "lc"})
-    panel.psf_layer_widget.value = viewer.layers["box psf"]
+    panel.extras[panel.spec.name].psf_layer_widget.value = viewer.layers["box psf"]
     assert panel.start() is not None
     qtbot.waitUntil(lambda: panel.state == "idle", timeout=60_000)
     assert viewer.layers[-1].name.endswith("psf=box psf")
     n = len(viewer.layers)
     before = len(notification_manager.records)
-    panel.psf_layer_widget.value = viewer.layers["zero psf"]
+    panel.extras[panel.spec.name].psf_layer_widget.value = viewer.layers["zero psf"]
     assert panel.start() is None  # refused with a notification, nothing runs
     assert len(viewer.layers) == n
     assert any("psf must have a positive sum" in str(r.message)

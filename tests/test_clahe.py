@@ -327,7 +327,7 @@ def test_panel_shows_prediction_toggle_and_runs(qtbot, make_napari_viewer):
     lay_cam = viewer.add_image(cam, name="cam")
     panel = ProcessorPanel(viewer, get_processor("lb_clahe"))
     viewer.window.add_dock_widget(panel)
-    extras = panel.clahe_extras
+    extras = panel.extras["lb_clahe"]
     panel.layer_widget.value = viewer.layers["astro"]
     assert extras.prediction == predict_clahe_params(rgb, channel_axis=-1)
     panel.layer_widget.value = lay_cam

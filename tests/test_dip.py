@@ -320,7 +320,7 @@ def test_panel_live_layer_plot_and_stop_keeps_best(qtbot, viewer, camera_pair):
     noisy = camera_pair[1][:64, :64].astype(np.float32) / 255
     viewer.add_image(noisy, name="cam")
     panel = dip_panel(viewer)
-    extras = panel.dip_extras
+    extras = panel.extras["deep_image_prior"]
     assert panel.spec.stop_keeps_result
     panel.set_params({"iterations": 5000, "every": 1, "window": 10, "patience": 5000,
                       "device": "cpu", **TINY})
@@ -383,19 +383,19 @@ def test_panel_run_to_the_end_and_large_image_warning(qtbot, viewer):
     assert [lay.name for lay in viewer.layers] == ["small", "small [deep_image_prior it=6 ch=8]"]
     dip = viewer.layers[1].metadata["napari_restore"]["dip"]
     assert dip["stopped_iteration"] == 6 and dip["reason"] == "budget"
-    assert panel.dip_extras.warning == ""
+    assert panel.extras["deep_image_prior"].warning == ""
     # a large image gets a warning with the estimated time (not run)
     big = viewer.add_image(np.zeros((2048, 2048), np.float32), name="big")
     panel.layer_widget.value = big
     panel.set_params({"iterations": 3000, "channels": None})
     panel.target_widget.value = "layer"  # the view shows only a corner of it at this zoom
     notification_manager.records.clear()
-    panel.dip_extras._warn_if_large(big)
-    assert "2048 × 2048 pixels (cpu)" in panel.dip_extras.warning
+    panel.extras["deep_image_prior"]._warn_if_large(big)
+    assert "2048 × 2048 pixels (cpu)" in panel.extras["deep_image_prior"].warning
     import re
 
     assert re.search(r"about [\d.]+ (min|h) \(up to [\d.]+ (min|h) for all 3000",
-                     panel.dip_extras.warning), panel.dip_extras.warning
+                     panel.extras["deep_image_prior"].warning), panel.extras["deep_image_prior"].warning
     assert any("Deep Image Prior" in str(n.message) for n in notification_manager.records)
 
 
@@ -433,7 +433,7 @@ def test_panel_result_is_named_with_the_iteration_it_comes_from(qtbot, viewer):
     panel.set_params(params)
     panel.start()
     qtbot.waitUntil(lambda: panel.state == "idle", timeout=120_000)
-    summary = panel.dip_extras.summary
+    summary = panel.extras["deep_image_prior"].summary
     assert summary is not None and summary.reason == "early_stopping"
     r = summary.returned_iteration
     assert r < summary.stopped_iteration < 400

@@ -488,7 +488,7 @@ def test_panel_analyse_restore_grid_and_synthesise(make_napari_viewer, qtbot, ca
     viewer.add_image(cam.astype(np.float32), name="clean")
     src = viewer.add_image(noisy, name="grainy")
     _, panel = viewer.window.add_plugin_dock_widget("napari-restore", "Film grain")
-    extras = panel.grain_extras
+    extras = panel.extras["restore_film_grain"]
     panel.layer_widget.value = src
     viewer.layers.selection.active = src
     extras.analyse()

@@ -241,7 +241,7 @@ def test_panel_status_and_recipe_say_what_auto_chose(qtbot, make_napari_viewer):
         _, panel = viewer.window.add_plugin_dock_widget("napari-restore", "BM3D denoise")
         panel.layer_widget.value = src
         assert panel.param_widgets["noise_model"].value == "auto"
-        assert panel.psd_layer_widget.native.isHidden()  # only for noise model "psd"
+        assert panel.extras[panel.spec.name].psd_layer_widget.native.isHidden()  # only for noise model "psd"
         panel.set_params({"profile": "lc", "sigma": None})
         assert panel.start() is not None
         qtbot.waitUntil(lambda: panel.state == "idle", timeout=60_000)
@@ -251,11 +251,11 @@ def test_panel_status_and_recipe_say_what_auto_chose(qtbot, make_napari_viewer):
         assert meta["resolved"]["noise_model"] == "correlated"
         assert "noise: correlated (measured spectrum), σ ≈" in panel.status.value
         panel.set_params({"noise_model": "psd"})
-        assert not panel.psd_layer_widget.native.isHidden()
+        assert not panel.extras[panel.spec.name].psd_layer_widget.native.isHidden()
         assert panel.start() is None  # no PSD layer chosen: a clear error, nothing runs
         panel.set_params({"noise_model": "auto"})
-        panel.estimate_button.changed.emit(True)
-        assert "(correlated)" in panel.estimate_label.value
+        panel.extras[panel.spec.name].estimate_button.changed.emit(True)
+        assert "(correlated)" in panel.extras[panel.spec.name].estimate_label.value
         assert panel.param_widgets["sigma"].value == pytest.approx(
             meta["resolved"]["sigma"], rel=0.02)
     finally:

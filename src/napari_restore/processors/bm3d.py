@@ -292,7 +292,6 @@ BM3D_DENOISE = register(
         work_dtype=np.float64,
         offset=False,  # bm3d/bm4d are not offset-invariant: see ValueScale
         isolate=True,
-        panel_extras="napari_restore.widgets.bm3d_extras:build",
         summary=(
             "Block-matching and 3-D collaborative filtering (BM3D) for additive Gaussian noise, "
             "white or spatially correlated: the noise model 'auto' measures each plane's noise "
@@ -332,7 +331,6 @@ BM3D_DEBLUR = register(
         work_dtype=np.float64,
         offset=False,  # bm3d/bm4d are not offset-invariant: see ValueScale
         isolate=True,
-        panel_extras="napari_restore.widgets.bm3d_extras:build",
         summary=(
             "BM3D deblurring (regularised inverse + BM3D, then regularised Wiener inverse + "
             "BM3D) of an image blurred by a known PSF: a Gaussian of the given size and width, "
@@ -369,7 +367,6 @@ BM4D_DENOISE = register(
         work_dtype=np.float64,
         offset=False,  # bm3d/bm4d are not offset-invariant: see ValueScale
         isolate=True,
-        panel_extras="napari_restore.widgets.bm3d_extras:build",
         summary=(
             "BM4D: block matching and collaborative filtering of 3-D blocks, for volumes "
             "(Z, Y, X) with additive Gaussian noise, white or correlated (the noise model "

@@ -208,7 +208,6 @@ LB_CLAHE = register(
         native_dtypes=("uint8",),
         detect_bits=True,  # 12-bit data in uint16 is equalised over 0–4095, not 0–65535
         outputs=(Output(keeps_scale=False),),  # equalisation changes the value range
-        panel_extras="napari_restore.widgets.clahe_extras:build",
         summary=(
             "Contrast-limited adaptive histogram equalisation whose clip limit and tile grid "
             "are predicted per plane from image features by a small regression model trained "

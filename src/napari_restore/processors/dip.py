@@ -584,7 +584,6 @@ DEEP_IMAGE_PRIOR = register(
         stop_keeps_result=True,
         memory=lambda params, shape: dip_memory(params, shape),
         default_target="view",
-        panel_extras="napari_restore.widgets.dip_extras:build",
         summary=(
             "Deep Image Prior: a randomly initialised encoder-decoder is fitted to the noisy "
             "image and stopped by ES-WMV (the variance of its recent outputs) before it learns "

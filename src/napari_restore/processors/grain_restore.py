@@ -135,7 +135,6 @@ RESTORE_FILM_GRAIN = register(
         isolate=True,  # BM3D inside: Stop ends the worker process mid-call
         outputs=(Output("denoised", keeps_scale=True), Output("grain", kind="residual", keeps_scale=False),
                  Output("regrained", keeps_scale=True)),
-        panel_extras="napari_restore.widgets.grain_extras:build",
         summary=(
             "Measure the film grain on flat regions (AV1 model: noise-level function, AR lag-3 "
             "spectrum, grain size, mono/colour), denoise with the grain's own power spectrum "

@@ -226,10 +226,6 @@ class ProcessorSpec:
         Stop in the panel keeps the processor's best result so far (an iterative plane
         function catches :class:`~napari_restore._arrays.Cancelled` and returns it) instead
         of discarding the run.
-    panel_extras : str, optional
-        ``"module:function"`` called as ``function(panel)`` after a panel for this spec is
-        built, to add extra widgets (plots, live views) wired to the panel's ``events``.
-        A string, so that processors never import widget code.
     default_target : {"layer", "slice", "view"}
         What the panel processes by default: the whole layer (plane by plane), the current
         slice, or the visible field of view of the current slice (slow processors).
@@ -273,7 +269,6 @@ class ProcessorSpec:
     check: Callable[[dict, Any], None] | None = None
     references: tuple[str, ...] = field(default=())
     stop_keeps_result: bool = False
-    panel_extras: str | None = None
     default_target: Literal["layer", "slice", "view"] = "layer"
     isolate: bool = False
     memory: Callable[[dict, tuple[int, ...]], int] | None = None

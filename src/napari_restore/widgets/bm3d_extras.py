@@ -10,7 +10,7 @@ users see the value "auto" would use and can adjust it.
 Array inputs cannot be spec parameters (they do not fit in a recipe), so the extras add a
 layer picker for them: BM3D/BM4D denoise get a "PSD layer" (the power spectrum or noise
 kernel), shown only while the noise model is "psd", BM3D deblur a "PSF" (Gaussian from the
-parameters, or a PSF layer). The chosen layer's data is bound to the panel's spec for the run
+parameters, or a PSF layer). A run hook binds the chosen layer's data to the spec of each run
 (``with_arrays``, in the image's own units as ``psd=`` of the functions); the result layer's
 name ends with ``psd=<layer>`` / ``psf=<layer>`` and its metadata holds
 ``napari_restore_arrays = {"psd": "<layer>"}`` — the recipe (``napari_restore``) records
@@ -26,6 +26,7 @@ Building the panel also starts one idle worker process in the background
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -107,8 +108,10 @@ def noise_text(resolved: dict[str, Any], unit: str = "") -> str:
     return text
 
 
-def build(panel: Any) -> Container:
-    """Add the "Estimate σ" row under the parameters of a BM3D/BM4D panel."""
+def build(panel: Any) -> SimpleNamespace:
+    """Add the "Estimate σ" row under σ of a BM3D/BM4D panel (and the array input); returns
+    the extra widgets: ``estimate_button``, ``estimate_label``, ``row`` and
+    ``psd_layer_widget`` / ``psf_layer_widget`` where the processor has one."""
     from .. import _isolate
 
     auto_noise = "noise_model" in panel.param_widgets
@@ -144,16 +147,16 @@ def build(panel: Any) -> Container:
         result.value = f"σ ≈ {sigma:.4g} {unit}" + (f" ({kind})" if kind else "")
 
     button.changed.connect(on_click)
-    sigma_widget = panel.param_widgets["sigma"]
-    panel.insert(panel.index(sigma_widget) + 1, row)
-    panel.estimate_button = button
-    panel.estimate_label = result
+    panel.add_section(row, after=panel.param_widgets["sigma"])
+    extras = SimpleNamespace(row=row, estimate_button=button, estimate_label=result)
     if panel.spec.name in ARRAY_INPUTS:
-        _add_array_input(panel, *ARRAY_INPUTS[panel.spec.name])
+        arg = ARRAY_INPUTS[panel.spec.name][0]
+        setattr(extras, f"{arg}_layer_widget",
+                _add_array_input(panel, *ARRAY_INPUTS[panel.spec.name]))
     if auto_noise:
         panel.events.results.connect(lambda layers: _show_resolved(panel, layers))
     _isolate.prewarm(preload=("numpy", "scipy.fft", "bm3d"))
-    return row
+    return extras
 
 
 def _unit(layer: Any) -> str:
@@ -208,16 +211,16 @@ def _layer_array(layer: Any) -> np.ndarray:
     return np.asarray(data)
 
 
-def _add_array_input(panel: Any, arg: str, label: str, none_text: str, tooltip: str) -> None:
-    """A layer picker for an array argument, bound to the panel's spec at every run."""
+def _add_array_input(panel: Any, arg: str, label: str, none_text: str, tooltip: str) -> Any:
+    """A layer picker for an array argument, bound to the spec of every run by a run hook;
+    returns the picker."""
     import napari
     from magicgui.widgets import ComboBox
 
     from ..processors import bm3d as bm3d_mod
 
-    base = panel.spec
     check = bm3d_mod.check_psd if arg == "psd" else bm3d_mod.check_psf
-    if base.name == "bm4d_denoise":
+    if panel.spec.name == "bm4d_denoise":
         check = _check_volume_psd
     model = panel.param_widgets.get("noise_model") if arg == "psd" else None
 
@@ -231,43 +234,45 @@ def _add_array_input(panel: Any, arg: str, label: str, none_text: str, tooltip: 
                      tooltip=tooltip)
     events = panel.viewer.layers.events
     for ev in (events.inserted, events.removed, events.reordered):
-        ev.connect(lambda *_: combo.reset_choices())
+        panel.connect_viewer(ev, lambda *_: combo.reset_choices())
+    bound: dict[str, Any] = {"layer": None}  # the layer the last run hook bound
 
-    def bind(*_: Any, starting: bool = False) -> None:
-        """Point the panel at the base spec, or at a copy with the layer's array bound."""
+    def chosen() -> Any:
         layer = combo.value
-        if model is not None:
-            combo.visible = model.value == "psd"
-            if model.value != "psd":
-                panel.spec = base
-                return
-        if layer is None or layer is NO_LAYER or layer == NO_LAYER:
-            panel.spec = base
-            if model is not None and starting:
+        return None if layer is None or isinstance(layer, str) else layer
+
+    def bind(spec: Any) -> Any:
+        """The run hook: ``spec`` with the chosen layer's array bound (read at every run:
+        the layer's data may have changed), or ``spec`` itself when no array applies."""
+        bound["layer"] = None
+        if model is not None and model.value != "psd":
+            return spec
+        layer = chosen()
+        if layer is None:
+            if model is not None:
                 raise ValueError("noise model 'psd' needs a PSD layer: choose the layer "
                                  "holding the power spectrum or noise kernel under "
                                  f"'{label}', or set the noise model to auto")
-            return
+            return spec
         arr = check(_layer_array(layer))
-        units = {arg: _psd_power(arr, panel, base)} if arg == "psd" else None
-        panel.spec = bm3d_mod.with_arrays(base, units=units, **{arg: arr})
+        units = {arg: _psd_power(arr, panel, spec)} if arg == "psd" else None
+        bound["layer"] = layer
+        return bm3d_mod.with_arrays(spec, units=units, **{arg: arr})
 
-    combo.changed.connect(lambda *_: _safe_bind(panel, bind))
+    def on_change(*_: Any) -> None:
+        if model is not None:
+            combo.visible = model.value == "psd"
+        if chosen() is not None and (model is None or model.value == "psd"):
+            _safe_bind(panel, lambda: bind(panel.spec))  # a bad layer is reported at once
+
+    panel.add_run_hook(bind)
+    combo.changed.connect(on_change)
     if model is not None:
-        model.changed.connect(lambda *_: _safe_bind(panel, bind))
-    start = panel.start
-
-    def start_with_array() -> Any:
-        # re-read the layer: its data may have changed
-        if not _safe_bind(panel, lambda: bind(starting=True)):
-            return None
-        return start()
-
-    panel.start = start_with_array
+        model.changed.connect(on_change)
 
     def tag_results(layers: list) -> None:
-        layer = combo.value
-        if panel.spec is base or isinstance(layer, str) or layer is None:
+        layer = bound["layer"]
+        if layer is None:
             return
         for out in layers:
             out.metadata["napari_restore_arrays"] = {arg: layer.name}
@@ -275,12 +280,12 @@ def _add_array_input(panel: Any, arg: str, label: str, none_text: str, tooltip: 
 
     panel.events.results.connect(tag_results)
     if model is not None:  # right under the noise model, shown only for "psd"
-        panel.insert(panel.index(model) + 1, combo)
+        panel.add_section(combo, after=model)
         combo.visible = model.value == "psd"
     else:
         last_param = max(panel.index(w) for w in panel.param_widgets.values())
-        panel.insert(last_param + 1, combo)
-    setattr(panel, f"{arg}_layer_widget", combo)
+        panel.add_section(combo, after=panel[last_param])
+    return combo
 
 
 def _check_volume_psd(psd: Any) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Panel extras for learning-based CLAHE: the predicted parameters and a "use predicted" toggle.
 
 ``build(panel)`` is called by :class:`~napari_restore.widgets.panel.ProcessorPanel` (see
-``ProcessorSpec.panel_extras``). The prediction is made for the current slice of the selected
+:mod:`._extras`). The prediction is made for the current slice of the selected
 layer and is refreshed when the layer or the slice changes; it takes a few milliseconds (the
 features are computed on a copy shrunk to 160 pixels).
 """
@@ -17,7 +17,7 @@ from ..processors.clahe import predict_clahe_params
 
 
 class ClaheExtras:
-    """The extra widgets and their wiring (kept on the panel as ``panel.clahe_extras``)."""
+    """The extra widgets and their wiring (kept as ``panel.extras["lb_clahe"]``)."""
 
     def __init__(self, panel: Any) -> None:
         self.panel = panel
@@ -29,15 +29,14 @@ class ClaheExtras:
                                value=self._auto_now())
         self.toggle.tooltip = ("On: clip limit and tile grid are predicted per plane when the "
                                "run starts. Off: start from the predicted numbers and edit them.")
-        at = list(panel).index(panel.param_widgets["tile_grid"]) + 1
-        panel.insert(at, self.label)
-        panel.insert(at + 1, self.toggle)
+        panel.add_section(self.label, after=panel.param_widgets["tile_grid"])
+        panel.add_section(self.toggle, after=self.label)
         self._syncing = False
         self.toggle.changed.connect(self._on_toggle)
         for name in ("clip_limit", "tile_grid"):
             panel.param_widgets[name].changed.connect(self._on_param)
         panel.layer_widget.changed.connect(self.refresh)
-        panel.viewer.dims.events.current_step.connect(self.refresh)
+        panel.connect_viewer(panel.viewer.dims.events.current_step, self.refresh)
         self.refresh()
 
     def _auto_now(self) -> bool:
@@ -85,5 +84,4 @@ class ClaheExtras:
 
 def build(panel: Any) -> ClaheExtras:
     """Add the predicted-parameter label and the "use predicted" toggle to ``panel``."""
-    panel.clahe_extras = ClaheExtras(panel)
-    return panel.clahe_extras
+    return ClaheExtras(panel)

@@ -12,18 +12,18 @@ from typing import Any
 
 import napari
 import numpy as np
-from magicgui.widgets import ComboBox, Container, Label, PushButton, Select, Table
+from magicgui.widgets import ComboBox, Container, Label, ProgressBar, PushButton, Select, Table
 from napari.utils.notifications import show_error, show_info
-from superqt.utils import create_worker
 
 from .. import metrics
-from .._arrays import Progress
-from .._compat import unwrap_worker_error, viewer_grid
+from .._arrays import Cancelled, Progress
+from .._compat import viewer_grid
 from ..processors import REGISTRY
 from ..processors.registry import get_processor
 from ..settings import load_params
 from ._jobs import run_part
 from ._layers import META_KEY, add_results, snapshot
+from ._runner import STEPS, start_job
 
 COLUMNS = ["layer", "PSNR (dB)", "SSIM", "noise σ", "grain std", "processor", "parameters"]
 
@@ -90,14 +90,19 @@ def compare_rows(layers: list[Any], reference: Any | None) -> list[dict[str, Any
 def compare_job(specs: list[str], data: Any, channel_axis: int | None,
                 cancel: threading.Event, value_range: tuple[float, float] | None = None,
                 ) -> Generator[Progress, None, list]:
-    """Run each named processor (its remembered parameters) on ``data``; progress counts runs."""
+    """Run each named processor (its remembered parameters) on ``data``; progress counts runs.
+
+    Stop keeps the runs that finished."""
     out = []
     n = len(specs)
     for k, name in enumerate(specs):
         spec = get_processor(name)
         t0 = time.perf_counter()
         values = spec.check_params(data, load_params(name))
-        res = yield from run_part(spec, data, channel_axis, values, cancel, value_range, k, n)
+        try:
+            res = yield from run_part(spec, data, channel_axis, values, cancel, value_range, k, n)
+        except Cancelled:
+            break
         out.append((spec, values, res, time.perf_counter() - t0))
         yield Progress(k + 1, n, (k + 1) / n)
     return out
@@ -129,17 +134,23 @@ class ComparePanel(Container):
                     "field of view of the source, then compare in grid view.")
         self.denoisers.max_height = 110
         self.source = ComboBox(label="source", choices=self._images, name="source")
-        self.run_denoisers = PushButton(text="Compare denoisers on view", name="compare_denoisers")
+        self.run_denoisers = PushButton(text="Compare denoisers on view", name="compare_denoisers",
+                                        tooltip="Run the chosen denoisers (Stop keeps the runs "
+                                                "that finished).")
+        self.progress = ProgressBar(min=0, max=STEPS, value=0, name="progress", label="progress")
         self.status = Label(value="", name="status")
         super().__init__(widgets=[self.layers_widget, self.reference, buttons, self.table,
-                                  self.source, self.denoisers, self.run_denoisers, self.status])
+                                  self.source, self.denoisers, self.run_denoisers, self.progress,
+                                  self.status])
         self.rows: list[dict[str, Any]] = []
         self.worker: Any = None
+        self.job: Any = None
+        self._alive = True
         self.update_button.changed.connect(lambda *_: self.update_table())
         self.grid_button.changed.connect(lambda *_: self.grid_view())
         self.diff_button.changed.connect(lambda *_: self.difference())
         self.csv_button.changed.connect(lambda *_: self.export_csv())
-        self.run_denoisers.changed.connect(lambda *_: self.compare_denoisers())
+        self.run_denoisers.changed.connect(lambda *_: self._on_run_clicked())
         ev = viewer.layers.events
         self._connections = [(e, self.reset_choices) for e in (ev.inserted, ev.removed, ev.reordered)]
         for sig, cb in self._connections:
@@ -147,6 +158,9 @@ class ComparePanel(Container):
         self.native.destroyed.connect(self._disconnect)
 
     def _disconnect(self, *_: Any) -> None:
+        self._alive = False
+        if self.job is not None:
+            self.job.stop()
         for sig, cb in self._connections:
             try:
                 sig.disconnect(cb)
@@ -248,18 +262,40 @@ class ComparePanel(Container):
         target = select_target(self._viewer, layer, "view")
         snap = snapshot(layer, target)
         cax = -1 if layer.rgb else None
-        cancel = threading.Event()
-        worker = create_worker(compare_job, names, target.data, cax, cancel, target.value_range,
-                               _start_thread=False, _ignore_errors=True)
-        worker.yielded.connect(lambda p: setattr(self.status, "value", f"{p.done}/{p.total} runs"))
-        worker.returned.connect(lambda out: self._show_denoisers(snap, cax, out))
-        worker.errored.connect(lambda e: show_error(f"Compare denoisers: {unwrap_worker_error(e)}"))
-        worker.finished.connect(lambda: setattr(self, "worker", None))
-        self.worker = worker
-        worker.start()
-        return worker
+        self.progress.value = 0
+        self.run_denoisers.text = "Stop"
+        self.job = start_job(
+            lambda cancel: compare_job(names, target.data, cax, cancel, target.value_range),
+            f"Compare {len(names)} denoisers on {layer.name}",
+            on_progress=self._on_progress,
+            on_returned=lambda out: self._show_denoisers(snap, cax, out),
+            on_error=lambda e: show_error(f"Compare denoisers: {type(e).__name__}: {e}"),
+            on_finished=self._on_finished, alive=lambda: self._alive)
+        self.worker = self.job.worker
+        return self.worker
+
+    def _on_run_clicked(self) -> None:
+        if self.job is None:
+            self.compare_denoisers()
+        elif not self.job.stopping:
+            self.job.stop()
+            self.run_denoisers.text = "Stopping…"
+
+    def _on_progress(self, p: Progress) -> None:
+        self.progress.value = int(round(p.fraction * STEPS))
+        self.status.value = f"{p.done}/{p.total} runs · {self.job.elapsed:.1f} s"
+
+    def _on_finished(self, job: Any) -> None:
+        self.worker = self.job = None
+        self.run_denoisers.text = "Compare denoisers on view"
+        if job.outcome == "stopped":
+            self.status.value = f"stopped · {self.status.value}"
 
     def _show_denoisers(self, snap: dict, cax: int | None, out: list) -> None:
+        if not out:
+            self.status.value = "stopped before the first run finished"
+            return
+        self.progress.value = STEPS
         added = []
         for spec, values, res, seconds in out:
             added += add_results(self._viewer, snap, spec, values, cax, res, seconds)

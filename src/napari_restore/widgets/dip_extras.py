@@ -1,6 +1,6 @@
 """Deep Image Prior panel extras: a live result layer, a loss / stop-statistic plot, a warning.
 
-``build(panel)`` is named by the spec's ``panel_extras`` and wired to ``panel.events``:
+``build(panel)`` is registered in :mod:`._extras` and wired to ``panel.events``:
 
 - ``started``: clears the plot and warns (with the estimated time) when the target is large
   for the device;
@@ -58,7 +58,7 @@ def _fmt(seconds: float) -> str:
 
 
 class DIPExtras:
-    """The live view of one Deep Image Prior panel (kept as ``panel.dip_extras``)."""
+    """The live view of one Deep Image Prior panel (kept as ``panel.extras["deep_image_prior"]``)."""
 
     def __init__(self, panel: Any) -> None:
         self.panel = panel
@@ -75,8 +75,8 @@ class DIPExtras:
         self._last_show = 0.0
         self.note = Label(value="", name="dip_note")
         self.canvas, self.figure, self.ax_loss, self.ax_stat = self._make_plot()
-        panel.insert(panel.index(panel.status) + 1, self.note)
-        panel.native.layout().addWidget(self.canvas)
+        panel.add_section(self.note, after=panel.status)
+        panel.add_section(self.canvas)
         panel.events.started.connect(self._on_started)
         panel.events.progressed.connect(self._on_progress)
         panel.events.results.connect(self._on_results)
@@ -208,7 +208,7 @@ class DIPExtras:
                 self.live_layer.data = estimate
                 return
             self._remove_live()  # next plane of a differently shaped stack: start over
-        source = self.panel._job.get("source", {})
+        source = self.panel.job_source
         rgb = bool(source.get("rgb", estimate.ndim == 3))
         scale = tuple(source.get("scale", (1.0, 1.0)))[-2:]
         translate = tuple(source.get("translate", (0.0, 0.0)))[-2:]
@@ -275,7 +275,5 @@ class DIPExtras:
 
 
 def build(panel: Any) -> DIPExtras:
-    """``panel_extras`` hook of the deep_image_prior spec."""
-    extras = DIPExtras(panel)
-    panel.dip_extras = extras
-    return extras
+    """The extras of the deep_image_prior panel (see :mod:`._extras`)."""
+    return DIPExtras(panel)

@@ -2,7 +2,7 @@
 the three result layers, and Synthesise (add grain to a clean layer).
 
 ``build(panel)`` is called by :class:`~napari_restore.widgets.panel.ProcessorPanel` (see
-``ProcessorSpec.panel_extras``). Analysis runs in a ``superqt`` thread worker on the current
+:mod:`._extras`). Analysis runs in a worker (:func:`._runner.start_job`) on the current
 slice of the selected layer, so the GUI never blocks; it reruns when the selected layer
 changes, and the profile measured by a Restore run (its progress payload) updates the plots.
 """
@@ -24,13 +24,13 @@ from magicgui.widgets import (
     SpinBox,
 )
 from napari.utils.notifications import show_error, show_info
-from superqt.utils import create_worker
 
 from .._compat import viewer_grid
 from ..processors.grain_analysis import analyze_grain
 from ..processors.grain_profile import GrainProfile
 from ..processors.grain_synthesis import synthesize_grain
 from ._plots import draw_later
+from ._runner import start_job
 
 _OUTPUTS = ("denoised", "grain", "regrained")
 
@@ -42,7 +42,7 @@ def _describe(p: GrainProfile) -> str:
 
 
 class GrainExtras:
-    """The extra widgets and their wiring (kept on the panel as ``panel.grain_extras``)."""
+    """The extra widgets and their wiring (kept as ``panel.extras["restore_film_grain"]``)."""
 
     def __init__(self, panel: Any) -> None:
         self.panel = panel
@@ -79,7 +79,7 @@ class GrainExtras:
         self._flip_index = -1
         # -- synthesise
         self.synth_target = ComboBox(label="clean layer", name="synth_target",
-                                     choices=panel._image_layers)
+                                     choices=panel.image_layers)
         self.synth_source = ComboBox(
             label="grain from", name="synth_source",
             choices=[("last analysis", "analysis"), ("profile JSON file", "file")],
@@ -98,9 +98,9 @@ class GrainExtras:
             labels=True, name="grain_tools",
         )
         self.container = box
-        panel.append(box)
+        panel.add_section(box)
         self.canvas, self.figure, self.ax_nlf, self.ax_psd = self._make_plot()
-        panel.native.layout().addWidget(self.canvas)
+        panel.add_section(self.canvas)
 
         self.analyse_button.changed.connect(self.analyse)
         self.save_button.changed.connect(self.save_profile)
@@ -205,22 +205,20 @@ class GrainExtras:
             return None
         cax = -1 if layer.rgb else None
         self.summary.value = f"analysing {layer.name}…"
-        worker = create_worker(analyze_grain, data, channel_axis=cax, _start_thread=False,
-                               _ignore_errors=True)
         name = layer.name
-        worker.returned.connect(lambda prof: self.show_profile(prof, name))
-        worker.errored.connect(self._on_error)
-        worker.finished.connect(self._on_analysis_done)
-        self.worker = worker
-        worker.start()
-        return worker
+        job = start_job(lambda _cancel: analyze_grain(data, channel_axis=cax),
+                        f"Film grain: analysing {name}",
+                        on_returned=lambda prof: self.show_profile(prof, name),
+                        on_error=self._on_error, on_finished=self._on_analysis_done)
+        self.worker = job.worker
+        return self.worker
 
     def _on_error(self, exc: BaseException) -> None:
         if not self._alive:
             return
         self.summary.value = f"grain: — ({exc})"[:90]
 
-    def _on_analysis_done(self) -> None:
+    def _on_analysis_done(self, _job: Any = None) -> None:
         self.worker = None
         if self._pending and self._alive:
             self._pending = False
@@ -359,5 +357,4 @@ class GrainExtras:
 
 def build(panel: Any) -> GrainExtras:
     """Add the Analyse / grid / Synthesise tools and the grain plots to ``panel``."""
-    panel.grain_extras = GrainExtras(panel)
-    return panel.grain_extras
+    return GrainExtras(panel)

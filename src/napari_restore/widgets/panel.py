@@ -1,30 +1,40 @@
 """The generic dock panel: one is generated from each processor spec.
 
 State machine (as in careamics-napari): ``idle -> running -> stopping -> idle``. Run turns
-into Stop while a job runs; Stop sets a cancel event the array boundary checks between
-planes and asks the thread worker to quit, so no result layer is added. Work runs in a
-``superqt`` thread worker (napari's own workers would also relay errors; we report them
-ourselves, once, with the processor's name).
+into Stop while a job runs; Stop sets the job's cancel event, which the array boundary checks
+between planes and iterations. The run then ends with ``Cancelled`` and no result layer is
+added, unless the spec says ``stop_keeps_result`` (the best result so far is kept). Jobs start
+through :func:`._runner.start_job`, which also reports to napari's activity dock.
+
+Extension API (what extras use, and all they use):
+
+- ``add_section(widget, after=None)``: add a sub-container (or any widget) to the panel;
+- ``add_run_hook(fn)``: ``fn(spec) -> spec`` transforms the spec of every run (Run, preview,
+  sweep) just before it starts, e.g. to bind arrays with ``registry.with_arrays``; it may
+  raise ``ValueError``/``TypeError`` to refuse the run. ``run_spec()`` applies the hooks;
+- ``events``: ``started``, ``progressed``, ``results``, ``finished`` (see :class:`PanelEvents`);
+- ``report(progress)``: show a progress report in the panel (bar, status, elapsed time);
+- ``connect_viewer(signal, callback)``: viewer callbacks dropped when the panel dies;
+- read-only state: ``viewer``, ``spec``, ``params``, ``target()``, ``image_layers()``,
+  ``job_source`` (the snapshot of the running job's source layer), ``alive``.
 """
 
 from __future__ import annotations
 
 import threading
-import time
-from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 import napari
 import numpy as np
 from magicgui.widgets import ComboBox, Container, Label, ProgressBar, PushButton
+from magicgui.widgets.bases import Widget
 from psygnal import Signal
 from napari.utils.notifications import show_error, show_info, show_warning
-from superqt.utils import create_worker
 
-from .._arrays import Cancelled, Progress
-from .._compat import unwrap_worker_error
+from .._arrays import Progress
 from ..processors.registry import ProcessorSpec, get_processor
 from ..settings import load_params, save_params
+from ._extras import build_extras
 from ._jobs import run_job
 from ._layers import add_results, snapshot
 from ._targets import Target, layer_value_range, select_target, targets_for
@@ -32,8 +42,11 @@ from .preview import LivePreview
 from .recipes_ui import RecipeButtons
 from .sweep import ParameterSweep
 from ._params import intensity_units, set_intensity_units, widget_for
+from ._runner import Job, start_job
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from superqt.utils import GeneratorWorker
 
 _PROGRESS_STEPS = 1000
@@ -42,7 +55,7 @@ _PROGRESS_STEPS = 1000
 class PanelEvents:
     """Signals a panel emits, for extras (plots, live views) and tests.
 
-    - ``started(source_layer)``: a run started.
+    - ``started(source_layer)``: a run is about to start (its worker starts right after).
     - ``progressed(Progress)``: a progress report arrived (on the main thread).
     - ``results(list_of_layers)``: result layers were added.
     - ``finished(state)``: a run ended; ``state`` is "done", "stopped" or "failed".
@@ -60,7 +73,7 @@ class ProcessorPanel(Container):
     def __init__(self, viewer: napari.viewer.Viewer, spec: ProcessorSpec) -> None:
         self._viewer = viewer
         self.spec = spec
-        self.layer_widget = ComboBox(label="image", name="image", choices=self._image_layers,
+        self.layer_widget = ComboBox(label="image", name="image", choices=self.image_layers,
                                      tooltip="Input layer (never modified).")
         self.param_widgets = {p.name: widget_for(p) for p in spec.params}
         targets = targets_for(spec.plane_ndim)
@@ -85,7 +98,10 @@ class ProcessorPanel(Container):
         self.tooltip = spec.summary
         self.state = "idle"
         self.worker: GeneratorWorker | None = None
+        self.job: Job | None = None
         self._cancel: threading.Event | None = None
+        self._run_hooks: list[Callable[[ProcessorSpec], ProcessorSpec]] = []
+        self.extras: dict[str, Any] = {}
         self._job: dict[str, Any] = {}
         self.last_layers: list[Any] = []
         self.events = PanelEvents()
@@ -109,13 +125,49 @@ class ProcessorPanel(Container):
         self.recipes = RecipeButtons(self)
         self.insert(self.index(self.run_button), self.preview.toggle)
         self.extend([self.recipes.container, self.sweep.container])
-        if spec.panel_extras:
-            module, func = spec.panel_extras.split(":")
-            getattr(import_module(module), func)(self)
+        build_extras(self)
 
     @property
     def viewer(self) -> napari.viewer.Viewer:
         return self._viewer
+
+    @property
+    def alive(self) -> bool:
+        """False once the panel's widgets are being deleted (late signals must not touch them)."""
+        return self._alive
+
+    @property
+    def job_source(self) -> dict[str, Any]:
+        """Snapshot of the source layer of the current (or last) run: name, scale, rgb…"""
+        return dict(self._job.get("source", {}))
+
+    def add_section(self, widget: Any, after: Any = None) -> Any:
+        """Add ``widget`` (a magicgui widget, e.g. a Container, or a Qt widget) to the panel.
+
+        ``after`` is a widget of the panel (or its name): the section goes right below it;
+        by default it goes at the end. Returns ``widget``.
+        """
+        if not isinstance(widget, Widget):
+            self.native.layout().addWidget(widget)
+            return widget
+        if after is None:
+            self.append(widget)
+        else:
+            ref = getattr(self, after) if isinstance(after, str) else after
+            self.insert(self.index(ref) + 1, widget)
+        return widget
+
+    def add_run_hook(self, hook: Callable[[ProcessorSpec], ProcessorSpec]) -> None:
+        """Register ``hook(spec) -> spec``, applied in order to the spec of every run."""
+        self._run_hooks.append(hook)
+
+    def run_spec(self) -> ProcessorSpec:
+        """The spec a run would use now: ``spec`` through every run hook (which may raise
+        ``ValueError``/``TypeError`` to refuse the run)."""
+        spec = self.spec
+        for hook in self._run_hooks:
+            spec = hook(spec)
+        return spec
 
     def connect_viewer(self, signal: Any, callback: Any) -> None:
         """Connect a viewer event for this panel's lifetime (dropped when the panel dies)."""
@@ -136,14 +188,15 @@ class ProcessorPanel(Container):
         self.sweep.shutdown()
 
     # -- layers -------------------------------------------------------------------------
-    def _image_layers(self, _widget: Any = None) -> list[tuple[str, Any]]:
+    def image_layers(self, _widget: Any = None) -> list[tuple[str, Any]]:
+        """``(name, layer)`` of the viewer's image layers (choices for layer pickers)."""
         return [(lay.name, lay) for lay in self._viewer.layers
                 if isinstance(lay, napari.layers.Image)]
 
     def _refresh_layers(self, _event: Any = None) -> None:
         current = self.layer_widget.value
         self.layer_widget.reset_choices()
-        choices = [lay for _, lay in self._image_layers()]
+        choices = [lay for _, lay in self.image_layers()]
         if current is None and choices:
             active = self._viewer.layers.selection.active
             self.layer_widget.value = active if active in choices else choices[-1]
@@ -214,35 +267,32 @@ class ProcessorPanel(Container):
             show_warning(f"{self.spec.title}: choose an image layer first.")
             return None
         try:
-            params = self.spec.validate_params(self.params)
+            spec = self.run_spec()
+            params = spec.validate_params(self.params)
+            target = self.target(layer)
         except (TypeError, ValueError) as exc:
             show_error(f"{self.spec.title}: {exc}")
             return None
-        try:
-            target = self.target(layer)
-        except ValueError as exc:
-            show_error(f"{self.spec.title}: {exc}")
-            return None
         channel_axis = -1 if layer.rgb else None
-        self._cancel = threading.Event()
-        self._job = {"source": snapshot(layer, target), "channel_axis": channel_axis}
-        worker = create_worker(
-            run_job, self.spec, target.data, channel_axis, params, self._cancel, target.value_range,
-            _start_thread=False, _ignore_errors=True,  # errors are handled in _on_errored
-        )
-        worker.yielded.connect(self._on_progress)
-        worker.returned.connect(self._on_returned)
-        worker.errored.connect(self._on_errored)
-        worker.finished.connect(self._on_finished)
-        self.worker = worker
+        self._job = {"source": snapshot(layer, target), "channel_axis": channel_axis,
+                     "spec": spec}
         self._set_state("running")
         self.progress.value = 0
         self.status.value = f"running on {layer.name} ({target.description})…"
-        self._t0 = time.perf_counter()
         self._outcome = "done"
         self.events.started.emit(layer)
-        worker.start()
-        return worker
+        self.job = start_job(
+            lambda cancel: run_job(spec, target.data, channel_axis, params, cancel,
+                                   target.value_range),
+            f"{self.spec.title} on {layer.name}",
+            on_progress=self.report, on_returned=self._on_returned,
+            on_error=self._on_errored, on_finished=self._on_finished,
+            alive=lambda: self._alive, on_tick=self._show_busy)
+        self._busy_text = self.status.value
+        self.progress.max = 0  # busy until the job reports fractions
+        self._cancel = self.job.cancel
+        self.worker = self.job.worker
+        return self.worker
 
     def stop(self) -> None:
         """Request cancellation.
@@ -263,12 +313,23 @@ class ProcessorPanel(Container):
         self.run_button.text = {"idle": "Run", "running": "Stop", "stopping": "Stopping…"}[state]
         self.run_button.enabled = state != "stopping"
 
-    def _on_progress(self, item: Progress) -> None:
+    def _show_busy(self, job: Job) -> None:
+        """A run without fine-grained progress (one plane): busy bar and elapsed time."""
+        self.status.value = f"{self._busy_text} · {job.elapsed:.0f} s"
+
+    def report(self, item: Progress, job: Job | None = None) -> None:
+        """Show a progress report: the bar, and plane k/n with elapsed time and ETA (of
+        ``job``, by default the panel's run); emits ``events.progressed``."""
         if not self._alive:
             return
+        job = job or self.job
         self.events.progressed.emit(item)
+        if job is not None and job.fraction is None and item.total <= 1 \
+                and not 0 < item.fraction < 1:
+            return  # no fine-grained progress: stays busy
+        self.progress.max = _PROGRESS_STEPS
         self.progress.value = int(round(item.fraction * _PROGRESS_STEPS))
-        elapsed = time.perf_counter() - self._t0
+        elapsed = job.elapsed if job is not None else 0.0
         text = f"plane {min(item.done + 1, item.total)}/{item.total} · {elapsed:.1f} s"
         if 0 < item.fraction < 1:
             eta = elapsed * (1 - item.fraction) / item.fraction
@@ -279,30 +340,25 @@ class ProcessorPanel(Container):
         if not self._alive:
             return
         stopped = self._cancel is not None and self._cancel.is_set()
-        if stopped and not self.spec.stop_keeps_result:
+        if stopped and not self._job["spec"].stop_keeps_result:
             self._outcome = "stopped"  # stopped at the very end: keep the promise of "no layer"
             return
         result, params, seconds, resolved = value
         try:
             self.last_layers = add_results(
-                self._viewer, self._job["source"], self.spec, params,
+                self._viewer, self._job["source"], self._job["spec"], params,
                 self._job["channel_axis"], result, seconds, resolved=resolved,
             )
         except Exception as exc:  # e.g. the viewer is closing
             show_error(f"{self.spec.title}: could not add the result layer: {exc}")
             return
+        self.progress.max = _PROGRESS_STEPS
         self.progress.value = _PROGRESS_STEPS
         self.status.value = f"done in {seconds:.2f} s → {self.last_layers[0].name}"
         self._outcome = "kept" if stopped else "done"
         self.events.results.emit(self.last_layers)
 
     def _on_errored(self, exc: BaseException) -> None:
-        if not self._alive:
-            return
-        exc = unwrap_worker_error(exc)
-        if isinstance(exc, Cancelled):
-            self._outcome = "stopped"
-            return
         self._outcome = "failed"
         if isinstance(exc, TypeError | ValueError):
             show_error(f"{self.spec.title}: {exc}")
@@ -310,10 +366,12 @@ class ProcessorPanel(Container):
             show_error(f"{self.spec.title} failed: {type(exc).__name__}: {exc}")
         self.status.value = f"failed: {exc}"
 
-    def _on_finished(self) -> None:
+    def _on_finished(self, job: Job) -> None:
         self.worker = None
-        if not self._alive:
-            return
+        if self.progress.max == 0:
+            self.progress.max = _PROGRESS_STEPS
+        if job.outcome == "stopped" and self._outcome == "done":
+            self._outcome = "stopped"  # ended by Cancelled
         self._set_state("idle")
         if self._outcome == "stopped":
             self.progress.value = 0

@@ -14,14 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import CheckBox
 from qtpy.QtCore import QTimer
-from superqt.utils import create_worker
 
-from .._arrays import Cancelled
-from .._compat import unwrap_worker_error, viewer_camera
+from .._compat import viewer_camera
 from ._jobs import run_job
 from ._layers import display_kwargs, jsonable, snapshot
+from ._runner import start_job
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the panel is used through its public API only
     from .panel import ProcessorPanel
 
 DEBOUNCE_MS = 300
@@ -97,24 +96,24 @@ class LivePreview:
         if self._cancel is not None:
             self._cancel.set()
         try:
-            params = panel.spec.validate_params(panel.params)
+            spec = panel.run_spec()
+            params = spec.validate_params(panel.params)
             target = panel.target(layer, "view")
         except (TypeError, ValueError) as exc:
             panel.status.value = f"preview: {exc}"
             return
-        cancel = threading.Event()
-        self._cancel = cancel
         cax = -1 if layer.rgb else None
-        worker = create_worker(run_job, panel.spec, target.data, cax, params, cancel,
-                               target.value_range,
-                               _start_thread=False, _ignore_errors=True)
         gen, snap = self.generation, snapshot(layer, target)
-        worker.returned.connect(partial(self._show, gen, snap, cax))
-        worker.errored.connect(partial(self._error, gen))
-        worker.finished.connect(partial(self._workers.discard, worker))
-        self._workers.add(worker)
         panel.status.value = "preview running…"
-        worker.start()
+        # previews are short and frequent: kept out of napari's activity dock
+        job = start_job(
+            lambda cancel: run_job(spec, target.data, cax, params, cancel, target.value_range),
+            f"{spec.title} preview", activity=False,
+            on_returned=partial(self._show, gen, snap, cax),
+            on_error=partial(self._error, gen),
+            on_finished=self._workers.discard)
+        self._cancel = job.cancel
+        self._workers.add(job)
 
     def _show(self, gen: int, snap: dict, cax: int | None, value: tuple) -> None:
         if gen != self.generation or not self._alive or not self.toggle.value:
@@ -147,6 +146,5 @@ class LivePreview:
         self.panel.status.value = f"preview: {seconds * 1000:.0f} ms"
 
     def _error(self, gen: int, exc: BaseException) -> None:
-        exc = unwrap_worker_error(exc)
-        if gen == self.generation and not isinstance(exc, Cancelled):
+        if gen == self.generation:
             self.panel.status.value = f"preview failed: {type(exc).__name__}: {exc}"

@@ -10,15 +10,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from magicgui.widgets import ComboBox, Container, LineEdit, PushButton
 from napari.utils.notifications import show_error, show_info
-from superqt.utils import create_worker
 
 from .._arrays import Cancelled, Progress
-from .._compat import unwrap_worker_error, viewer_text_overlay
+from .._compat import viewer_text_overlay
 from ..processors.registry import Param, ProcessorSpec
 from ._jobs import run_part
 from ._layers import display_kwargs, result_metadata, snapshot, unique_name
+from ._runner import start_job
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the panel is used through its public API only
     from .panel import ProcessorPanel
 
 
@@ -131,32 +131,30 @@ class ParameterSweep:
             self.param.value = name
             vals = parse_values(p, values if isinstance(values, str) else self.values.value) \
                 if not isinstance(values, list) else [p.validate(v) for v in values]
-            params = panel.spec.validate_params(panel.params)
+            spec = panel.run_spec()
+            params = spec.validate_params(panel.params)
             target = panel.target(layer)
         except (TypeError, ValueError, KeyError) as exc:
             show_error(f"{panel.spec.title} sweep: {exc}")
             return None
         cax = -1 if layer.rgb else None
-        self._cancel = threading.Event()
         snap = snapshot(layer, target)
-        worker = create_worker(sweep_job, panel.spec, target.data, cax, params, name, vals,
-                               self._cancel, target.value_range,
-                               _start_thread=False, _ignore_errors=True)
-        worker.yielded.connect(panel._on_progress)
-        worker.returned.connect(lambda v: self._finish(snap, cax, name, v))
-        worker.errored.connect(self._error)
-        worker.finished.connect(self._finished)
-        self.worker = worker
         self.button.text = "Stop sweep"
-        panel._t0 = time.perf_counter()
         panel.status.value = f"sweep of {name}: {len(vals)} runs…"
-        worker.start()
-        return worker
+        job = start_job(
+            lambda cancel: sweep_job(spec, target.data, cax, params, name, vals, cancel,
+                                     target.value_range),
+            f"{spec.title} sweep of {name}",
+            on_progress=lambda item: panel.report(item, job),
+            on_returned=lambda v: self._finish(snap, cax, name, v),
+            on_error=self._error, on_finished=self._finished,
+            alive=lambda: panel.alive)
+        self._cancel = job.cancel
+        self.worker = job.worker
+        return self.worker
 
     def _finish(self, snap: dict, cax: int | None, name: str, value: tuple) -> None:
         results, done, params, seconds = value
-        if not self.panel._alive:
-            return
         if not results:
             show_info(f"{self.panel.spec.title}: sweep stopped before the first run finished.")
             return
@@ -200,21 +198,16 @@ class ParameterSweep:
         k = int(np.clip(viewer.dims.current_step[axis], 0, len(values) - 1))
         overlay = viewer_text_overlay(viewer)
         overlay.visible = True
-        overlay.text = f"{layer.name.split(' [')[0]}: {name} = {values[k]}"
-
-    def value_at(self, index: int) -> Any:
-        name, values = self._labels[id(self.layer)]
-        return values[index]
+        value = values[k]
+        shown = f"{value:.6g}" if isinstance(value, float) else value
+        overlay.text = f"{layer.name.split(' [')[0]}: {name} = {shown}"
 
     def _error(self, exc: BaseException) -> None:
-        exc = unwrap_worker_error(exc)
-        if not isinstance(exc, Cancelled):
-            show_error(f"{self.panel.spec.title} sweep failed: {type(exc).__name__}: {exc}")
+        show_error(f"{self.panel.spec.title} sweep failed: {type(exc).__name__}: {exc}")
 
-    def _finished(self) -> None:
+    def _finished(self, _job: Any = None) -> None:
         self.worker = None
-        if self.panel._alive:
-            self.button.text = "Run sweep"
+        self.button.text = "Run sweep"
 
     def shutdown(self) -> None:
         if self._cancel is not None:
