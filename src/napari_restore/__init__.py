@@ -1,6 +1,6 @@
 """napari-restore: interactive image restoration for napari.
 
-The public API is numpy in, numpy out (see ``docs/`` and ``shared/DESIGN.md``). Importing this
+The public API is numpy in, numpy out (see ``docs/`` and the README). Importing this
 package is cheap: torch, bm3d and OpenCV are imported only when a processor runs.
 """
 

@@ -55,7 +55,7 @@ def viewer_grid(viewer: Any) -> Any:
 
 
 # -- bm3d 4.0.3 / bm4d 4.2.5 (the newest releases on 2026-11-24) ----------------------------
-# Four upstream bugs, measured with these versions. Each helper below is used only on the
+# Upstream bugs (numbered below), measured with these versions. Each helper below is used only on the
 # way into bm3d/bm4d; tests/test_compat.py::test_bm3d_* / test_bm4d_* fail once upstream
 # fixes the bug, so the helper can go.
 

@@ -316,7 +316,7 @@ def _make_client(scheduler: str | None, workers: int | None) -> tuple[Any, Any]:
 
 
 def _meta(recipe: Recipe, src: Path, info: dict, run: str) -> dict[str, Any]:
-    from .cli import versions
+    from ._versions import versions
 
     return {"recipe": recipe.to_dict(), "input": str(src), "versions": versions(lite=True),
             "value_range": info["value_range"], "run": run}

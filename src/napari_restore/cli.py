@@ -8,6 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ._versions import torch_device, versions
+
+__all__ = ["has_display", "main", "torch_device", "versions"]
+
 
 def has_display() -> bool:
     """True when a GUI can open (X11/Wayland on Linux; always elsewhere)."""
@@ -16,50 +20,6 @@ def has_display() -> bool:
     if sys.platform.startswith("linux"):
         return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
     return True
-
-
-def versions(lite: bool = False) -> dict[str, str]:
-    """Versions of the libraries napari-restore stands on, plus the torch device.
-
-    ``lite=True`` reads package metadata only (no torch/OpenCV import), for output metadata.
-    """
-    from importlib import metadata
-
-    import numpy as np
-
-    from . import __version__
-
-    out = {"napari-restore": __version__, "python": sys.version.split()[0], "numpy": np.__version__}
-    for dist, label in [("napari", "napari"), ("opencv-python-headless", "opencv"),
-                        ("scikit-image", "scikit-image"), ("bm3d", "bm3d"), ("bm4d", "bm4d"),
-                        ("torch", "torch"), ("magicgui", "magicgui"), ("dask", "dask")]:
-        try:
-            out[label] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[label] = "not installed"
-    if lite:
-        return out
-    try:
-        import cv2
-
-        out["opencv"] = cv2.__version__
-    except ImportError:
-        pass
-    out["torch device"] = torch_device()
-    return out
-
-
-def torch_device() -> str:
-    try:
-        import torch
-    except ImportError:
-        return "unavailable (torch not installed)"
-    if torch.cuda.is_available():
-        return f"cuda ({torch.cuda.get_device_name(0)})"
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return "mps"
-    return f"cpu ({torch.get_num_threads()} threads)"
 
 
 def cmd_info(_args: argparse.Namespace) -> int:

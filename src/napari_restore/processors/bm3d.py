@@ -2,8 +2,9 @@
 
 Thin wrappers around the reference implementations (the ``bm3d`` and ``bm4d`` packages of
 Tampere University): on the same working array they return exactly what the library returns
-(``tests/test_bm3d.py``). The four upstream bugs of bm3d 4.0.3 / bm4d 4.2.5 are handled in
-:mod:`napari_restore._compat` (see ``docs/compatibility.md``); no profile is silently replaced.
+(``tests/test_bm3d.py``). The upstream bugs of bm3d 4.0.3 / bm4d 4.2.5 are handled in
+:mod:`napari_restore._compat`, each with its detector test (see ``docs/compatibility.md``); no
+profile is silently replaced.
 
 The libraries are imported inside the plane functions, and the specs set ``isolate=True``:
 panel and batch runs call the library in a worker process that Stop terminates
