@@ -23,6 +23,7 @@ from ..processors.registry import get_processor
 from ..settings import load_params
 from ._jobs import run_part
 from ._layers import META_KEY, add_results, snapshot
+from ._fit import TextLabel, fit_width
 from ._runner import STEPS, start_job
 
 COLUMNS = ["layer", "PSNR (dB)", "SSIM", "noise σ", "grain std", "processor", "parameters"]
@@ -121,8 +122,12 @@ class ComparePanel(Container):
         self.grid_button = PushButton(text="Grid view", name="grid")
         self.diff_button = PushButton(text="Difference A − B", name="difference")
         self.csv_button = PushButton(text="Export table as CSV…", name="export")
-        buttons = Container(widgets=[self.update_button, self.grid_button, self.diff_button,
-                                     self.csv_button], layout="horizontal", labels=False)
+        rows = [Container(widgets=pair, layout="horizontal", labels=False)
+                for pair in ((self.update_button, self.grid_button),
+                             (self.diff_button, self.csv_button))]
+        for row in rows:
+            row.margins = (0, 0, 0, 0)
+        buttons = Container(widgets=rows, labels=False)
         buttons.margins = (0, 0, 0, 0)
         self.table = Table(value={"data": [], "index": [], "columns": COLUMNS}, name="table")
         self.table.min_height = 220
@@ -138,7 +143,7 @@ class ComparePanel(Container):
                                         tooltip="Run the chosen denoisers (Stop keeps the runs "
                                                 "that finished).")
         self.progress = ProgressBar(min=0, max=STEPS, value=0, name="progress", label="progress")
-        self.status = Label(value="", name="status")
+        self.status = TextLabel(value="", name="status")
         super().__init__(widgets=[self.layers_widget, self.reference, buttons, self.table,
                                   self.source, self.denoisers, self.run_denoisers, self.progress,
                                   self.status])
@@ -156,6 +161,7 @@ class ComparePanel(Container):
         for sig, cb in self._connections:
             sig.connect(cb)
         self.native.destroyed.connect(self._disconnect)
+        fit_width(self)
 
     def _disconnect(self, *_: Any) -> None:
         self._alive = False

@@ -35,6 +35,7 @@ from .._arrays import Progress
 from ..processors.registry import ProcessorSpec, get_processor
 from ..settings import load_params, save_params
 from ._extras import build_extras
+from ._fit import TextLabel, fit_width
 from ._jobs import run_job
 from ._layers import add_results, snapshot
 from ._targets import Target, layer_value_range, select_target, targets_for
@@ -89,7 +90,7 @@ class ProcessorPanel(Container):
         self.run_button = PushButton(text="Run", name="run")
         self.progress = ProgressBar(min=0, max=_PROGRESS_STEPS, value=0, name="progress",
                                     label="progress")
-        self.status = Label(value="", name="status")
+        self.status = TextLabel(value="", name="status")
         super().__init__(
             widgets=[self.layer_widget, *self.param_widgets.values(), self.target_widget,
                      self.run_button, self.progress, self.status],
@@ -126,6 +127,7 @@ class ProcessorPanel(Container):
         self.insert(self.index(self.run_button), self.preview.toggle)
         self.extend([self.recipes.container, self.sweep.container])
         build_extras(self)
+        fit_width(self)
 
     @property
     def viewer(self) -> napari.viewer.Viewer:

@@ -36,8 +36,9 @@ class LivePreview:
     def __init__(self, panel: ProcessorPanel, delay_ms: int = DEBOUNCE_MS) -> None:
         self.panel = panel
         part = "volume" if panel.spec.plane_ndim == 3 else "slice"
-        self.toggle = CheckBox(text=f"live preview (visible area of current {part})",
-                               value=False, name="preview")
+        self.toggle = CheckBox(text="live preview", value=False, name="preview",
+                               tooltip=f"Re-run on the visible area of the current {part} "
+                                       "at every change (debounced); one reused layer.")
         self.timer = QTimer(panel.native)  # dies with the panel
         self.timer.setSingleShot(True)
         self.timer.setInterval(delay_ms)

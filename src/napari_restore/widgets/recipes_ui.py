@@ -30,12 +30,12 @@ class RecipeButtons:
 
     def __init__(self, panel: ProcessorPanel) -> None:
         self.panel = panel
-        self.save_button = PushButton(text="Save recipe…", name="save_recipe",
+        self.save_button = PushButton(text="Save…", name="save_recipe",
                                       tooltip="Save the selected result layer's recipe (or the "
                                               "panel's current parameters) as JSON.")
-        self.load_button = PushButton(text="Load recipe…", name="load_recipe",
+        self.load_button = PushButton(text="Load…", name="load_recipe",
                                       tooltip="Fill this panel's parameters from a recipe JSON.")
-        self.copy_button = PushButton(text="Copy as Python", name="copy_python",
+        self.copy_button = PushButton(text="Copy Python", name="copy_python",
                                       tooltip="Put an apply_recipe(...) snippet on the clipboard.")
         self.container = Container(widgets=[self.save_button, self.load_button, self.copy_button],
                                    layout="horizontal", labels=False, name="recipes",
