@@ -152,3 +152,19 @@ def test_no_extra_touches_panel_private_names_or_replaces_its_methods():
     assert offenders == []
     assert "napari_restore.widgets" not in "".join(
         p.read_text() for p in (SRC / "processors").glob("*.py"))
+
+
+def test_sweep_reports_through_the_panel_and_labels_values_readably(qtbot, viewer):
+    from napari_restore._compat import viewer_text_overlay
+
+    viewer.add_image(np.random.default_rng(1).random((48, 48)).astype(np.float32), name="n")
+    _, panel = viewer.window.add_plugin_dock_widget("napari-restore", "Classic denoise")
+    panel.set_params({"method": "tv_chambolle"})
+    reports = []
+    panel.events.progressed.connect(reports.append)
+    assert panel.sweep.start("sigma", "0.01:0.11:3") is not None
+    assert len(_bars("sweep of sigma")) == 1
+    qtbot.waitUntil(lambda: panel.sweep.worker is None, timeout=60_000)
+    assert reports and not _bars("sweep of sigma")
+    viewer.dims.set_current_step(0, 1)  # 0.060000000000000005 from linspace
+    assert viewer_text_overlay(viewer).text.endswith("sigma = 0.06")
