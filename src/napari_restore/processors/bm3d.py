@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .. import _compat
-from .._arrays import Resolved, _as_array, normalize_channel_axis
+from .._arrays import Resolved, _as_array, check_memory, normalize_channel_axis
 from . import deblur_boundary
 from .noise import estimate_noise_sigma
 from .noise_model import NOISE_MODELS, kernel_psd, measure_noise, noise_kind
@@ -113,6 +113,22 @@ def bm3d_plane(
         return bm3d.bm3d(plane, noise, pro)
 
 
+#: A power spectrum may imply noise up to this many spans of the image (sigma's own limit).
+MAX_PSD_SIGMA = 1.0
+
+
+def _check_noise_power(full: np.ndarray, colour: bool) -> np.ndarray:
+    """The full PSD (working units), refused when its noise exceeds the image's span."""
+    n = full.size // (3 if colour and full.ndim == 3 else 1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        sigma = float(np.sqrt(np.mean(full) / n)) if np.isfinite(full).all() else np.inf
+    if not sigma <= MAX_PSD_SIGMA:
+        raise ValueError(
+            f"psd implies noise with a standard deviation of {sigma:.3g} × the image's span; "
+            f"at most {MAX_PSD_SIGMA:g} × the span is allowed (is psd in the image's units?)")
+    return full
+
+
 def _plane_noise(plane: np.ndarray, *, noise_model: str, sigma: float | None,
                  psd: np.ndarray | None, colour: bool, library_shape: tuple[int, ...],
                  refilter: bool, user_psd: Any, to_library: Any = None,
@@ -127,7 +143,7 @@ def _plane_noise(plane: np.ndarray, *, noise_model: str, sigma: float | None,
     """
     kind = noise_kind(noise_model, psd is not None)
     if kind == "psd":
-        return user_psd(psd, sigma), {}
+        return _check_noise_power(user_psd(psd, sigma), colour), {}
     resolved: dict[str, Any] = {}
     if kind == "auto" and sigma is not None:
         kind = "white"
@@ -406,7 +422,9 @@ def _plane_shape(image: Any, channel_axis: int | None, name: str = "image") -> t
 
 
 def _real_array(value: Any, name: str) -> np.ndarray:
-    arr = np.asarray(_as_array(value, name))  # ragged lists, None: a clear error naming it
+    arr = _as_array(value, name)  # ragged lists, None: a clear error naming it
+    check_memory(tuple(np.shape(arr)), np.float64, 1, name=name)  # before any copy is made
+    arr = np.asarray(arr)
     if arr.dtype == object or arr.dtype == np.bool_ or not (
         np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
     ):
@@ -430,6 +448,8 @@ def kernel_to_psd(kernel: Any, shape: tuple[int, int], sigma: float | None = Non
     """
     k = _real_array(kernel, "psd")
     if sigma is not None:
+        top = float(np.abs(k).max())
+        k = k / top if top > 0 else k  # rescaled below anyway: no overflow in k**2
         energy = float(np.sqrt(np.sum(k**2)))
         if energy == 0:
             raise ValueError("psd (a noise kernel) is all zeros")
@@ -530,6 +550,8 @@ def check_psf(psf: Any) -> np.ndarray:
     arr = _real_array(psf, "psf")
     if arr.ndim != 2:
         raise ValueError(f"psf must be a 2-D array; got shape {arr.shape}")
+    top = float(np.abs(arr).max())
+    arr = arr / top if top > 0 else arr  # normalised below anyway: no overflow in the sum
     total = float(arr.sum())
     if not total > 1e-12:
         raise ValueError(f"psf must have a positive sum (it is normalised to 1); its sum is {total:g}")

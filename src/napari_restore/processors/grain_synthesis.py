@@ -146,7 +146,7 @@ def synthesize_grain(shape: Any, profile: Any, *, luminance: Any = None, seed: i
         raise ValueError(f"method={method!r} is not one of 'spectral', 'av1'")
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise TypeError(f"seed must be a non-negative integer; got {seed!r}")
-    if isinstance(shape, str | bytes) or not hasattr(shape, "__len__"):
+    if isinstance(shape, str | bytes) or not hasattr(shape, "__len__") or np.ndim(shape) != 1:
         raise TypeError(f"shape must be a tuple of ints; got {shape!r:.60}")
     if len(shape) not in (2, 3):
         raise ValueError(f"shape must be (H, W) or (H, W, C); got {len(shape)} entries")

@@ -230,6 +230,8 @@ def kernel_psd(kernel: np.ndarray, shape: tuple[int, ...], sigma: float | None =
     """
     k = np.asarray(kernel, dtype=np.float64)
     if sigma is not None:
+        top = float(np.abs(k).max()) if k.size else 0.0
+        k = k / top if top > 0 else k  # rescaled below anyway: no overflow in k**2
         energy = float(np.sqrt(np.sum(k**2)))
         if energy == 0:
             raise ValueError("psd (a noise kernel) is all zeros")
@@ -249,7 +251,8 @@ def _block_shape(spatial: tuple[int, ...]) -> tuple[int, ...]:
     sizes = [BLOCK // scale] * len(spatial)
     if len(spatial) == 3:
         sizes[0] = max(BLOCK // (2 * scale), 2)
-    return tuple(max(2, min(b, s - s % 2)) for b, s in zip(sizes, spatial, strict=True))
+    # an axis of one pixel (a volume of one slice) is a block of one pixel along it
+    return tuple(max(min(2, s), min(b, s - s % 2)) for b, s in zip(sizes, spatial, strict=True))
 
 
 def _blocks(chans: np.ndarray, b: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -275,7 +278,7 @@ def _blocks(chans: np.ndarray, b: tuple[int, ...]) -> tuple[np.ndarray, np.ndarr
 def _trend_basis(b: tuple[int, ...]) -> np.ndarray:
     """Orthonormal basis ``(n, 1 + ndim)`` of the mean-plus-linear trend removed per block."""
     grids = np.meshgrid(*[(np.arange(s) - (s - 1) / 2) / s for s in b], indexing="ij")
-    cols = [np.ones(int(np.prod(b)))] + [g.ravel() for g in grids]
+    cols = [np.ones(int(np.prod(b)))] + [g.ravel() for g, s in zip(grids, b) if s > 1]
     q, _ = np.linalg.qr(np.stack(cols, axis=1))
     return q
 
