@@ -94,8 +94,9 @@ class ProcessorPanel(Container):
         super().__init__(
             widgets=[self.layer_widget, *self.param_widgets.values(), self.target_widget,
                      self.run_button, self.progress, self.status],
-            labels=True,
+            labels=True, scrollable=True,  # long panels scroll instead of growing the window
         )
+        self.native._magic_widget = self
         self.tooltip = spec.summary
         self.state = "idle"
         self.worker: GeneratorWorker | None = None
@@ -134,6 +135,11 @@ class ProcessorPanel(Container):
         return self._viewer
 
     @property
+    def native(self) -> Any:
+        """The panel's outer Qt widget: the scroll area (what napari docks)."""
+        return self.root_native_widget
+
+    @property
     def alive(self) -> bool:
         """False once the panel's widgets are being deleted (late signals must not touch them)."""
         return self._alive
@@ -150,7 +156,7 @@ class ProcessorPanel(Container):
         by default it goes at the end. Returns ``widget``.
         """
         if not isinstance(widget, Widget):
-            self.native.layout().addWidget(widget)
+            self._widget._mgui_get_native_widget().layout().addWidget(widget)
             return widget
         if after is None:
             self.append(widget)
