@@ -444,3 +444,20 @@ def test_panel_result_is_named_with_the_iteration_it_comes_from(qtbot, viewer):
     assert meta["params"]["iterations"] == r and meta["dip"]["budget"] == 400
     # the recorded parameters replay the layer exactly
     np.testing.assert_array_equal(deep_image_prior(img, **meta["params"]), result.data)
+
+
+@pytest.mark.gui
+def test_panel_stack_keeps_the_budget_in_its_name(qtbot, viewer):
+    stack = (np.random.default_rng(4).random((2, 32, 32)) * 255).astype(np.uint8)
+    viewer.add_image(stack, name="s")
+    panel = dip_panel(viewer)
+    panel.target_widget.value = "layer"
+    panel.set_params({"iterations": 30, "window": 5, "patience": 3, "device": "cpu", **TINY})
+    panel.start()
+    qtbot.waitUntil(lambda: panel.state == "idle", timeout=120_000)
+    result = viewer.layers[-1]
+    assert result.name == "s [deep_image_prior it=30 ch=8]"  # one name for planes that differ
+    dip = result.metadata["napari_restore"]["dip"]
+    assert len(dip["returned_iterations"]) == 2 and all(5 <= r < 30 for r in
+                                                          dip["returned_iterations"])
+    assert result.metadata["napari_restore"]["params"]["iterations"] == 30

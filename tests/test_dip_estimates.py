@@ -135,6 +135,43 @@ def test_the_rule_never_chooses_before_the_window_is_full():
     assert stopped is not None and stopped == es.best_iteration + 3 >= 10 + 3
 
 
+class _Window:
+    """Stands in for an OutputWindow with a given statistic."""
+
+    full = True
+
+    def __init__(self):
+        self.stat = 0.0
+
+    def variance(self):
+        return self.stat
+
+
+def test_a_variance_that_only_creeps_down_is_a_plateau():
+    """Fine texture under weak noise: the variance keeps falling a little, for ever (the net
+    memorises the noise slowly). A new minimum counts only 2 % below the last one."""
+    win = _Window()
+    stops = {}
+    for min_decrease in (0.0, None):  # None: the default, MIN_DECREASE
+        es = D.WindowVariance(patience=50, min_decrease=min_decrease)
+        for k in range(1, 1001):
+            win.stat = 1.0 - 1e-5 * k  # a new minimum every iteration, 0.001 % lower
+            es.update(win, k)
+            if es.should_stop:
+                stops[min_decrease] = (k, es.best_iteration)
+                break
+    assert 0.0 not in stops  # the rule of the paper never stops
+    assert stops[None] == (51, 1)
+    assert D.MIN_DECREASE == 0.02
+    # a real drop still counts
+    es = D.WindowVariance(patience=5)
+    for k, stat in enumerate([1.0, 0.99, 0.985, 0.97, 0.969, 0.9], start=1):
+        win.stat = stat
+        es.update(win, k)
+    assert es.best_iteration == 6 and es.best == 0.9
+    assert es.since_best == 0
+
+
 def test_first_estimate_early_then_every_25_and_it_is_the_running_mean():
     plane = noisy_crop().astype(np.float32) / 255
     params = plane_params(iterations=60, early_stopping=False)

@@ -5,9 +5,9 @@ fixed noise input. Its structure makes it reproduce image content long before it
 the noise, so the fit has to be stopped in time. The training loss cannot tell when: it keeps
 falling while the net memorises the noise. ES-WMV watches the outputs instead. It keeps the
 last ``window`` outputs and their mean per-pixel variance, and stops when that variance has not
-reached a new minimum for ``patience`` iterations. The estimate is the mean of that same window
-(:class:`OutputWindow`): at the variance minimum it averages the steadiest ``window`` outputs
-of the run, and it is returned.
+reached a new minimum (by :data:`MIN_DECREASE`) for ``patience`` iterations. The estimate is
+the mean of that same window (:class:`OutputWindow`): at the variance minimum it averages the
+steadiest ``window`` outputs of the run, and it is returned.
 
 The plane function :func:`dip_plane` is a generator. Every iteration it yields the fraction
 of the iteration budget (for progress and ETA) and a :class:`DIPStep`; the step carries the
@@ -48,6 +48,10 @@ FIRST_ESTIMATE = 10
 #: ... or sooner on a slow machine or a large plane: the first iteration (from the second
 #: on, so that it averages outputs) that ends this many seconds after the run started.
 FIRST_SECONDS = 3.0
+#: ES-WMV counts a new minimum of the window variance only when it is this fraction below
+#: the last one: a variance that keeps creeping down (fine texture under weak noise, where
+#: the net memorises the noise slowly) is a plateau, not a reason to go on.
+MIN_DECREASE = 0.02
 #: CUDA compute capability from which ``precision="auto"`` uses fp16 autocast (tensor cores).
 FP16_CAPABILITY = (7, 0)
 
@@ -146,7 +150,8 @@ def resolve_precision(precision: str, device: str) -> str:
     same call gives the same bits in every process: fp16 autocast with a GradScaler on a
     CUDA GPU with tensor cores (compute capability >= :data:`FP16_CAPABILITY`), fp32
     otherwise (older GPUs, MPS, and the CPU, where bf16 would be faster on CPUs with
-    AVX512-BF16 but rounds the outputs to 1/256; ``precision="bf16"`` asks for it).
+    AVX512-BF16 but rounds the outputs to steps of up to 1/256; ``precision="bf16"`` asks
+    for it).
     """
     if precision != "auto":
         return precision
@@ -357,13 +362,16 @@ class DIPFit:
 class WindowVariance:
     """ES-WMV's stop rule on an :class:`OutputWindow`.
 
-    The statistic exists once the window is full, so the variance minimum (the iteration
-    whose estimate is returned) is never before ``window`` outputs, and a stop never before
+    Stop when the window variance has not reached a new minimum, at least ``min_decrease``
+    (:data:`MIN_DECREASE`) below the last one, for ``patience`` iterations; the iteration of
+    that minimum is the one whose estimate is returned. The statistic exists once the window
+    is full, so that iteration is never before ``window`` outputs, and a stop never before
     ``window + patience`` iterations: the estimate then always averages a full window.
     """
 
-    def __init__(self, patience: int) -> None:
+    def __init__(self, patience: int, min_decrease: float | None = None) -> None:
         self.patience = patience
+        self.min_decrease = MIN_DECREASE if min_decrease is None else min_decrease
         self.best = math.inf
         self.best_iteration = 0
         self.since_best = 0
@@ -376,7 +384,7 @@ class WindowVariance:
         if not self.full:
             return math.nan, False
         stat = window.variance()
-        if stat < self.best:
+        if stat < self.best * (1.0 - self.min_decrease):
             self.best, self.best_iteration, self.since_best = stat, iteration, 0
             return stat, True
         self.since_best += 1
@@ -601,7 +609,8 @@ DEEP_IMAGE_PRIOR = register(
             Param("window", int, 100, "Number of recent outputs whose mean is the estimate and "
                   "whose per-pixel variance is the ES-WMV statistic.", min=2, max=1000),
             Param("patience", int, 200, "Stop when the windowed variance has not reached a new "
-                  "minimum for this many iterations.", min=1, max=100_000),
+                  f"minimum ({MIN_DECREASE:.0%} below the last) for this many iterations.",
+                  min=1, max=100_000),
             Param("channels", int, None, "Channels per scale; empty = 128 (paper) on a GPU, "
                   f"{CPU.channels} on the CPU.", min=1, max=512, optional=True, key=True,
                   label="ch"),
@@ -727,9 +736,9 @@ def deep_image_prior(
         Iteration budget; early stopping usually ends sooner.
     early_stopping : bool
         ES-WMV: stop when the mean per-pixel variance of the last ``window`` outputs has not
-        reached a new minimum for ``patience`` iterations, and return the estimate at that
-        minimum (never before the window is full, so never a stop before ``window +
-        patience`` iterations). With False, the estimate after ``iterations`` is returned.
+        reached a new minimum (2 % below the last, :data:`MIN_DECREASE`) for ``patience``
+        iterations, and return the estimate at that minimum (never before the window is
+        full, so never a stop before ``window + patience`` iterations). With False, the estimate after ``iterations`` is returned.
     window, patience : int
         ES-WMV window and patience. The mean of the same window is the estimate.
     channels : int or None
