@@ -21,7 +21,7 @@ PUBLIC = {
     "restore_film_grain": napari_restore.restore_film_grain,
 }
 # Array arguments of public functions (not spec parameters: they cannot go in a recipe).
-ARRAY_ARGS = {"bm3d_denoise": ("psd",), "bm3d_deblur": ("psf",)}
+ARRAY_ARGS = {"bm3d_denoise": ("psd",), "bm3d_deblur": ("psf",), "bm4d_denoise": ("psd",)}
 
 
 @pytest.mark.parametrize("name", sorted(PUBLIC))
