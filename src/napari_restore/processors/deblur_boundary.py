@@ -24,8 +24,9 @@ BOUNDARIES = ("extend", "periodic")
 #: the padded size is then rounded up to a fast FFT length.
 MIN_PAD = 8
 #: Regularisation of the completion (gradient penalty), per unit of noise σ in working units,
-#: clipped to this range. Measured on camera/coins/astronaut crops, σ = 0.005–0.02
-#: (``benchmarks/bench_deblur_boundary.py``): 3e-4–3e-3 all work; smaller rings at low noise.
+#: clipped to this range. In exploratory runs (160² camera, coins, astronaut, text crops,
+#: σ = 0.005–0.02) 3e-4 to 3e-3 worked alike and 1e-4 rang at the borders; the benchmark
+#: ``benchmarks/bench_deblur_boundary.py`` checks the value chosen here.
 ALPHA_PER_SIGMA = 0.1
 ALPHA_RANGE = (1e-4, 1e-2)
 #: Conjugate-gradient iterations of the completion (each: one real FFT and one inverse).
