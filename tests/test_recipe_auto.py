@@ -101,3 +101,12 @@ def test_format_1_recipe_of_unknown_dtype_is_refused_with_advice(tmp_path):
     # without intensities nothing needs converting
     auto = {**old, "params": {"sigma": None}}
     assert Recipe.from_dict(auto).params["sigma"] is None
+
+
+def test_format_1_recipes_replay_as_format_1_behaved():
+    old = {"format": "napari-restore-recipe/1", "processor": "bm3d_deblur", "params": {}}
+    assert Recipe.from_dict(old).params["boundary"] == "periodic"
+    old = {"format": "napari-restore-recipe/1", "processor": "bm3d_denoise", "params": {}}
+    assert Recipe.from_dict(old).params["noise_model"] == "white"
+    new = {"format": FORMAT, "processor": "bm3d_denoise", "params": {}}
+    assert Recipe.from_dict(new).params["noise_model"] == "auto"

@@ -70,6 +70,11 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+#: Parameters that did not exist in format 1, with the value that behaves as format 1 did:
+#: deblurring assumed periodic boundaries, BM3D/BM4D white noise.
+_FORMAT_1_BEHAVIOUR = {"boundary": "periodic", "noise_model": "white"}
+
+
 def _from_format_1(processor: str, params: Any, dtype: Any) -> Any:
     """A format-1 recipe's intensities (fractions of the value range) in the image's units.
 
@@ -82,6 +87,9 @@ def _from_format_1(processor: str, params: Any, dtype: Any) -> Any:
         spec = get_processor(processor)
     except (TypeError, ValueError):
         return params
+    known = {p.name for p in spec.params}
+    # parameters added since format 1 replay as format 1 behaved
+    params = {**{k: v for k, v in _FORMAT_1_BEHAVIOUR.items() if k in known}, **params}
     set_ = [k for k in spec.units if params.get(k) is not None]
     if not set_:
         return params
