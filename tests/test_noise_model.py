@@ -217,7 +217,14 @@ def test_bm4d_decides_white_or_correlated():
     assert measure_noise(noisy).correlated
     assert measure_noise(noisy).to_psd(vol.shape).shape == vol.shape
     true = bm4d_denoise(noisy, psd=k3)  # the 3-D psd= path
-    assert psnr(true, vol) >= psnr(bm4d_denoise(noisy, noise_model="white"), vol) + 1.0
+    white = bm4d_denoise(noisy, noise_model="white")
+    assert psnr(true, vol) >= psnr(white, vol) + 1.0
+    # auto notices the correlation but, the volume level being unreliable, stays white
+    # (never worse than white) and says to give psd=
+    resolved: dict = {}
+    auto = BM4D_DENOISE.apply(noisy, resolved=resolved)
+    assert resolved["noise_model"] == "white" and "psd=" in resolved["noise_note"]
+    assert psnr(auto, vol) >= psnr(noisy, vol) - 0.1
     # white noise on the same (edge-dense) volume stays white, and equals "white"
     white_noisy = vol + np.random.default_rng(12).normal(0, 0.1, vol.shape)
     resolved: dict = {}

@@ -132,6 +132,7 @@ def _check_noise_power(full: np.ndarray, colour: bool) -> np.ndarray:
 def _plane_noise(plane: np.ndarray, *, noise_model: str, sigma: float | None,
                  psd: np.ndarray | None, colour: bool, library_shape: tuple[int, ...],
                  refilter: bool, user_psd: Any, to_library: Any = None,
+                 use_measured_psd: bool = True,
                  ) -> tuple[Any, dict[str, Any]]:
     """The noise argument for bm3d/bm4d (None: the plane is noise-free) and what was resolved.
 
@@ -140,6 +141,10 @@ def _plane_noise(plane: np.ndarray, *, noise_model: str, sigma: float | None,
     ``sigma`` is white noise of that level, exactly as ``bm3d.bm3d(z, sigma)`` (the raw
     library's result in the image's units); correlated noise of a known level and shape goes
     through ``psd=``. ``to_library`` reorders a measured PSD's axes.
+    ``use_measured_psd=False`` (volumes): correlated noise is reported but denoised as white
+    noise of the wavelet-MAD level, since the measured volume level is not reliable yet (on
+    edge-dense volumes it reads 2.9–3.8× too high, which made the result worse than the
+    input); the report says to give ``psd=``.
     """
     kind = noise_kind(noise_model, psd is not None)
     if kind == "psd":
@@ -150,7 +155,11 @@ def _plane_noise(plane: np.ndarray, *, noise_model: str, sigma: float | None,
     if kind == "auto":
         est = measure_noise(plane, channel_axis=-1 if colour else None)
         resolved["noise_model"] = "correlated" if est.correlated else "white"
-        if est.correlated:
+        if est.correlated and not use_measured_psd:
+            resolved["noise_model"] = "white"
+            resolved["noise_note"] = ("correlated noise measured; denoised as white noise: "
+                                      "give psd= (its kernel or power spectrum) for it")
+        elif est.correlated:
             if sigma is None:
                 resolved["sigma"] = est.sigma
             if (est.sigma if sigma is None else sigma) < _NOISE_FREE:
@@ -271,7 +280,7 @@ def bm4d_plane(volume: np.ndarray, *, sigma: float | None, profile: str,
         volume, noise_model=noise_model, sigma=sigma, psd=psd, colour=False,
         library_shape=z.shape, refilter=profile in REFILTER,
         user_psd=lambda p, s: np.moveaxis(volume_psd(p, volume.shape, s), 0, -1),
-        to_library=lambda full: np.moveaxis(full, 0, -1))
+        to_library=lambda full: np.moveaxis(full, 0, -1), use_measured_psd=False)
     if resolved:
         yield Resolved(resolved)
     if noise is None:
