@@ -236,8 +236,10 @@ def bm3d_rgb(z: Any, sigma_psd: Any, profile: Any, colorspace: str = "opp") -> A
         y_hat = zt.copy()
         sig = np.broadcast_to(np.atleast_3d(sigma_psd), np.atleast_3d(sigma_psd).shape[:2] + (3,))
         for c in np.flatnonzero(o_max > o_min):
-            s_c = sig[0, 0, c] if sig.shape[:2] == (1, 1) else np.ascontiguousarray(sig[..., c])
-            y_hat[..., c] = np.asarray(bm3d.bm3d(np.ascontiguousarray(zt[..., c]), s_c, profile))
+            from ._arrays import contiguous
+
+            s_c = sig[0, 0, c] if sig.shape[:2] == (1, 1) else contiguous(sig[..., c])
+            y_hat[..., c] = np.asarray(bm3d.bm3d(contiguous(zt[..., c]), s_c, profile))
     return bm3d.rgb_to(y_hat, colorspace, True, o_max, o_min)[0]
 
 
