@@ -9,7 +9,11 @@ and :class:`~napari_restore._arrays.Cancelled` is raised. Plain function calls (
 ``cancel``) stay in-process.
 
 Workers are started with the ``"spawn"`` context (never ``fork``: the GUI process runs Qt
-threads). Starting one costs an interpreter plus numpy/bm3d imports (measured in
+threads), and without the user's main script: a plain ``spawn`` re-runs ``__main__`` in the
+child, so a script without an ``if __name__ == "__main__":`` guard (napari's own examples)
+would open viewers there. :func:`_start_without_main` starts each worker while
+``sys.modules["__main__"]`` is a stand-in with no file, so the child imports only what the
+pickled call needs. Starting one costs an interpreter plus numpy/bm3d imports (measured in
 ``benchmarks/bench_bm3d.py``), so one idle worker is kept warm and reused; a terminated
 worker is simply replaced. Workers are daemons: they die with the parent, and an idle worker
 exits when its pipe closes.
@@ -92,7 +96,7 @@ class _Worker:
         self.conn, child = ctx.Pipe(duplex=True)
         self.proc = ctx.Process(target=_child_main, args=(child, tuple(preload)), daemon=True,
                                 name="napari-restore-worker")
-        self.proc.start()
+        _start_without_main(self.proc)
         child.close()
 
     @property
@@ -114,6 +118,35 @@ class _Worker:
             if self.proc.is_alive():
                 self.proc.kill()
         self.proc.join(1.0)
+
+
+_main_lock = threading.Lock()
+
+
+def _start_without_main(proc: Any) -> None:
+    """``proc.start()`` with spawn's "run the parent's main module" step left out.
+
+    ``multiprocessing.spawn.get_preparation_data`` (called by ``start``) records the main
+    module's file or name, and the child runs it again as ``__mp_main__``. For the duration of
+    ``start`` (which only pickles and launches; milliseconds), ``sys.modules["__main__"]`` is
+    a module with neither, so nothing is recorded. Our workers need nothing from
+    ``__main__``: their target and every call are module-level functions of the package.
+    """
+    import sys
+    import types
+
+    with _main_lock:
+        main = sys.modules.get("__main__")
+        stand_in = types.ModuleType("__main__")
+        stand_in.__spec__ = None
+        sys.modules["__main__"] = stand_in
+        try:
+            proc.start()
+        finally:
+            if main is not None:
+                sys.modules["__main__"] = main
+            else:  # pragma: no cover - an embedded interpreter without __main__
+                del sys.modules["__main__"]
 
 
 def _acquire() -> _Worker:
