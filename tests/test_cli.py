@@ -29,11 +29,22 @@ def test_headless_demo_without_display(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "headless" in out.stdout and str((tmp_path / "out").resolve()) in out.stdout
     files = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert "side_by_side.png" in files and "camera_nl_means.tif" in files
-    res = tifffile.imread(tmp_path / "out" / "camera_tv_chambolle.tif")
+    for name in ("side_by_side.png", "camera_nl_means.tif", "camera_bm3d.tif",
+                 "coffee_denoised.tif", "coffee_regrained.tif", "coffee_lb_clahe.tif"):
+        assert name in files
+    res = tifffile.imread(tmp_path / "out" / "camera_bm3d.tif")
     assert res.dtype == np.uint8 and res.shape == (512, 512)
-    report = (tmp_path / "out" / "report.txt").read_text()
-    assert "nl_means: PSNR" in report
+    report = (tmp_path / "out" / "report.txt").read_text(encoding="utf-8")
+    for words in ("non-local means", "BM3D, σ auto =", "grain removed", "regrained",
+                  "LB-CLAHE, predicted: clip"):
+        assert words in report, report
+    lines = {line.split(":")[0]: line for line in report.splitlines()}
+    psnr = {k: float(v.split("PSNR ")[1].split(" dB")[0]) for k, v in lines.items()
+            if "PSNR" in v}
+    bm3d = next(v for k, v in psnr.items() if k.startswith("BM3D"))
+    assert bm3d > psnr["noisy camera (σ = 25)"] + 6  # the tiles carry real measurements
+    total = float(report.splitlines()[-1].split()[1])
+    assert total < 120, report  # the issue: under 2 minutes
 
 
 def test_has_display(monkeypatch):

@@ -29,39 +29,10 @@ def cmd_info(_args: argparse.Namespace) -> int:
 
 
 def headless_demo(outdir: Path) -> list[Path]:
-    """Restore the bundled noisy camera with every classic method; write TIFFs and a PNG."""
-    import numpy as np
-    import tifffile
-    from imageio.v3 import imwrite
+    """The headless demo (classic, BM3D auto σ, film grain, LB-CLAHE): see :mod:`._demo`."""
+    from ._demo import headless_demo as run
 
-    from ._sample_data import camera
-    from .metrics import psnr
-    from .processors.classic import METHODS, classic_denoise
-
-    outdir.mkdir(parents=True, exist_ok=True)
-    clean, noisy = camera()
-    written = []
-    tiles = [noisy]
-    rows = [f"noisy: PSNR {psnr(noisy, clean):.2f} dB"]
-    tifffile.imwrite(outdir / "camera_noisy.tif", noisy)
-    written.append(outdir / "camera_noisy.tif")
-    for method in METHODS:
-        out = classic_denoise(noisy, method=method)
-        path = outdir / f"camera_{method}.tif"
-        tifffile.imwrite(path, out, description=f"napari-restore classic_denoise method={method}")
-        written.append(path)
-        tiles.append(out)
-        rows.append(f"{method}: PSNR {psnr(out, clean):.2f} dB")
-    gap = np.full((noisy.shape[0], 8), 255, np.uint8)
-    strip = np.concatenate([x for t in tiles for x in (t, gap)][:-1], axis=1)
-    png = outdir / "side_by_side.png"
-    imwrite(png, strip)
-    written.append(png)
-    (outdir / "report.txt").write_text("\n".join(rows) + "\n")
-    written.append(outdir / "report.txt")
-    for r in rows:
-        print("  " + r)
-    return written
+    return run(outdir)
 
 
 def gui_demo() -> int:  # pragma: no cover - interactive
@@ -80,7 +51,8 @@ def gui_demo() -> int:  # pragma: no cover - interactive
 def cmd_demo(args: argparse.Namespace) -> int:
     if args.headless or not has_display():
         outdir = Path(args.output)
-        print("No display: running the headless demo on the bundled noisy camera sample.")
+        print("No display: running the headless demo (classic denoise, BM3D with automatic σ, "
+              "film grain, LB-CLAHE) on the bundled samples.")
         written = headless_demo(outdir)
         print(f"Wrote {len(written)} files to {outdir.resolve()}:")
         for p in written:
