@@ -1,0 +1,947 @@
+"""Self-supervised calibration: choose a denoiser's parameters without a clean reference.
+
+J-invariant masking as in Noise2Self (Batson & Royer 2019) and scikit-image's
+``denoise_invariant``/``calibrate_denoiser``: the pixels on a stride grid are replaced by the
+mean of their 2·d nearest neighbours, the processor runs on that masked image through the
+registry (``get_processor(name).apply``, the same path as the panels and recipes), and the
+loss is the mean squared difference between the noisy and the predicted values *on the
+masked pixels only*. A prediction that never saw a pixel cannot copy its noise, so for
+pixel-wise independent noise the loss is the true MSE plus the (constant) noise variance
+and ranks candidates as the true MSE does. ``approximate_loss=False`` covers every offset of
+the grid (``stride**d`` masks, each pixel predicted once), ``True`` one mask.
+
+Speed: calibration runs on a representative region (tiles that cover the image's intensity
+range) unless given one; candidates are searched coarse to fine on the grid (evaluate every
+few values, then halve the step around the minimum) instead of everywhere; the jobs of one
+search level (candidates × tiles × masks) run in parallel worker processes. The executor is
+one small class (:class:`_Executor`) so that a shared worker pool can replace it.
+
+Pure numpy: no napari, Qt or magicgui. :func:`iter_calibrate` is a progress generator (a
+widget wraps it in a worker; ``cancel`` stops it); :func:`calibrate` drains it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import numbers
+import threading
+import time
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ._arrays import (CancelLike, Cancelled, Progress, _is_cancelled, check_cancel, check_image,
+                      finite_range, run_to_completion, value_scale, working_params)
+from .processors.registry import ProcessorSpec, get_processor
+
+__all__ = [
+    "Calibration",
+    "CalibrationStep",
+    "DEFAULT_PARAMS",
+    "NOT_CALIBRATED",
+    "calibrate",
+    "default_grid",
+    "default_region",
+    "iter_calibrate",
+    "self_supervised_loss",
+]
+
+#: Spacing of the masking grid (pixels), as scikit-image's default.
+STRIDE = 4
+#: Planes up to this many pixels (volumes: voxels) are calibrated whole; larger ones on tiles.
+REGION_PIXELS = 256 * 256
+REGION_VOXELS = 64 * 64 * 64
+#: Side of a calibration tile (pixels) and number of tiles, for planes and for volumes.
+TILE, TILES = 128, 4
+TILE_3D, TILES_3D = 48, 4
+#: Default grid of an intensity parameter: the estimated noise σ times these factors
+#: (0.25× to 4×, six steps per octave: 25 values), clipped to the parameter's range.
+SIGMA_FACTORS = tuple(float(2.0 ** (k / 6.0)) for k in range(-12, 13))
+#: The coarse level of the search evaluates about this many values of an ordered axis.
+COARSE_POINTS = 5
+
+#: How masked pixels are filled: "interpolate" = the mean of their 2·d axis neighbours
+#: (scikit-image's ``denoise_invariant``); "interpolate+noise" = that mean plus independent
+#: Gaussian noise that brings their noise variance back to the estimated σ² (the mean keeps
+#: only 1/(2·d) of it), so the processor sees the masked pixels as noisy as the others.
+#: "auto": the second for the processors in :data:`NOISE_REFILL`, whose result depends on
+#: every pixel's noise matching σ (BM3D's thresholds: with the plain mean its calibrated σ
+#: was 0.7 dB below the best on camera at σ = 25, and it ranked an under-smoothing σ as if
+#: it interpolated), the first for the others (on NLM and wavelet sweeps the plain mean
+#: ranked σ closer to the true MSE; see docs/tuning-without-reference.md).
+MASKINGS = ("auto", "interpolate", "interpolate+noise")
+NOISE_REFILL = frozenset({"bm3d_denoise", "bm4d_denoise"})
+#: Seed of the refill noise (with the tile and mask offset): every candidate sees the same.
+MASK_SEED = 16
+
+#: The parameters ``params=None`` tunes, per processor.
+DEFAULT_PARAMS: dict[str, tuple[str, ...]] = {
+    "classic_denoise": ("sigma",),
+    "bm3d_denoise": ("sigma",),
+    "bm4d_denoise": ("sigma",),
+    "restore_film_grain": ("denoiser",),
+}
+#: Default candidates of discrete parameters (others: all their choices).
+DISCRETE_GRIDS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("bm3d_denoise", "profile"): ("np", "refilter", "vn", "high"),
+}
+#: Processors this kind of calibration does not apply to, and why.
+NOT_CALIBRATED: dict[str, str] = {
+    "deep_image_prior": (
+        "Deep Image Prior is not calibrated by J-invariant masking: its early stopping (the "
+        "running variance of its estimates) plays that role; tune iterations there"),
+    "lb_clahe": (
+        "LB-CLAHE is a contrast enhancement, not a denoiser: its result is not a prediction "
+        "of the input's values, so a self-supervised loss does not measure its quality"),
+    "bm3d_deblur": (
+        "BM3D deblurring estimates the unblurred image, not the blurred input, so the "
+        "masked loss against the input does not measure its quality; calibrate sigma with "
+        "bm3d_denoise on the blurred image instead"),
+}
+
+
+# -- the result -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CalibrationStep:
+    """Progress payload: one candidate finished (``Progress.info`` of :func:`iter_calibrate`)."""
+
+    params: dict[str, Any]
+    loss: float
+    index: tuple[int, ...]
+    level: int
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What :func:`calibrate` found.
+
+    Attributes
+    ----------
+    processor : str
+        Registry name.
+    best_params : dict
+        Keyword arguments for the processor's function: the tuned values (in the image's
+        own units) plus the fixed ones you gave.
+    best_loss : float
+        Self-supervised loss of the best candidate (image units squared).
+    grid : dict
+        The candidates of each tuned parameter (axes of :attr:`losses`, in this order).
+    losses : ndarray
+        Loss of every candidate, shaped like the grid; NaN where the coarse-to-fine search
+        did not need to evaluate a candidate (``search="full"`` evaluates all).
+    best_index : tuple of int
+        Position of the best candidate in :attr:`losses`.
+    seconds : float
+        Wall time of the calibration.
+    evaluations : int
+        Candidates evaluated.
+    recipe : Recipe
+        The processor with the best parameters, replayable on the image.
+    noise_sigma : float
+        Noise σ estimated on the region (image units), from which default grids derive.
+    region : tuple
+        The boxes (one ``(start, stop)`` pair per spatial axis) calibrated on.
+    stride : int
+    approximate_loss : bool
+    masking : str
+        How the masked pixels were filled ("interpolate" or "interpolate+noise").
+    fixed : dict
+        Parameters held fixed (yours, plus ``noise_model`` when given).
+    """
+
+    processor: str
+    best_params: dict[str, Any]
+    best_loss: float
+    grid: dict[str, tuple[Any, ...]]
+    losses: np.ndarray
+    best_index: tuple[int, ...]
+    seconds: float
+    evaluations: int
+    recipe: Any
+    noise_sigma: float
+    region: tuple[tuple[tuple[int, int], ...], ...]
+    stride: int = STRIDE
+    approximate_loss: bool = True
+    masking: str = "interpolate"
+    fixed: dict[str, Any] = field(default_factory=dict)
+
+    def candidates(self) -> list[tuple[dict[str, Any], float]]:
+        """Every evaluated candidate as ``(params, loss)``, in grid order."""
+        names = list(self.grid)
+        out = []
+        for idx in zip(*np.nonzero(np.isfinite(self.losses)), strict=True):
+            params = {n: self.grid[n][i] for n, i in zip(names, idx, strict=True)}
+            out.append((params, float(self.losses[tuple(idx)])))
+        return out
+
+    def curve(self, name: str | None = None) -> tuple[tuple[Any, ...], np.ndarray]:
+        """``(values, losses)`` along one tuned parameter, the others at their best value
+        (the loss curve to plot; NaN where the search skipped a value)."""
+        names = list(self.grid)
+        if name is None:
+            if len(names) != 1:
+                raise ValueError(f"curve() needs name= for a grid of {len(names)} parameters "
+                                 f"({', '.join(names)})")
+            name = names[0]
+        if name not in self.grid:
+            raise ValueError(f"{name!r} is not a calibrated parameter; it tuned "
+                             f"{', '.join(names)}")
+        axis = names.index(name)
+        index = list(self.best_index)
+        index[axis] = slice(None)
+        return self.grid[name], np.array(self.losses[tuple(index)])
+
+
+# -- validation -------------------------------------------------------------------------------
+
+def _spec(processor: Any) -> ProcessorSpec:
+    spec = get_processor(processor)
+    if spec.name in NOT_CALIBRATED:
+        raise ValueError(f"processor {spec.name!r} cannot be calibrated: "
+                         f"{NOT_CALIBRATED[spec.name]}")
+    return spec
+
+
+def _names(spec: ProcessorSpec) -> str:
+    return ", ".join(p.name for p in spec.params)
+
+
+def _tuned_names(spec: ProcessorSpec, params: Any, grid: Mapping[str, Any] | None) -> list[str]:
+    known = {p.name for p in spec.params}
+    if params is None:
+        names = list(grid) if grid else list(DEFAULT_PARAMS.get(spec.name, ()))
+        if not names:
+            raise ValueError(f"{spec.name} has no default parameters to calibrate; give "
+                             f"params= and grid= (its parameters: {_names(spec)})")
+    else:
+        if isinstance(params, str):
+            params = (params,)
+        if not isinstance(params, Iterable) or isinstance(params, Mapping):
+            raise TypeError(f"params must be a sequence of parameter names of {spec.name}; "
+                            f"got {type(params).__name__}")
+        names = list(params)
+        if not names:
+            raise ValueError(f"params is empty; name at least one parameter of {spec.name} "
+                             f"to calibrate ({_names(spec)})")
+        for g in grid or ():
+            if g not in names:
+                names.append(g)
+    for n in names:
+        if not isinstance(n, str):
+            raise TypeError(f"params must name parameters as strings; got {n!r:.40}")
+        if n not in known:
+            raise ValueError(f"{spec.name} has no parameter {n!r}; its parameters: "
+                             f"{_names(spec)}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"params names a parameter twice: {names}")
+    return names
+
+
+def _check_values(spec: ProcessorSpec, name: str, values: Any) -> tuple[Any, ...]:
+    """The candidates of ``name``: validated, without duplicates, numbers ascending."""
+    if isinstance(values, str) or not isinstance(values, Iterable):
+        raise TypeError(f"grid[{name!r}] must be a sequence of candidate values; got "
+                        f"{values!r:.60}")
+    vals = list(np.asarray(values).ravel()) if isinstance(values, np.ndarray) else list(values)
+    if not vals:
+        raise ValueError(f"grid[{name!r}] is empty; give at least 2 candidate values")
+    param = spec.param(name)
+    try:
+        out = [param.validate(v.item() if isinstance(v, np.generic) else v) for v in vals]
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"grid[{name!r}]: {exc}") from None
+    if len(set(out)) != len(out):
+        raise ValueError(f"grid[{name!r}] holds a value twice: {out}")
+    if len(out) < 2:
+        raise ValueError(f"grid[{name!r}] has one candidate ({out[0]!r}); calibration compares "
+                         f"at least 2: give more values, or pass {name}={out[0]!r} in fixed=")
+    if all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in out):
+        out.sort()
+    return tuple(out)
+
+
+def _roi_boxes(roi: Any, spatial: tuple[int, ...]) -> list[tuple[tuple[int, int], ...]] | None:
+    """``roi`` as boxes of (start, stop) per spatial axis; None: automatic."""
+    if roi is None:
+        return None
+    if isinstance(roi, str):
+        if roi != "all":
+            raise ValueError(f"roi={roi!r:.40} is not understood; give None (automatic), "
+                             "'all' (the whole image) or one (start, stop) pair or slice per "
+                             "spatial axis")
+        return [tuple((0, s) for s in spatial)]
+    if not isinstance(roi, Sequence) or len(roi) != len(spatial):
+        raise ValueError(f"roi must give one (start, stop) pair or slice per spatial axis "
+                         f"({len(spatial)} for an image of spatial shape {spatial}); got "
+                         f"{roi!r:.80}")
+    box = []
+    for axis, (item, size) in enumerate(zip(roi, spatial, strict=True)):
+        if isinstance(item, slice):
+            if item.step not in (None, 1):
+                raise ValueError(f"roi axis {axis}: slices with a step are not supported")
+            start, stop = item.start, item.stop
+        elif isinstance(item, Sequence) and len(item) == 2:
+            start, stop = item
+        else:
+            raise ValueError(f"roi axis {axis} must be a (start, stop) pair or a slice; got "
+                             f"{item!r:.40}")
+        start = 0 if start is None else start
+        stop = size if stop is None else stop
+        for v in (start, stop):
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+                raise TypeError(f"roi axis {axis}: bounds must be integers; got {v!r:.40}")
+        start, stop = int(start), int(stop)
+        if not 0 <= start < stop <= size:
+            raise ValueError(f"roi axis {axis} is ({start}, {stop}): outside the image, whose "
+                             f"spatial shape is {spatial}; need 0 <= start < stop <= {size}")
+        box.append((start, stop))
+    return [tuple(box)]
+
+
+# -- region -----------------------------------------------------------------------------------
+
+def default_region(data: np.ndarray, spatial_ndim: int = 2, *, max_pixels: int | None = None,
+                   tile: int | None = None, tiles: int | None = None,
+                   ) -> list[tuple[tuple[int, int], ...]]:
+    """The boxes calibration uses when no ``roi`` is given.
+
+    A plane of at most :data:`REGION_PIXELS` pixels (a volume of :data:`REGION_VOXELS`) is
+    used whole. A larger one is cut into non-overlapping tiles of :data:`TILE` pixels
+    (:data:`TILE_3D` for volumes); the tiles are sorted by their mean intensity (channel
+    mean for colour) and :data:`TILES` of them are taken at evenly spaced ranks (the
+    1/8, 3/8, 5/8 and 7/8 quantiles for four tiles), so the region covers the image's
+    intensity range. Constant tiles (saturated borders) are left out when others remain.
+    """
+    spatial = tuple(data.shape[:spatial_ndim])
+    volume = spatial_ndim == 3
+    max_pixels = max_pixels or (REGION_VOXELS if volume else REGION_PIXELS)
+    tile = tile or (TILE_3D if volume else TILE)
+    tiles = tiles or (TILES_3D if volume else TILES)
+    if math.prod(spatial) <= max_pixels:
+        return [tuple((0, s) for s in spatial)]
+    sides = [min(tile, s) for s in spatial]
+    starts = [sorted({*range(0, s - t + 1, t), s - t}) for s, t in zip(spatial, sides, strict=True)]
+    luma = data.mean(axis=-1) if data.ndim > spatial_ndim else data
+    boxes, means, flat = [], [], []
+    for corner in itertools.product(*starts):
+        box = tuple((c, c + t) for c, t in zip(corner, sides, strict=True))
+        part = luma[tuple(slice(a, b, 4) for a, b in box)]  # every 4th pixel: enough for a mean
+        boxes.append(box)
+        means.append(float(part.mean()))
+        flat.append(float(part.max()) == float(part.min()))
+    keep = [i for i in range(len(boxes)) if not flat[i]] or list(range(len(boxes)))
+    keep.sort(key=lambda i: (means[i], boxes[i]))
+    n = len(keep)
+    ranks = sorted({min(n - 1, int((k + 0.5) * n / tiles)) for k in range(tiles)})
+    return [boxes[keep[r]] for r in ranks]
+
+
+# -- masking ----------------------------------------------------------------------------------
+
+def _interpolate(data: np.ndarray, spatial_ndim: int) -> np.ndarray:
+    """Each pixel replaced by the mean of its 2·d axis neighbours (mirror at the borders),
+    channels separately: scikit-image's ``_interpolate_image``."""
+    from scipy import ndimage
+
+    kernel = ndimage.generate_binary_structure(spatial_ndim, 1).astype(data.dtype)
+    kernel.ravel()[kernel.size // 2] = 0
+    kernel /= kernel.sum()
+    if data.ndim == spatial_ndim:
+        return ndimage.convolve(data, kernel, mode="mirror")
+    out = np.empty_like(data)
+    for c in range(data.shape[-1]):
+        out[..., c] = ndimage.convolve(data[..., c], kernel, mode="mirror")
+    return out
+
+
+def _mask(spatial_ndim: int, offset: int, stride: int) -> tuple[slice, ...]:
+    """The ``offset``-th of the ``stride**d`` interleaved grids (scikit-image's order)."""
+    phases = np.unravel_index(offset, (stride,) * spatial_ndim)
+    return tuple(slice(int(p), None, stride) for p in phases)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One processor run on one masked tile (picklable: it runs in a worker process)."""
+
+    processor: str
+    masked: np.ndarray
+    mask: tuple[slice, ...]
+    params: dict[str, Any]
+    channel_axis: int | None
+    value_range: tuple[float, float] | None
+
+
+def _run_job(job: _Job, cancel: CancelLike = None) -> np.ndarray:
+    """The processor's prediction of the masked pixels (first output, float64)."""
+    spec = get_processor(job.processor)
+    out = spec.apply(job.masked, channel_axis=job.channel_axis, value_range=job.value_range,
+                     cancel=cancel, **job.params)
+    if isinstance(out, tuple):
+        out = out[0]
+    return np.asarray(out, dtype=np.float64)[job.mask]
+
+
+class _Executor:
+    """Runs jobs, in worker processes when ``workers > 1`` (:mod:`._isolate`'s warm spawn
+    workers, one per thread of a small thread pool), else in this process.
+
+    ``run(jobs)`` yields ``(index, prediction)`` as jobs finish; cancel stops every running
+    job within a fraction of a second (its worker is terminated) and raises
+    :class:`Cancelled`. The first job error is re-raised after the others are stopped.
+    """
+
+    def __init__(self, workers: int, cancel: CancelLike) -> None:
+        self.workers = workers
+        self.cancel = cancel
+
+    def run(self, jobs: Sequence[_Job]) -> Generator[tuple[int, np.ndarray], None, None]:
+        if self.workers <= 1 or len(jobs) <= 1:
+            for i, job in enumerate(jobs):
+                if _is_cancelled(self.cancel):
+                    raise Cancelled("calibration stopped")
+                yield i, _run_job(job, self.cancel)
+            return
+        yield from self._parallel(jobs)
+
+    def _parallel(self, jobs: Sequence[_Job]) -> Generator[tuple[int, np.ndarray], None, None]:
+        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+        from ._arrays import drain
+        from ._isolate import run_isolated
+
+        abort = threading.Event()
+
+        def stop() -> bool:
+            return abort.is_set() or _is_cancelled(self.cancel)
+
+        def one(job: _Job) -> np.ndarray:
+            if stop():
+                raise Cancelled("calibration stopped")
+            return drain(run_isolated(_run_job, job, stop))
+
+        pool = ThreadPoolExecutor(min(self.workers, len(jobs)),
+                                  thread_name_prefix="napari-restore-calibrate")
+        futures = {pool.submit(one, job): i for i, job in enumerate(jobs)}
+        pending = set(futures)
+        try:
+            while pending:
+                if _is_cancelled(self.cancel):
+                    raise Cancelled("calibration stopped")
+                done, pending = wait(pending, timeout=0.05, return_when=FIRST_COMPLETED)
+                for fut in sorted(done, key=futures.__getitem__):
+                    err = fut.exception()
+                    if err is not None and not isinstance(err, Cancelled):
+                        raise err
+                    if err is not None:
+                        raise Cancelled("calibration stopped")
+                    yield futures[fut], fut.result()
+        finally:
+            abort.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _default_workers() -> int:
+    from ._parallel import workers
+
+    return workers()
+
+
+# -- grids ------------------------------------------------------------------------------------
+
+def _g4(value: float) -> float:
+    return float(f"{value:.4g}")
+
+
+def default_grid(spec: ProcessorSpec, name: str, noise_sigma: float, span: float) -> tuple[Any, ...]:
+    """Default candidates of ``name``: an intensity parameter gets the estimated noise σ
+    (image units) times :data:`SIGMA_FACTORS`, within its allowed range (``span`` = the
+    image's span); a discrete parameter its choices (or :data:`DISCRETE_GRIDS`)."""
+    param = spec.param(name)
+    if param.type is str:
+        return DISCRETE_GRIDS.get((spec.name, name), param.choices or ())
+    if param.type is bool:
+        return (False, True)
+    if param.intensity == 1 and param.type is float:
+        if not noise_sigma > 0:
+            raise ValueError(f"no noise was measured in the region (estimated σ = 0), so no "
+                             f"default grid for {name} can be derived; give grid={{{name!r}: "
+                             "[...]}} in the image's units")
+        lo = 0.0 if param.min is None else param.min * span
+        hi = math.inf if param.max is None else param.max * span
+        vals = sorted({_g4(min(max(noise_sigma * f, lo), hi)) for f in SIGMA_FACTORS})
+        vals = [v for v in vals if v > 0] or vals
+        return tuple(vals)
+    raise ValueError(f"{spec.name}'s parameter {name!r} has no default grid; give grid="
+                     f"{{{name!r}: [...]}}")
+
+
+# -- search -----------------------------------------------------------------------------------
+
+def _ordered(values: tuple[Any, ...]) -> bool:
+    return len(values) >= 3 and all(isinstance(v, numbers.Real) and not isinstance(v, bool)
+                                    for v in values)
+
+
+def _coarse_step(n: int) -> int:
+    if n <= COARSE_POINTS:
+        return 1
+    return max(1, 2 ** round(math.log2((n - 1) / (COARSE_POINTS - 1))))
+
+
+class _Search:
+    """Coarse-to-fine search over a grid: discrete axes are enumerated; on ordered numeric
+    axes every ``step``-th value is evaluated, then the step halves around the current best
+    of each discrete combination until the best has its ±1 neighbours evaluated (a local
+    minimum on the grid). ``full=True`` evaluates everything."""
+
+    def __init__(self, grid: dict[str, tuple[Any, ...]], full: bool) -> None:
+        self.sizes = [len(v) for v in grid.values()]
+        self.ordered = [(not full) and _ordered(v) for v in grid.values()]
+        self.steps = [_coarse_step(n) if o else 1 for n, o in zip(self.sizes, self.ordered, strict=True)]
+        self.losses = np.full(self.sizes, np.nan)
+        self.level = 0
+
+    def first(self) -> list[tuple[int, ...]]:
+        axes = []
+        for n, o, s in zip(self.sizes, self.ordered, self.steps, strict=True):
+            axes.append(sorted({*range(0, n, s), n - 1}) if o else list(range(n)))
+        return list(itertools.product(*axes))
+
+    def _combos(self) -> Iterable[tuple[int, ...]]:
+        return itertools.product(*[[0] if o else range(n)
+                                   for n, o in zip(self.sizes, self.ordered, strict=True)])
+
+    def next(self) -> list[tuple[int, ...]]:
+        """Candidates of the next level (empty: done)."""
+        if not any(self.ordered):
+            return []
+        self.level += 1
+        self.steps = [max(1, s // 2) for s in self.steps]
+        new: set[tuple[int, ...]] = set()
+        for combo in self._combos():
+            sub = tuple(slice(None) if o else c for o, c in zip(self.ordered, combo, strict=True))
+            part = self.losses[sub]
+            if not np.isfinite(part).any():
+                continue
+            local = np.unravel_index(int(np.nanargmin(part)), part.shape)
+            it = iter(local)
+            best = [next(it) if o else c for o, c in zip(self.ordered, combo, strict=True)]
+            around = []
+            for i, (o, s, n) in enumerate(zip(self.ordered, self.steps, self.sizes, strict=True)):
+                around.append(sorted({min(n - 1, max(0, best[i] + d)) for d in (-s, 0, s)})
+                              if o else [best[i]])
+            for idx in itertools.product(*around):
+                if not np.isfinite(self.losses[idx]):
+                    new.add(idx)
+        return sorted(new)
+
+
+# -- the engine -------------------------------------------------------------------------------
+
+@dataclass
+class _Setup:
+    spec: ProcessorSpec
+    tiles: list[tuple[np.ndarray, np.ndarray]]  # (data, interp) in the image's units
+    boxes: list[tuple[tuple[int, int], ...]]
+    spatial_ndim: int
+    channel_axis: int | None
+    value_range: tuple[float, float] | None
+    span: float
+    noise_sigma: float
+    stride: int
+    offsets: tuple[int, ...]
+    refill: list[float]  # std of the noise added to the masked pixels, per tile (0: none)
+    masking: str
+
+
+def _masking(spec: ProcessorSpec, masking: Any) -> str:
+    if not isinstance(masking, str) or masking not in MASKINGS:
+        raise ValueError(f"masking={masking!r:.40} is not allowed; choose one of "
+                         f"{', '.join(repr(m) for m in MASKINGS)}")
+    if masking == "auto":
+        return "interpolate+noise" if spec.name in NOISE_REFILL else "interpolate"
+    return masking
+
+
+def _prepare(image: Any, spec: ProcessorSpec, *, roi: Any, channel_axis: Any, stride: Any,
+             approximate_loss: Any, masking: Any = "auto") -> _Setup:
+    masking = _masking(spec, masking)
+    if isinstance(stride, bool) or not isinstance(stride, numbers.Integral) or stride < 2:
+        raise ValueError(f"stride must be an integer >= 2; got {stride!r:.40}")
+    stride = int(stride)
+    if not isinstance(approximate_loss, bool | np.bool_):
+        raise TypeError(f"approximate_loss must be True or False; got {approximate_loss!r:.40}")
+    arr, cax = check_image(image, channel_axis=channel_axis, plane_ndim=spec.plane_ndim)
+    spatial_ndim = arr.ndim - (cax is not None)
+    if spatial_ndim != spec.plane_ndim:
+        what = "volume (Z, Y, X)" if spec.plane_ndim == 3 else "plane (H, W)"
+        raise ValueError(f"calibrate takes one {what}{' plus its colour axis' if cax is not None else ''}; "
+                         f"image has shape {tuple(arr.shape)}: pass one plane of the stack "
+                         "(e.g. image[k]), the one shown in the viewer")
+    if cax is not None and spec.input_kind == "volume3d":
+        raise ValueError(f"{spec.name} takes volumes without a colour axis; give "
+                         "channel_axis=None")
+    data = np.asarray(arr)
+    if cax is not None:
+        data = np.moveaxis(data, cax, -1)[..., :3]  # alpha passes through processors: no loss
+    dtype = np.dtype(arr.dtype)
+    # values stay in the image's units; float64 where float32 would round them
+    carrier = np.float64 if (dtype.kind == "f" and dtype.itemsize >= 8) or (
+        dtype.kind in "iu" and dtype.itemsize > 2) else np.float32
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        value_range: tuple[float, float] | None = (float(info.min), float(info.max))
+    else:
+        value_range = finite_range(arr)
+    scale = value_scale(arr, value_range if dtype.kind == "f" else None)
+    spatial = tuple(data.shape[:spatial_ndim])
+    boxes = _roi_boxes(roi, spatial)
+    if boxes is None:
+        boxes = default_region(data, spatial_ndim)
+    where = "roi" if roi is not None else "image"
+    for box in boxes:
+        sides = tuple(b - a for a, b in box)
+        if min(sides) < 2 * stride:
+            raise ValueError(f"{where} is too small for stride={stride}: the region is "
+                             f"{'x'.join(map(str, sides))} pixels; masking needs at least "
+                             f"{2 * stride} pixels along every axis (give a larger region or "
+                             "a smaller stride)")
+    from .processors.noise import estimate_noise_sigma
+
+    tiles, sigmas = [], []
+    for box in boxes:
+        part = np.array(data[tuple(slice(a, b) for a, b in box)], dtype=carrier)
+        tiles.append((part, _interpolate(part, spatial_ndim)))
+        sigmas.append(estimate_noise_sigma(part, channel_axis=-1 if part.ndim > spatial_ndim else None))
+    n_masks = stride ** spatial_ndim
+    offsets = (n_masks // 2,) if approximate_loss else tuple(range(n_masks))
+    # interpolation of 2·d neighbours keeps 1/(2·d) of the noise variance: the rest is added
+    keep = 1.0 / (2 * spatial_ndim)
+    refill = [math.sqrt(1.0 - keep) * s if masking == "interpolate+noise" else 0.0
+              for s in sigmas]
+    return _Setup(spec, tiles, boxes, spatial_ndim, -1 if cax is not None else None,
+                  value_range, scale.span, float(np.median(sigmas)), stride, offsets, refill, masking)
+
+
+def _jobs(setup: _Setup, params: dict[str, Any]) -> list[tuple[_Job, np.ndarray]]:
+    """The runs of one candidate, each with the noisy values it predicts."""
+    out = []
+    for t, ((data, interp), refill) in enumerate(zip(setup.tiles, setup.refill, strict=True)):
+        for off in setup.offsets:
+            mask = _mask(setup.spatial_ndim, off, setup.stride)
+            masked = data.copy()
+            masked[mask] = interp[mask]
+            if refill > 0:  # the same noise for every candidate (seeded by tile and offset)
+                rng = np.random.default_rng((MASK_SEED, t, off))
+                masked[mask] += rng.normal(0.0, refill, masked[mask].shape).astype(masked.dtype)
+            job = _Job(setup.spec.name, masked, mask, params, setup.channel_axis,
+                       setup.value_range)
+            out.append((job, data[mask]))
+    return out
+
+
+def _evaluate(setup: _Setup, candidates: list[dict[str, Any]], executor: _Executor,
+              on_done: Callable[[int, float], Any], counter: list[int], total: Callable[[], int],
+              ) -> Generator[Progress, None, list[float]]:
+    """Losses of ``candidates`` (mean squared error on the masked pixels, image units²)."""
+    jobs, owner, targets = [], [], []
+    for c, params in enumerate(candidates):
+        for job, target in _jobs(setup, params):
+            jobs.append(job)
+            owner.append(c)
+            targets.append(target)
+    sse = np.zeros(len(candidates))
+    count = np.zeros(len(candidates))
+    left = np.bincount(owner, minlength=len(candidates))
+    for i, pred in executor.run(jobs):
+        c = owner[i]
+        diff = targets[i].astype(np.float64) - pred
+        sse[c] += float(np.sum(diff * diff))
+        count[c] += diff.size
+        left[c] -= 1
+        counter[0] += 1
+        info = None
+        if left[c] == 0:
+            info = on_done(c, sse[c] / count[c])
+        tot = max(total(), counter[0])
+        yield Progress(counter[0], tot, counter[0] / tot, info)
+    return list(sse / count)
+
+
+def _fixed_params(spec: ProcessorSpec, fixed: Any, tuned: list[str], noise_model: Any) -> dict[str, Any]:
+    if fixed is None:
+        fixed = {}
+    if not isinstance(fixed, Mapping):
+        raise TypeError(f"fixed must be a mapping of {spec.name}'s parameter names to values; "
+                        f"got {type(fixed).__name__}")
+    fixed = dict(fixed)
+    if noise_model is not None:
+        if "noise_model" not in {p.name for p in spec.params}:
+            raise ValueError(f"{spec.name} does not take noise_model (its parameters: "
+                             f"{_names(spec)}); leave noise_model=None")
+        if "noise_model" in fixed and fixed["noise_model"] != noise_model:
+            raise ValueError("noise_model is given twice, with different values (noise_model= "
+                             "and fixed['noise_model'])")
+        fixed["noise_model"] = noise_model
+    both = sorted(set(fixed) & set(tuned))
+    if both:
+        raise ValueError(f"{', '.join(both)} is both tuned (params/grid) and fixed; give it "
+                         "in one of them")
+    spec.validate_params(fixed)  # unknown names and bad values, with the spec's messages
+    return fixed
+
+
+def iter_calibrate(
+    image: Any,
+    processor: str,
+    *,
+    params: Sequence[str] | str | None = None,
+    grid: Mapping[str, Sequence[Any]] | None = None,
+    fixed: Mapping[str, Any] | None = None,
+    roi: Any = None,
+    channel_axis: int | None = None,
+    noise_model: Any = None,
+    stride: int = STRIDE,
+    approximate_loss: bool = True,
+    masking: str = "auto",
+    search: str = "refine",
+    workers: int | None = None,
+    cancel: CancelLike = None,
+) -> Generator[Progress, None, Calibration]:
+    """:func:`calibrate` as a generator: yields :class:`~napari_restore.Progress` (``info`` is
+    a :class:`CalibrationStep` when a candidate's loss is known) and returns the
+    :class:`Calibration`. A widget runs it in a worker; setting ``cancel`` raises
+    :class:`~napari_restore.Cancelled` and leaves nothing behind."""
+    from . import __version__
+    from .recipes import Recipe
+
+    t0 = time.perf_counter()
+    check_cancel(cancel)
+    spec = _spec(processor)
+    if grid is not None and not isinstance(grid, Mapping):
+        raise TypeError(f"grid must be a mapping of parameter names to candidate values; got "
+                        f"{type(grid).__name__}")
+    if grid is not None and len(grid) == 0:
+        raise ValueError("grid is empty; give candidate values for at least one parameter "
+                         "(or grid=None for the default grid)")
+    if search not in ("refine", "full"):
+        raise ValueError(f"search={search!r:.40} is not allowed; choose 'refine' or 'full'")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, numbers.Integral)
+                                or workers < 1):
+        raise ValueError(f"workers must be a positive integer or None; got {workers!r:.40}")
+    tuned = _tuned_names(spec, params, grid)
+    fixed = _fixed_params(spec, fixed, tuned, noise_model)
+    user_grid = {n: _check_values(spec, n, v) for n, v in (grid or {}).items()}
+    setup = _prepare(image, spec, roi=roi, channel_axis=channel_axis, stride=stride,
+                     approximate_loss=approximate_loss, masking=masking)
+    axes: dict[str, tuple[Any, ...]] = {}
+    for n in tuned:
+        axes[n] = user_grid[n] if n in user_grid else _check_values(
+            spec, n, default_grid(spec, n, setup.noise_sigma, setup.span))
+    # every candidate in range for this image, before any work (the boundary's message)
+    scale = value_scale(np.zeros(1, np.float64), setup.value_range) if setup.value_range \
+        else None
+    if scale is not None:
+        for n in tuned:
+            if spec.param(n).intensity:
+                for v in axes[n]:
+                    try:
+                        working_params({n: v}, spec.units, scale, spec.bounds)
+                    except ValueError as exc:
+                        raise ValueError(f"grid[{n!r}]: {exc}") from None
+    names = list(axes)
+    searcher = _Search(axes, full=search == "full")
+    executor = _Executor(_default_workers() if workers is None else int(workers), cancel)
+    per_candidate = len(setup.tiles) * len(setup.offsets)
+    planned = [0]
+    counter = [0]
+    evaluated = 0
+
+    def params_at(idx: tuple[int, ...]) -> dict[str, Any]:
+        return {**fixed, **{n: axes[n][i] for n, i in zip(names, idx, strict=True)}}
+
+    batch = searcher.first()
+    while batch:
+        if _is_cancelled(cancel):
+            raise Cancelled("calibration stopped")
+        planned[0] = counter[0] + len(batch) * per_candidate + \
+            2 * per_candidate * max(0, int(math.log2(max(searcher.steps + [1]))) + 1)
+        cands = [params_at(idx) for idx in batch]
+
+        def on_done(c: int, loss: float, batch: list = batch) -> CalibrationStep:
+            searcher.losses[batch[c]] = loss
+            return CalibrationStep({n: axes[n][i] for n, i in zip(names, batch[c], strict=True)},
+                                   float(loss), batch[c], searcher.level)
+
+        losses = yield from _evaluate(setup, cands, executor, on_done, counter, lambda: planned[0])
+        for idx, loss in zip(batch, losses, strict=True):
+            searcher.losses[idx] = loss
+        evaluated += len(batch)
+        batch = searcher.next()
+    losses_arr = searcher.losses
+    best = tuple(int(i) for i in np.unravel_index(int(np.nanargmin(losses_arr)), losses_arr.shape))
+    tuned_best = {n: axes[n][i] for n, i in zip(names, best, strict=True)}
+    best_params = {**fixed, **tuned_best}
+    recipe = Recipe(processor=spec.name, params=best_params, channel_axis=channel_axis,
+                    version=__version__, source_dtype=np.dtype(as_dtype(image)).name)
+    losses_arr.setflags(write=False)
+    return Calibration(
+        processor=spec.name, best_params=best_params, best_loss=float(losses_arr[best]),
+        grid=axes, losses=losses_arr, best_index=best, seconds=time.perf_counter() - t0,
+        evaluations=evaluated, recipe=recipe, noise_sigma=setup.noise_sigma,
+        region=tuple(setup.boxes), stride=setup.stride, approximate_loss=bool(approximate_loss),
+        masking=setup.masking, fixed=fixed)
+
+
+def as_dtype(image: Any) -> np.dtype:
+    return np.dtype(image.dtype) if hasattr(image, "dtype") else np.asarray(image).dtype
+
+
+def calibrate(
+    image: Any,
+    processor: str,
+    *,
+    params: Sequence[str] | str | None = None,
+    grid: Mapping[str, Sequence[Any]] | None = None,
+    fixed: Mapping[str, Any] | None = None,
+    roi: Any = None,
+    channel_axis: int | None = None,
+    noise_model: Any = None,
+    stride: int = STRIDE,
+    approximate_loss: bool = True,
+    masking: str = "auto",
+    search: str = "refine",
+    workers: int | None = None,
+    cancel: CancelLike = None,
+    progress: Callable[[Progress], None] | None = None,
+) -> Calibration:
+    """Choose a processor's parameters by a self-supervised (J-invariant) loss, without a
+    clean reference.
+
+    Parameters
+    ----------
+    image : ndarray
+        One noisy plane ``(H, W)``, colour plane (with ``channel_axis``), or a volume for
+        ``bm4d_denoise``; any real dtype. Not modified.
+    processor : str
+        Registry name: ``"classic_denoise"``, ``"bm3d_denoise"``, ``"bm4d_denoise"``,
+        ``"restore_film_grain"`` (or any registered processor, with ``params`` and ``grid``).
+    params : sequence of str, optional
+        Parameters to tune. None: :data:`DEFAULT_PARAMS` (σ of classic, BM3D and BM4D; the
+        film-grain denoiser), plus any named in ``grid``. Add ``"profile"`` for BM3D/BM4D
+        to search the profile as a discrete axis.
+    grid : dict, optional
+        Candidate values per tuned parameter, in the image's own units (grey levels for
+        integer images, values for float images). Default: the noise σ estimated on the
+        region times 0.25 to 4 (:data:`SIGMA_FACTORS`) for intensity parameters; the
+        choices of discrete ones.
+    fixed : dict, optional
+        The processor's other parameters (e.g. ``{"method": "tv_chambolle"}``).
+    roi : None, "all", or one (start, stop) pair / slice per spatial axis
+        The region to calibrate on. None: the whole image if it has at most
+        :data:`REGION_PIXELS` pixels, else tiles covering its intensity range
+        (:func:`default_region`); "all": the whole image, however large.
+    channel_axis : int or None
+        Colour axis (RGB/RGBA; alpha is ignored).
+    noise_model : optional
+        Passed to processors that take ``noise_model`` (BM3D, BM4D, and the others once
+        they do); a ``ValueError`` for one that does not.
+    stride : int
+        Spacing of the masking grid.
+    approximate_loss : bool
+        True (default): one mask (offset ``stride**d // 2``, as scikit-image). False: every
+        offset, so that every pixel is predicted once.
+    masking : {"auto", "interpolate", "interpolate+noise"}
+        How masked pixels are filled (:data:`MASKINGS`): the mean of their neighbours
+        (scikit-image's ``calibrate_denoiser``), or that mean plus noise restoring the
+        estimated noise level; "auto": the second for BM3D/BM4D, the first otherwise.
+    search : {"refine", "full"}
+        "refine": coarse to fine on ordered axes (every few values, then around the minimum;
+        finds a local minimum on the grid). "full": every candidate.
+    workers : int, optional
+        Parallel worker processes (None: the usable CPUs, at most 8; 1: in this process).
+    cancel : threading.Event or callable, optional
+        Stops the calibration (raises :class:`~napari_restore.Cancelled`), also in the middle
+        of a library call.
+    progress : callable, optional
+        Receives :class:`~napari_restore.Progress`; ``info`` is a :class:`CalibrationStep`
+        when a candidate's loss is known.
+
+    Returns
+    -------
+    Calibration
+
+    Notes
+    -----
+    The loss of a candidate is ``mean((y[J] - f(y_J)[J])²)`` over the masked pixels ``J``
+    (and colour channels) of every tile, where ``y_J`` is ``y`` with the pixels of ``J``
+    replaced by the mean of their axis neighbours and ``f`` the processor with the
+    candidate's parameters. For noise independent from pixel to pixel this is the true MSE
+    of ``f(y_J)`` on ``J`` plus the noise variance [1]_. Spatially correlated noise (film
+    grain, interpolated data) leaks through the neighbours and biases it towards weaker
+    smoothing.
+
+    References
+    ----------
+    .. [1] Batson & Royer, "Noise2Self: Blind Denoising by Self-Supervision", ICML 2019.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from napari_restore import calibrate
+    >>> rng = np.random.default_rng(0)
+    >>> clean = np.tile(np.linspace(0, 200, 64), (64, 1))
+    >>> noisy = np.clip(clean + rng.normal(0, 20, clean.shape), 0, 255).astype(np.uint8)
+    >>> cal = calibrate(noisy, "classic_denoise", fixed={"method": "wavelet"}, workers=1)
+    >>> sorted(cal.best_params)
+    ['method', 'sigma']
+    """
+    return run_to_completion(iter_calibrate(
+        image, processor, params=params, grid=grid, fixed=fixed, roi=roi,
+        channel_axis=channel_axis, noise_model=noise_model, stride=stride,
+        approximate_loss=approximate_loss, masking=masking, search=search, workers=workers,
+        cancel=cancel,
+    ), progress)
+
+
+def self_supervised_loss(
+    image: Any,
+    processor: Any,
+    params: Mapping[str, Any] | None = None,
+    *,
+    roi: Any = None,
+    channel_axis: int | None = None,
+    stride: int = STRIDE,
+    approximate_loss: bool = True,
+    masking: str = "auto",
+    workers: int | None = 1,
+    cancel: CancelLike = None,
+) -> float:
+    """The self-supervised loss of one parameter set (image units²): the quantity
+    :func:`calibrate` minimises, for a sweep slice or a result layer's recipe.
+
+    ``processor`` is a registry name (with ``params``) or a :class:`~napari_restore.Recipe`.
+    """
+    from .recipes import Recipe
+
+    if isinstance(processor, Recipe):
+        if params is not None:
+            raise ValueError("give params= or a Recipe, not both")
+        params = processor.params
+        if channel_axis is None:
+            channel_axis = processor.channel_axis
+        processor = processor.processor
+    spec = _spec(processor)
+    values = dict(params or {})
+    spec.validate_params(values)
+    check_cancel(cancel)
+    setup = _prepare(image, spec, roi=roi, channel_axis=channel_axis, stride=stride,
+                     approximate_loss=approximate_loss, masking=masking)
+    executor = _Executor(_default_workers() if workers is None else int(workers), cancel)
+    gen = _evaluate(setup, [values], executor, lambda c, loss: None, [0], lambda: 0)
+    return float(run_to_completion(gen)[0])
