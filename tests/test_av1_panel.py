@@ -52,7 +52,7 @@ def test_panel_button_saves_an_av1_table(make_napari_viewer, tmp_path, monkeypat
 
     monkeypatch.setattr(QFileDialog, "getSaveFileName",
                         staticmethod(lambda *a, **k: (str(tmp_path / "clicked.tbl"), "")))
-    assert "save_av1_table" in [w.name for w in extras.container]
+    assert "save_av1_table" in [w.name for w in extras.sections["grain_save"]]
     extras.av1_button.changed.emit(True)
     assert (tmp_path / "clicked.tbl").read_text() == (tmp_path / "g.tbl").read_text()
     # a cancelled dialog saves nothing

@@ -334,13 +334,25 @@ def test_panel_shows_prediction_toggle_and_runs(qtbot, make_napari_viewer):
     pred = predict_clahe_params(cam)
     assert extras.prediction == pred
     assert f"{pred[0]:.2f}" in extras.label.value
-    assert extras.toggle.value and panel.params["clip_limit"] is None
-    extras.toggle.value = False  # start from the predicted numbers
+    assert f"{pred[1][0]} × {pred[1][1]}" in extras.label.value
+    clip, tiles = panel.param_widgets["clip_limit"], panel.param_widgets["tile_grid"]
+    # one choice, no contradicting "auto" boxes; the number fields only when set by hand
+    assert extras.choice.value == "predicted" and panel.params["clip_limit"] is None
+    assert clip.native.isHidden() and tiles.native.isHidden()
+    assert clip._auto.native.isHidden() and tiles._auto.native.isHidden()
+    extras.choice.value = "manual"  # start from the predicted numbers
     assert panel.params["clip_limit"] == pred[0] and panel.params["tile_grid"] == pred[1]
+    assert not clip.native.isHidden() and not tiles.native.isHidden()
     panel.set_params({"clip_limit": 3.0})
-    assert not extras.toggle.value
-    extras.toggle.value = True
+    assert extras.choice.value == "manual"
+    extras.choice.value = "predicted"
     assert panel.params["clip_limit"] is None and panel.params["tile_grid"] is None
+    assert clip.native.isHidden()
+    panel.set_params({"clip_limit": None, "tile_grid": (4, 4)})  # a recipe with one set
+    assert extras.choice.value == "manual" and panel.params["tile_grid"] == (4, 4)
+    assert panel.params["clip_limit"] is None and not clip._auto.native.isHidden()
+    panel.set_params({"clip_limit": None, "tile_grid": None})
+    assert extras.choice.value == "predicted"
     panel.start()
     qtbot.waitUntil(lambda: panel.state == "idle", timeout=30_000)
     out = viewer.layers[-1]

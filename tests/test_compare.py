@@ -57,7 +57,7 @@ def test_sweep_and_crop_results_are_compared_on_the_matching_region(viewer, came
     sweep = add_result(viewer, np.stack([noisy, clean]), "sweep", sweep={"param": "sigma", "values": [0.1, 0.2]})
     rows = compare_rows([crop, sweep], ref)
     assert rows[0]["PSNR (dB)"] == pytest.approx(peak_signal_noise_ratio(clean[10:50, 20:70], noisy[10:50, 20:70]), abs=1e-3)
-    assert [r["layer"] for r in rows[1:]] == ["sweep · sigma=0.1", "sweep · sigma=0.2"]
+    assert [r["layer"] for r in rows[1:]] == ["sigma=0.1 · sweep", "sigma=0.2 · sweep"]
     assert rows[2]["PSNR (dB)"] == pytest.approx(float("inf")) or rows[2]["PSNR (dB)"] > 90
 
 

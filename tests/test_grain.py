@@ -495,13 +495,17 @@ def test_panel_analyse_restore_grid_and_synthesise(make_napari_viewer, qtbot, ca
     qtbot.waitUntil(lambda: extras.worker is None and not extras._pending and not extras._timer.isActive(), timeout=30_000)
     assert extras.profile_layer == "grainy"
     assert extras.profile.grain_type == "medium_film_grain"
-    assert "medium_film_grain" in extras.summary.value
-    # the plots follow the viewer's selected layer
+    assert "medium film grain" in extras.summary.value
+    # the analysis follows the panel's own layer choice, never the viewer's selection
     viewer.layers.selection.active = viewer.layers["clean"]
+    qtbot.wait(400)  # longer than the analysis debounce
+    assert not extras._timer.isActive() and extras.worker is None
+    assert extras.profile_layer == "grainy"
+    panel.layer_widget.value = viewer.layers["clean"]
     qtbot.waitUntil(lambda: extras.profile_layer == "clean" and extras.worker is None
                     and not extras._timer.isActive(), timeout=30_000)
     assert extras.profile.grain_type == "minimal_grain"
-    viewer.layers.selection.active = src
+    panel.layer_widget.value = src
     qtbot.waitUntil(lambda: extras.profile_layer == "grainy" and extras.worker is None
                     and not extras._timer.isActive(), timeout=30_000)
     assert extras.ax_nlf.lines and extras.ax_psd.lines  # both plots drawn
@@ -515,6 +519,9 @@ def test_panel_analyse_restore_grid_and_synthesise(make_napari_viewer, qtbot, ca
     names = [lay.name for lay in viewer.layers[-3:]]
     assert [nm.rsplit(" ", 1)[-1] for nm in names] == ["denoised", "grain", "regrained"]
     assert all(nm.startswith("grainy [restore_film_grain wavelet") for nm in names)
+    viewer.layers.selection.active = viewer.layers[-1]  # a result becomes selected
+    qtbot.wait(400)
+    assert extras.profile_layer == "restore run"  # the run's own profile, not the result's
     extras.grid.value = True
     assert viewer_grid(viewer).enabled and not viewer.layers["clean"].visible
     extras.flip()

@@ -18,9 +18,46 @@ from ..processors.registry import Param
 
 _BIG = 1e9
 
+#: Word labels of parameters in the panels (keyword names stay in recipes, layer names and
+#: tooltips). A parameter not listed here is labelled with its name in words
+#: (``patch_size`` -> "patch size").
+WORDS: dict[str, str] = {
+    "sigma": "noise σ",
+    "noise_model": "noise model",
+    "patch_distance": "search radius",
+    "bit_depth": "OpenCV bit depth",
+    "colorspace": "colour space",
+    "threads": "library threads",
+    "psf_size": "blur size (rows, cols)",
+    "psf_sigma": "blur σ (pixels)",
+    "boundary": "image edges",
+    "clip_limit": "clip limit",
+    "tile_grid": "tiles (rows, cols)",
+    "tile": "process in tiles",
+    "refine": "refine (guided filter)",
+    "refine_radius": "refine radius (pixels)",
+    "refine_eps": "refine smoothing",
+    "early_stopping": "stop early (ES-WMV)",
+    "window": "averaging window",
+    "patience": "patience (iterations)",
+    "channels": "network channels",
+    "depth": "network depth",
+    "skip_channels": "skip-connection channels",
+    "reg_noise_std": "input perturbation",
+    "ema": "estimate weight (EMA)",
+    "seed": "random seed",
+    "every": "show estimate every",
+    "mode": "grain mode",
+}
+
+
+def label_for(p: Param) -> str:
+    """The panel label of ``p``: words, never a keyword name."""
+    return WORDS.get(p.name, p.name.replace("_", " "))
+
 
 def _tooltip(p: Param) -> str:
-    return f"{p.doc}\nAllowed: {p.range_text()}"
+    return f"{p.doc}\nAllowed: {p.range_text()}\n(keyword: {p.name})"
 
 
 def _decimals(*values: float | None) -> int:
@@ -91,11 +128,17 @@ class OptionalNumber(Container):
         self._spin.visible = not self._auto.value  # no stale greyed value while on auto
         super().__init__(widgets=[self._auto, self._spin], layout="horizontal", labels=False, **kwargs)
         self.margins = (0, 0, 0, 0)
+        self._auto.tooltip = f"On: chosen automatically. Off: the value you set.\n{self.tooltip or ''}"
+        self._spin.tooltip = self.tooltip
         self._auto.changed.connect(self._on_auto)
 
     def _on_auto(self, auto: bool) -> None:
         self._spin.enabled = not auto
         self._spin.visible = not auto
+
+    def show_auto(self, shown: bool) -> None:
+        """Show or hide the "auto" box (a panel offering its own automatic choice hides it)."""
+        self._auto.visible = shown
 
     @property
     def value(self) -> float | int | None:
@@ -141,7 +184,7 @@ def set_intensity_units(widget: Widget, p: Param, unit: str, span: float, data_s
     level for integer images) and the decimals that step needs."""
     import math
 
-    widget.label = f"{p.short} ({unit})"
+    widget.label = f"{label_for(p)} ({unit})"
     spin = getattr(widget, "_spin", widget)
     step = _nice_step((p.step or 0.01) * data_span)
     if integer:
@@ -156,7 +199,8 @@ def set_intensity_units(widget: Widget, p: Param, unit: str, span: float, data_s
         spin.native.setDecimals(decimals)
     spin.min, spin.max, spin.step = low, top, step
     spin.value = min(max(value, low), top)
-    widget.tooltip = f"{p.doc}\nIn {unit}; allowed {low:g} to {top:g} for this layer."
+    widget.tooltip = (f"{p.doc}\nIn {unit}; allowed {low:g} to {top:g} for this layer.\n"
+                      f"(keyword: {p.name})")
 
 
 class IntPair(Container):
@@ -171,6 +215,8 @@ class IntPair(Container):
         ]
         super().__init__(widgets=self._spins, layout="horizontal", labels=False, **kwargs)
         self.margins = (0, 0, 0, 0)
+        for spin, part in zip(self._spins, ("rows", "columns"), strict=False):
+            spin.tooltip = f"{part}\n{self.tooltip or ''}"
 
     @property
     def value(self) -> tuple[int, ...]:
@@ -195,7 +241,19 @@ class OptionalIntPair(Container):
         super().__init__(widgets=[self._auto, self._pair], layout="horizontal", labels=False,
                          **kwargs)
         self.margins = (0, 0, 0, 0)
-        self._auto.changed.connect(lambda v: setattr(self._pair, "enabled", not v))
+        self._auto.tooltip = f"On: chosen automatically. Off: the values you set.\n{self.tooltip or ''}"
+        for spin, part in zip(self._pair._spins, ("rows", "columns"), strict=False):
+            spin.tooltip = f"{part}\n{self.tooltip or ''}"
+        self._pair.visible = not self._auto.value  # no stale greyed values while on auto
+        self._auto.changed.connect(self._on_auto)
+
+    def _on_auto(self, auto: bool) -> None:
+        self._pair.enabled = not auto
+        self._pair.visible = not auto
+
+    def show_auto(self, shown: bool) -> None:
+        """Show or hide the "auto" box (a panel offering its own automatic choice hides it)."""
+        self._auto.visible = shown
 
     @property
     def value(self) -> tuple[int, ...] | None:
@@ -212,7 +270,7 @@ class OptionalIntPair(Container):
 
 def widget_for(p: Param) -> Widget:
     """The magicgui widget editing parameter ``p`` (its ``.value`` is what the spec validates)."""
-    common = {"name": p.name, "label": p.short, "tooltip": _tooltip(p)}
+    common = {"name": p.name, "label": label_for(p), "tooltip": _tooltip(p)}
     if p.type is bool:
         return CheckBox(value=bool(p.default), **common)
     if p.type is str and p.choices is not None:

@@ -4,6 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
+#: Height of every plot in a dock panel (px): fixed, so a plot never grows with the window
+#: nor squeezes the controls above it.
+PLOT_HEIGHT = 200
+
+
+def plot_canvas(width_in: float = 3.6) -> tuple[Any, Any]:
+    """``(canvas, figure)``: a Qt matplotlib canvas of :data:`PLOT_HEIGHT` pixels for a
+    dock panel (the width follows the panel)."""
+    from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+    from matplotlib.figure import Figure
+    from qtpy.QtWidgets import QSizePolicy
+
+    dpi = 90
+    fig = Figure(figsize=(width_in, PLOT_HEIGHT / dpi), dpi=dpi, layout="constrained")
+    canvas = FigureCanvasQTAgg(fig)
+    canvas.setFixedHeight(PLOT_HEIGHT)
+    canvas.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+    return canvas, fig
+
 
 def draw_later(canvas: Any) -> None:
     """Redraw ``canvas`` at the next event-loop turn (coalesced, like ``draw_idle``).

@@ -121,10 +121,20 @@ def build(panel: Any) -> SimpleNamespace:
                                 "white or correlated, as the run decides)." if auto_noise else
                                 "Measure the noise of the current plane (wavelet MAD) and put "
                                 "it into σ: the value 'auto' would use.")
-    result = Label(value="", name="sigma_estimate")
+    result = Label(value="", name="sigma_estimate",
+                   tooltip="The noise σ measured on the current plane of the chosen layer.")
     row = Container(widgets=[button, result], layout="horizontal", labels=False,
                     name="estimate_row", label="noise")
     row.margins = (0, 0, 0, 0)
+
+    def measure(layer: Any) -> tuple[str, float]:
+        if auto_noise and panel.param_widgets["noise_model"].value == "auto":
+            return estimate_noise_for(panel.viewer, layer, panel.spec.plane_ndim)
+        return "", estimate_sigma_for(panel.viewer, layer, panel.spec.plane_ndim)
+
+    def show(layer: Any, kind: str, sigma: float) -> None:
+        result.value = (f"{layer.name}: σ ≈ {sigma:.3g} {_unit(layer)}"
+                        + (f" ({kind})" if kind else ""))
 
     def on_click(*_: Any) -> None:
         from napari.utils.notifications import show_warning
@@ -133,22 +143,41 @@ def build(panel: Any) -> SimpleNamespace:
         if layer is None:
             show_warning(f"{panel.spec.title}: choose an image layer first.")
             return
-        measured = auto_noise and panel.param_widgets["noise_model"].value == "auto"
         try:
-            if measured:
-                kind, sigma = estimate_noise_for(panel.viewer, layer, panel.spec.plane_ndim)
-            else:
-                kind, sigma = "", estimate_sigma_for(panel.viewer, layer, panel.spec.plane_ndim)
+            kind, sigma = measure(layer)
         except (TypeError, ValueError) as exc:
             show_warning(f"{panel.spec.title}: cannot estimate σ: {exc}")
             return
         panel.param_widgets["sigma"].value = float(f"{sigma:.4g}")
-        unit = _unit(layer)
-        result.value = f"σ ≈ {sigma:.4g} {unit}" + (f" ({kind})" if kind else "")
+        show(layer, kind, sigma)
+
+    def on_layer(*_: Any) -> None:
+        """The label follows the chosen layer: measured in the background (σ is untouched)."""
+        from ._runner import start_job
+
+        layer = panel.layer_widget.value
+        if layer is None:
+            result.value = ""
+            return
+        result.value = f"{layer.name}: measuring…"
+
+        def done(value: tuple[str, float]) -> None:
+            if panel.layer_widget.value is layer:  # not a layer chosen meanwhile
+                show(layer, *value)
+
+        def failed(exc: BaseException) -> None:
+            if panel.layer_widget.value is layer:
+                result.value = f"{layer.name}: σ not measurable ({exc})"
+
+        start_job(lambda _cancel: measure(layer), f"{panel.spec.title}: noise of {layer.name}",
+                  on_returned=done, on_error=failed, alive=lambda: panel.alive, activity=False)
 
     button.changed.connect(on_click)
+    panel.layer_widget.changed.connect(on_layer)
     panel.add_section(row, after=panel.param_widgets["sigma"])
-    extras = SimpleNamespace(row=row, estimate_button=button, estimate_label=result)
+    extras = SimpleNamespace(row=row, estimate_button=button, estimate_label=result,
+                             refresh_estimate=on_layer)
+    on_layer()
     if panel.spec.name in ARRAY_INPUTS:
         arg = ARRAY_INPUTS[panel.spec.name][0]
         setattr(extras, f"{arg}_layer_widget",
@@ -282,9 +311,8 @@ def _add_array_input(panel: Any, arg: str, label: str, none_text: str, tooltip: 
     if model is not None:  # right under the noise model, shown only for "psd"
         panel.add_section(combo, after=model)
         combo.visible = model.value == "psd"
-    else:
-        last_param = max(panel.index(w) for w in panel.param_widgets.values())
-        panel.add_section(combo, after=panel[last_param])
+    else:  # under the Gaussian's parameters, which it replaces
+        panel.add_section(combo, after=panel.param_widgets["psf_sigma"])
     return combo
 
 

@@ -54,8 +54,42 @@ def aligned_reference(layer: Any, reference: Any) -> np.ndarray | None:
     return ref if tuple(ref.shape) == shape else None
 
 
+def _value_text(v: Any) -> str:
+    """A parameter value as a person reads it: 0.11, not 0.11000000000000001; None is auto."""
+    if v is None:
+        return "auto"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, tuple | list):
+        return "×".join(_value_text(x) for x in v)
+    return str(v)
+
+
 def _params_text(meta: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in (meta.get("params") or {}).items())
+    return ", ".join(f"{k}={_value_text(v)}" for k, v in (meta.get("params") or {}).items())
+
+
+def remembered_params(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(values, changed)`` a run of processor ``name`` from this panel uses: its panel's
+    remembered parameters (the defaults where none are remembered), and those that differ
+    from the defaults."""
+    spec = get_processor(name)
+    try:
+        values = spec.validate_params(load_params(name))
+    except (TypeError, ValueError):  # remembered values of an older spec: the defaults
+        values = spec.validate_params({})
+    defaults = spec.defaults()
+    return values, {k: v for k, v in values.items() if defaults.get(k) != v}
+
+
+def params_summary(names: list[str]) -> str:
+    """What "Compare denoisers" will run: each processor with its non-default parameters."""
+    lines = []
+    for name in names:
+        _, changed = remembered_params(name)
+        text = _params_text({"params": changed}) if changed else "defaults"
+        lines.append(f"{get_processor(name).title}: {text}")
+    return "\n".join(lines)
 
 
 def compare_rows(layers: list[Any], reference: Any | None) -> list[dict[str, Any]]:
@@ -68,8 +102,8 @@ def compare_rows(layers: list[Any], reference: Any | None) -> list[dict[str, Any
         ref = aligned_reference(layer, reference) if reference is not None else None
         sweep = meta.get("sweep")
         planes = [(f"{layer.name}", data, meta.get("params"))]
-        if sweep:
-            planes = [(f"{layer.name} · {sweep['param']}={v}", data[k],
+        if sweep:  # the value first: it is what tells the rows apart
+            planes = [(f"{sweep['param']}={_value_text(v)} · {layer.name}", data[k],
                        {**(meta.get("params") or {}), sweep["param"]: v})
                       for k, v in enumerate(sweep["values"])]
         for name, arr, params in planes:
@@ -99,7 +133,7 @@ def compare_job(specs: list[str], data: Any, channel_axis: int | None,
     for k, name in enumerate(specs):
         spec = get_processor(name)
         t0 = time.perf_counter()
-        values = spec.check_params(data, load_params(name))
+        values = spec.check_params(data, remembered_params(name)[0])
         try:
             res = yield from run_part(spec, data, channel_axis, values, cancel, value_range, k, n)
         except Cancelled:
@@ -138,15 +172,18 @@ class ComparePanel(Container):
             tooltip="Run these processors with their remembered parameters on the visible "
                     "field of view of the source, then compare in grid view.")
         self.denoisers.max_height = 110
-        self.source = ComboBox(label="source", choices=self._images, name="source")
+        self.source = ComboBox(label="source", choices=self._images, name="source",
+                               tooltip="The layer the denoisers run on (its visible area).")
+        self.params_label = TextLabel(value="", name="denoiser_params", label="parameters")
+        self._source_chosen = False  # the user picked a source: keep it
         self.run_denoisers = PushButton(text="Compare denoisers on view", name="compare_denoisers",
                                         tooltip="Run the chosen denoisers (Stop keeps the runs "
                                                 "that finished).")
         self.progress = ProgressBar(min=0, max=STEPS, value=0, name="progress", label="progress")
         self.status = TextLabel(value="", name="status")
         super().__init__(widgets=[self.layers_widget, self.reference, buttons, self.table,
-                                  self.source, self.denoisers, self.run_denoisers, self.progress,
-                                  self.status])
+                                  self.source, self.denoisers, self.params_label,
+                                  self.run_denoisers, self.progress, self.status])
         self.rows: list[dict[str, Any]] = []
         self.worker: Any = None
         self.job: Any = None
@@ -156,12 +193,76 @@ class ComparePanel(Container):
         self.diff_button.changed.connect(lambda *_: self.difference())
         self.csv_button.changed.connect(lambda *_: self.export_csv())
         self.run_denoisers.changed.connect(lambda *_: self._on_run_clicked())
+        self.denoisers.changed.connect(lambda *_: self.show_params())
+        self.source.changed.connect(self._on_source)
         ev = viewer.layers.events
-        self._connections = [(e, self.reset_choices) for e in (ev.inserted, ev.removed, ev.reordered)]
+        self._connections = [(e, self._on_layers) for e in (ev.inserted, ev.removed, ev.reordered)]
         for sig, cb in self._connections:
             sig.connect(cb)
         self.native.destroyed.connect(self._disconnect)
+        self._set_table_view()
+        self._pick_source()
+        self.show_params()
         fit_width(self)
+
+    def _set_table_view(self) -> None:
+        """Cells show their text (wrapped, elided in the middle if still too long, full text
+        as tooltip) instead of cutting it at the end."""
+        from qtpy.QtCore import Qt
+
+        view = self.table.native
+        view.setWordWrap(True)
+        view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        view.horizontalHeader().setStretchLastSection(True)
+
+    def _fit_cells(self) -> None:
+        view = self.table.native
+        for r in range(view.rowCount()):
+            for c in range(view.columnCount()):
+                item = view.item(r, c)
+                if item is not None:
+                    item.setToolTip(item.text())
+        view.resizeColumnsToContents()
+        for c in range(view.columnCount()):  # long names wrap instead of widening the panel
+            view.setColumnWidth(c, min(view.columnWidth(c), 260))
+        view.resizeRowsToContents()
+
+    def _on_layers(self, *_: Any) -> None:
+        self.reset_choices()
+        self._pick_source()
+
+    def _on_source(self, *_: Any) -> None:
+        if not self._picking:
+            self._source_chosen = True
+
+    _picking = False
+
+    def _pick_source(self) -> None:
+        """Default source: the selected image layer if it is not a result, else the last
+        visible input layer (a hidden clean reference is never the default)."""
+        if self._source_chosen and self.source.value is not None:
+            return
+        images = [lay for lay in self._viewer.layers if isinstance(lay, napari.layers.Image)]
+        inputs = [lay for lay in images if META_KEY not in lay.metadata
+                  and "napari_restore_difference" not in lay.metadata]
+        active = self._viewer.layers.selection.active
+        pick = active if active in inputs else next(
+            (lay for lay in reversed(inputs) if lay.visible), inputs[-1] if inputs else None)
+        if pick is not None and pick is not self.source.value:
+            self._picking = True
+            try:
+                self.source.value = pick
+            finally:
+                self._picking = False
+
+    def show_params(self) -> str:
+        """Show which parameters "Compare denoisers" will use (remembered from each panel)."""
+        names = list(self.denoisers.value)
+        text = (params_summary(names) if names else "choose denoisers above")
+        self.params_label.value = text
+        self.params_label.tooltip = ("Each denoiser runs with the parameters its own panel "
+                                     "remembers (the defaults if never used):\n" + text)
+        return text
 
     def _disconnect(self, *_: Any) -> None:
         self._alive = False
@@ -191,6 +292,7 @@ class ComparePanel(Container):
             return self.rows
         self.table.value = {"data": [[r[c] for c in COLUMNS] for r in self.rows],
                             "index": list(range(1, len(self.rows) + 1)), "columns": COLUMNS}
+        self._fit_cells()
         return self.rows
 
     def grid_view(self) -> None:
@@ -267,6 +369,7 @@ class ComparePanel(Container):
             return None
         target = select_target(self._viewer, layer, "view")
         snap = snapshot(layer, target)
+        self.show_params()
         cax = -1 if layer.rgb else None
         self.progress.value = 0
         self.run_denoisers.text = "Stop"

@@ -27,7 +27,7 @@ from napari.utils.notifications import show_warning
 
 from ..processors.dip import CPU, PAPER, DIPStep, DIPSummary
 from ._layers import META_KEY, result_name, unique_name
-from ._plots import draw_later
+from ._plots import draw_later, plot_canvas
 
 #: Rough seconds per pixel and iteration: the CPU preset on one core of a shared 2-core EPYC
 #: VM (50-80 ms per iteration at 128², 0.19-0.24 s at 256²; benchmarks/bench_dip.py), and a
@@ -73,7 +73,8 @@ class DIPExtras:
         self.warning = ""
         self._last_draw = 0.0
         self._last_show = 0.0
-        self.note = Label(value="", name="dip_note")
+        self.note = Label(value="", name="dip_note", label="note",
+                          tooltip="Warnings about the run (e.g. its expected duration).")
         self.canvas, self.figure, self.ax_loss, self.ax_stat = self._make_plot()
         panel.add_section(self.note, after=panel.status)
         panel.add_section(self.canvas)
@@ -85,10 +86,7 @@ class DIPExtras:
     # -- plot -------------------------------------------------------------------------
     @staticmethod
     def _make_plot() -> tuple[Any, Any, Any, Any]:
-        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-        from matplotlib.figure import Figure
-
-        fig = Figure(figsize=(3.6, 2.2), dpi=90, layout="constrained")
+        canvas, fig = plot_canvas()
         ax = fig.add_subplot(1, 1, 1)
         ax2 = ax.twinx()
         ax.set_xlabel("iteration", fontsize=8)
@@ -96,8 +94,6 @@ class DIPExtras:
         ax2.set_ylabel("window variance", fontsize=8, color="tab:orange")
         for a in (ax, ax2):
             a.tick_params(labelsize=7)
-        canvas = FigureCanvasQTAgg(fig)
-        canvas.setMinimumHeight(170)
         return canvas, fig, ax, ax2
 
     def redraw(self) -> None:

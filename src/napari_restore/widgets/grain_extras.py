@@ -3,8 +3,11 @@ the three result layers, and Synthesise (add grain to a clean layer).
 
 ``build(panel)`` is called by :class:`~napari_restore.widgets.panel.ProcessorPanel` (see
 :mod:`._extras`). Analysis runs in a worker (:func:`._runner.start_job`) on the current
-slice of the selected layer, so the GUI never blocks; it reruns when the selected layer
-changes, and the profile measured by a Restore run (its progress payload) updates the plots.
+slice of the panel's input layer (its own choice, not the viewer's selection), so the GUI
+never blocks; it reruns when that layer changes, and the profile measured by a Restore run
+(its progress payload) updates the plots. Synthesis regrains any layer with any profile: a
+colour profile gives a grey layer its luma grain, a greyscale profile gives an RGB layer the
+same grain in every channel (:func:`grain_for`).
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ import numpy as np
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
-    Container,
     FileEdit,
     FloatSpinBox,
     Label,
@@ -29,16 +31,46 @@ from .._compat import viewer_grid
 from ..processors.grain_analysis import analyze_grain
 from ..processors.grain_profile import GrainProfile
 from ..processors.grain_synthesis import synthesize_grain
-from ._plots import draw_later
+from ._plots import draw_later, plot_canvas
 from ._runner import start_job
+from ._section import Section
 
 _OUTPUTS = ("denoised", "grain", "regrained")
 
 
 def _describe(p: GrainProfile) -> str:
-    kind = "colour" if p.colour else "mono"
-    return (f"{p.grain_type} · σ {p.sigma * 100:.2f} % · size {p.grain_size_px:.2f} px · "
-            f"{kind} (ρ {p.channel_correlation:.2f})")
+    """One line a person can read: type, level, size, and what synthesis can regrain."""
+    if p.channels == 1:
+        kind = "greyscale grain (regrains grey layers; colour layers get it in every channel)"
+    else:
+        kind = (f"{'colour' if p.colour else 'monochrome'} grain of an RGB layer "
+                f"(channel correlation {p.channel_correlation:.2f}; grey layers get its "
+                "luma grain)")
+    return (f"{p.grain_type.replace('_', ' ')} · σ {p.sigma * 100:.2f} % of range · "
+            f"size {p.grain_size_px:.2f} px · {kind}")
+
+
+def grain_for(profile: GrainProfile, data: np.ndarray, rgb: bool, seed: int) -> np.ndarray:
+    """Grain for ``data`` (one plane; RGB(A) when ``rgb``) from ``profile``, whatever the
+    channels of each: a colour profile regrains a grey plane with its luma grain (the channel
+    mean of its colour grain, which follows the profile's luma NLF); a greyscale profile
+    regrains an RGB plane with the same grain in every channel (monochrome film grain)."""
+    plane = data[..., :3] if rgb else data
+    if profile.channels == 3 and not rgb:
+        rgb_like = np.repeat(plane[..., None], 3, axis=-1)
+        grain = synthesize_grain(plane.shape[:2] + (3,), profile, luminance=rgb_like,
+                                 seed=seed, channel_axis=-1)
+        return np.asarray(grain).mean(axis=-1)
+    if profile.channels == 1 and rgb:
+        luma = plane.astype(np.float64).mean(axis=-1)
+        if np.issubdtype(plane.dtype, np.integer):  # the same units (grey levels) as data
+            luma = np.rint(luma)
+        luma = luma.astype(plane.dtype)
+        grain = synthesize_grain(plane.shape[:2], profile, luminance=luma, seed=seed)
+        return np.repeat(np.asarray(grain)[..., None], 3, axis=-1)
+    shape = plane.shape[:2] + ((3,) if rgb else ())
+    return np.asarray(synthesize_grain(shape, profile, luminance=plane, seed=seed,
+                                       channel_axis=-1 if rgb else None))
 
 
 class GrainExtras:
@@ -63,44 +95,68 @@ class GrainExtras:
         self._timer.timeout.connect(self.analyse)
         # -- analyse
         self.analyse_button = PushButton(text="Analyse", name="analyse")
-        self.analyse_button.tooltip = ("Measure the grain of the selected layer (current "
+        self.analyse_button.tooltip = ("Measure the grain of the panel's image layer (current "
                                        "slice) on its flat regions: type, NLF, spectrum.")
-        self.auto = CheckBox(text="analyse on layer change", value=True, name="auto_analyse")
-        self.summary = Label(value="grain: —", name="grain_summary")
+        self.auto = CheckBox(text="analyse on layer change", value=True, name="auto_analyse",
+                             tooltip="Analyse again whenever the panel's image layer changes.")
+        self.summary = Label(value="grain: —", name="grain_summary", label="grain",
+                             tooltip="What the last analysis measured.")
         self.save_file = FileEdit(mode="w", filter="*.json", name="profile_file",
-                                  label="profile JSON")
-        self.save_button = PushButton(text="Save profile", name="save_profile")
+                                  label="profile JSON",
+                                  tooltip="Where Save profile writes the grain profile.")
+        self.save_button = PushButton(text="Save profile", name="save_profile",
+                                      tooltip="Save the last analysis as a grain profile JSON "
+                                              "(reusable for synthesis and batch runs).")
         self.av1_button = PushButton(text="Save AV1 table…", name="save_av1_table")
         self.av1_button.tooltip = ("Write the grain as an AV1 film-grain table (libaom "
                                    "filmgrn1) for aomenc --film-grain-table.")
         # -- results: grid / flip
-        self.grid = CheckBox(text="grid view of the results", value=False, name="grid_view")
-        self.flip_button = PushButton(text="Flip denoised / grain / regrained", name="flip")
+        self.grid = CheckBox(text="grid view of the results", value=False, name="grid_view",
+                             tooltip="Show the input and the three results side by side.")
+        self.flip_button = PushButton(text="Flip denoised / grain / regrained", name="flip",
+                                      tooltip="Show one result at a time, cycling.")
         self._flip_index = -1
         # -- synthesise
         self.synth_target = ComboBox(label="clean layer", name="synth_target",
-                                     choices=panel.image_layers)
+                                     choices=panel.image_layers,
+                                     tooltip="The layer to add grain to (a new layer; grey "
+                                             "or RGB, whatever the profile's channels).")
         self.synth_source = ComboBox(
             label="grain from", name="synth_source",
             choices=[("last analysis", "analysis"), ("profile JSON file", "file")],
+            tooltip="Use the last analysis, or a saved profile (JSON or AV1 table).",
         )
         self.load_file = FileEdit(mode="r", filter="*.json *.tbl", name="load_file",
-                                  label="load profile")
+                                  label="load profile",
+                                  tooltip="A grain profile JSON or an AV1 film-grain table.")
         self.synth_strength = FloatSpinBox(value=1.0, min=0.0, max=3.0, step=0.1,
-                                           label="grain strength", name="synth_strength")
-        self.synth_seed = SpinBox(value=0, min=0, max=2**31 - 1, label="seed", name="synth_seed")
-        self.synth_button = PushButton(text="Synthesise grain", name="synthesise")
-        box = Container(
-            widgets=[self.analyse_button, self.auto, self.summary, self.save_file,
-                     self.save_button, self.av1_button, self.grid, self.flip_button, self.synth_target,
-                     self.synth_source, self.load_file, self.synth_strength, self.synth_seed,
-                     self.synth_button],
-            labels=True, name="grain_tools",
-        )
-        self.container = box
-        panel.add_section(box)
+                                           label="grain strength", name="synth_strength",
+                                           tooltip="1 = the grain as measured.")
+        self.synth_seed = SpinBox(value=0, min=0, max=2**31 - 1, label="random seed",
+                                  name="synth_seed",
+                                  tooltip="The same seed gives the same grain.")
+        self.synth_button = PushButton(text="Synthesise grain", name="synthesise",
+                                       tooltip="Add new grain with the profile's statistics to "
+                                               "the clean layer (a new layer).")
         self.canvas, self.figure, self.ax_nlf, self.ax_psd = self._make_plot()
-        panel.add_section(self.canvas)
+        analysis = Section("Grain analysis", [self.analyse_button, self.auto, self.summary],
+                           expanded=True, name="grain_analysis",
+                           tooltip="Measure the grain: type, noise-level function, spectrum.")
+        analysis.add_native(self.canvas)
+        sections = [
+            analysis,
+            Section("Results view", [self.grid, self.flip_button], expanded=True,
+                    name="grain_results"),
+            Section("Save grain profile", [self.save_file, self.save_button, self.av1_button],
+                    name="grain_save"),
+            Section("Synthesise grain", [self.synth_target, self.synth_source, self.load_file,
+                                         self.synth_strength, self.synth_seed,
+                                         self.synth_button], name="grain_synthesis"),
+        ]
+        for section in sections:
+            panel.add_section(section)
+        self.sections = {section.name: section for section in sections}
+        self.container = analysis
 
         self.analyse_button.changed.connect(self.analyse)
         self.save_button.changed.connect(self.save_profile)
@@ -109,7 +165,6 @@ class GrainExtras:
         self.flip_button.changed.connect(self.flip)
         self.synth_button.changed.connect(self.synthesise)
         panel.layer_widget.changed.connect(self._on_layer)
-        panel.connect_viewer(panel.viewer.layers.selection.events.active, self._on_selection)
         panel.events.progressed.connect(self._on_progress)
         panel.events.results.connect(self._on_results)
         panel.connect_viewer(panel.viewer.layers.events.inserted, self._refresh_targets)
@@ -120,14 +175,9 @@ class GrainExtras:
     # -- plots ----------------------------------------------------------------------------
     @staticmethod
     def _make_plot() -> tuple[Any, Any, Any, Any]:
-        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-        from matplotlib.figure import Figure
-
-        fig = Figure(figsize=(3.8, 2.3), dpi=90, layout="constrained")
+        canvas, fig = plot_canvas()
         ax1 = fig.add_subplot(1, 2, 1)
         ax2 = fig.add_subplot(1, 2, 2)
-        canvas = FigureCanvasQTAgg(fig)
-        canvas.setMinimumHeight(180)
         return canvas, fig, ax1, ax2
 
     def redraw(self) -> None:
@@ -176,18 +226,9 @@ class GrainExtras:
             self._timer.start()
 
     def _analysis_layer(self) -> Any:
-        """The layer to analyse: the viewer's selected image layer (what the user looks at),
-        else the panel's input layer."""
-        import napari
-
-        active = self.panel.viewer.layers.selection.active
-        if isinstance(active, napari.layers.Image):
-            return active
+        """The layer to analyse: the panel's own input layer, never the viewer's selection
+        (selecting a result layer must not replace the source's profile)."""
         return self.panel.layer_widget.value
-
-    def _on_selection(self, *_: Any) -> None:
-        if self.auto.value and self._alive:
-            self._timer.start()
 
     def analyse(self, *_: Any) -> Any:
         """Analyse the selected layer's current slice in a thread worker; returns the worker."""
@@ -324,17 +365,7 @@ class GrainExtras:
         try:
             prof = self._synth_profile()
             data = np.asarray(self.panel.target(layer, "slice").data)
-            cax = -1 if layer.rgb else None
-            shape = data.shape[:2] + ((3,) if prof.channels == 3 else ())
-            if layer.rgb and prof.channels == 1:
-                raise ValueError("the profile is greyscale but the layer is RGB; "
-                                 "measure the grain on a colour layer")
-            if not layer.rgb and prof.channels == 3:
-                raise ValueError("the profile is colour but the layer is greyscale; "
-                                 "measure the grain on a greyscale layer")
-            grain = synthesize_grain(shape, prof, luminance=data[..., :3] if layer.rgb else data,
-                                     seed=int(self.synth_seed.value),
-                                     channel_axis=cax)
+            grain = grain_for(prof, data, bool(layer.rgb), int(self.synth_seed.value))
         except (TypeError, ValueError) as exc:
             show_error(f"Film grain: {exc}")
             return None

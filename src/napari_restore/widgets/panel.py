@@ -44,6 +44,7 @@ from .recipes_ui import RecipeButtons
 from .sweep import ParameterSweep
 from ._params import intensity_units, set_intensity_units, widget_for
 from ._runner import Job, start_job
+from ._section import Section
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -51,6 +52,15 @@ if TYPE_CHECKING:
     from superqt.utils import GeneratorWorker
 
 _PROGRESS_STEPS = 1000
+
+#: Parameters shown above the fold besides the key ones (those in result layer names); the
+#: others go into the "Advanced parameters" section, collapsed by default.
+BASIC = frozenset({"sigma", "noise_model", "early_stopping", "device"})
+
+
+def is_basic(p: Any) -> bool:
+    """Whether parameter ``p`` is shown above the fold (else under "Advanced parameters")."""
+    return bool(p.key) or p.name in BASIC
 
 
 class PanelEvents:
@@ -75,8 +85,14 @@ class ProcessorPanel(Container):
         self._viewer = viewer
         self.spec = spec
         self.layer_widget = ComboBox(label="image", name="image", choices=self.image_layers,
-                                     tooltip="Input layer (never modified).")
+                                     tooltip="The layer to process (never modified; results "
+                                             "are new layers).")
         self.param_widgets = {p.name: widget_for(p) for p in spec.params}
+        advanced = [self.param_widgets[p.name] for p in spec.params if not is_basic(p)]
+        #: The collapsible "Advanced parameters" section (None when every parameter is basic).
+        self.advanced = Section(
+            "Advanced parameters", advanced, name="advanced",
+            tooltip="Parameters that rarely need changing.") if advanced else None
         targets = targets_for(spec.plane_ndim)
         self.target_widget = ComboBox(
             label="apply to", name="target",
@@ -87,15 +103,23 @@ class ProcessorPanel(Container):
                     "Whole layer (plane by plane), the current slice, or the part of the "
                     "current slice visible on screen.",
         )
-        self.run_button = PushButton(text="Run", name="run")
+        self.run_button = PushButton(
+            text="Run", name="run",
+            tooltip=f"Run {spec.title} on the chosen layer; the result is a new layer. While "
+                    "it runs this button is Stop.")
         self.progress = ProgressBar(min=0, max=_PROGRESS_STEPS, value=0, name="progress",
-                                    label="progress")
-        self.status = TextLabel(value="", name="status")
+                                    label="progress",
+                                    tooltip="Progress of the run (moving while one plane is "
+                                            "computed; also in napari's activity dock).")
+        self.status = TextLabel(value="", name="status", tooltip="")
+        basic = [self.param_widgets[p.name] for p in spec.params if is_basic(p)]
         super().__init__(
-            widgets=[self.layer_widget, *self.param_widgets.values(), self.target_widget,
-                     self.run_button, self.progress, self.status],
+            widgets=[self.layer_widget, *basic, *([self.advanced] if self.advanced else []),
+                     self.target_widget, self.run_button, self.progress, self.status],
             labels=True, scrollable=True,  # long panels scroll instead of growing the window
         )
+        for section in self._sections():
+            _full_width(section)
         self.native._magic_widget = self
         self.tooltip = spec.summary
         self.state = "idle"
@@ -126,7 +150,8 @@ class ProcessorPanel(Container):
         self.sweep = ParameterSweep(self)
         self.recipes = RecipeButtons(self)
         self.insert(self.index(self.run_button), self.preview.toggle)
-        self.extend([self.recipes.container, self.sweep.container])
+        self.extend([self.recipes.container])
+        self.add_section(self.sweep.container)
         build_extras(self)
         fit_width(self)
 
@@ -150,10 +175,13 @@ class ProcessorPanel(Container):
         return dict(self._job.get("source", {}))
 
     def add_section(self, widget: Any, after: Any = None) -> Any:
-        """Add ``widget`` (a magicgui widget, e.g. a Container, or a Qt widget) to the panel.
+        """Add ``widget`` (a magicgui widget, e.g. a Container or a :class:`Section`, or a Qt
+        widget) to the panel.
 
-        ``after`` is a widget of the panel (or its name): the section goes right below it;
-        by default it goes at the end. Returns ``widget``.
+        ``after`` is a widget of the panel (or its name), also one inside a section (e.g. an
+        advanced parameter's widget): ``widget`` goes right below it, in the same section; by
+        default it goes at the end. A :class:`Section` (collapsible, collapsed unless built
+        with ``expanded=True``) spans the panel's width. Returns ``widget``.
         """
         if not isinstance(widget, Widget):
             self._widget._mgui_get_native_widget().layout().addWidget(widget)
@@ -161,9 +189,30 @@ class ProcessorPanel(Container):
         if after is None:
             self.append(widget)
         else:
-            ref = getattr(self, after) if isinstance(after, str) else after
-            self.insert(self.index(ref) + 1, widget)
+            ref = self._find(after)
+            box = self._container_of(ref)
+            box.insert(_index(box, ref) + 1, widget)
+        if isinstance(widget, Section):
+            _full_width(widget)
         return widget
+
+    def _find(self, name_or_widget: Any) -> Any:
+        if not isinstance(name_or_widget, str):
+            return name_or_widget
+        for box in (self, *self._sections()):
+            for w in box:
+                if w.name == name_or_widget:
+                    return w
+        raise KeyError(f"{self.spec.title} panel has no widget named {name_or_widget!r}")
+
+    def _sections(self) -> list[Section]:
+        return [w for w in self if isinstance(w, Section)]
+
+    def _container_of(self, widget: Any) -> Any:
+        for box in (self, *self._sections()):
+            if any(w is widget for w in box):
+                return box
+        raise ValueError(f"{widget!r} is not a widget of the {self.spec.title} panel")
 
     def add_run_hook(self, hook: Callable[[ProcessorSpec], ProcessorSpec]) -> None:
         """Register ``hook(spec) -> spec``, applied in order to the spec of every run."""
@@ -388,6 +437,19 @@ class ProcessorPanel(Container):
         elif self._outcome == "kept":
             show_info(f"{self.spec.title}: stopped; kept the best result so far.")
         self.events.finished.emit(self._outcome)
+
+
+def _index(box: Any, widget: Any) -> int:
+    return next(i for i, w in enumerate(box) if w is widget)
+
+
+def _full_width(section: Any) -> None:
+    """Let a section span the panel: no (empty) label column in front of it."""
+    labeled = getattr(section, "_labeled_widget", None)
+    labeled = labeled() if callable(labeled) else None
+    inner = getattr(labeled, "_label_widget", None)
+    if inner is not None:
+        inner.visible = False
 
 
 def panel_factory(name: str) -> type[ProcessorPanel]:

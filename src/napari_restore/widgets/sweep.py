@@ -8,7 +8,7 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, LineEdit, PushButton
+from magicgui.widgets import ComboBox, LineEdit, PushButton
 from napari.utils.notifications import show_error, show_info
 
 from .._arrays import Cancelled, Progress
@@ -16,7 +16,9 @@ from .._compat import viewer_text_overlay
 from ..processors.registry import Param, ProcessorSpec
 from ._jobs import run_part
 from ._layers import display_kwargs, result_metadata, snapshot, unique_name
+from ._params import label_for
 from ._runner import start_job
+from ._section import Section
 
 if TYPE_CHECKING:  # the panel is used through its public API only
     from .panel import ProcessorPanel
@@ -92,15 +94,18 @@ class ParameterSweep:
     def __init__(self, panel: ProcessorPanel) -> None:
         self.panel = panel
         params = sweepable(panel.spec)
-        self.param = ComboBox(label="parameter", name="sweep_param", choices=[p.name for p in params],
+        self.param = ComboBox(label="parameter", name="sweep_param",
+                              choices=[(label_for(p), p.name) for p in params],
                               tooltip="Parameter to vary; all others keep their current values.")
         self.values = LineEdit(label="values", name="sweep_values",
                                tooltip="start:stop:count (e.g. 0.02:0.10:5), a list (0.02, 0.05), "
                                        "or empty for every choice.")
-        self.button = PushButton(text="Run sweep", name="sweep_run")
-        self.container = Container(widgets=[self.param, self.values, self.button], labels=True,
-                                   name="sweep_section", label="sweep")
-        self.container.margins = (0, 0, 0, 0)
+        self.button = PushButton(text="Run sweep", name="sweep_run",
+                                 tooltip="Run once per value into one stacked layer (the value "
+                                         "is shown on the canvas); click again to stop.")
+        self.container = Section("Parameter sweep", [self.param, self.values, self.button],
+                                 name="sweep_section",
+                                 tooltip="Run the processor once per value of one parameter.")
         self.container.visible = bool(params)
         self.button.changed.connect(self._clicked)
         self.worker: Any = None
