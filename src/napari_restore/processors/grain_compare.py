@@ -321,7 +321,7 @@ def grain_distance(a: GrainCurves, b: GrainCurves) -> GrainDistance:
     if a.channel_correlation is not None and b.channel_correlation is not None:
         cdiff = b.channel_correlation - a.channel_correlation
     return GrainDistance(a.name, b.name, rms, float(np.abs(rel).max()),
-                         float(np.average(ratio, weights=weights)), int(len(x)), corr,
+                         float(np.average(ratio, weights=weights)), len(x), corr,
                          float(size), cdiff)
 
 
