@@ -150,3 +150,17 @@ def test_stop_and_an_error_reach_the_status(make_napari_viewer, qtbot):
     rgb = viewer.add_image(rng.standard_normal((64, 64, 3)), name="c", rgb=True)
     panel.grains.value = [a, rgb]
     assert panel.compare() is None and "all greyscale or all RGB" in panel.status.value
+
+
+def test_stop_ends_the_comparison_between_grains(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    rng = np.random.default_rng(1)
+    layers = [viewer.add_image(rng.standard_normal((256, 256)), name=f"g{k}") for k in range(4)]
+    _, panel = viewer.window.add_plugin_dock_widget("napari-restore", "Compare grain")
+    panel.grains.value = layers
+    job = panel.compare()
+    panel.compare_button.changed.emit(True)  # the button reads "Stop" while running
+    assert panel.compare_button.text == "Stopping…"
+    qtbot.waitUntil(lambda: panel.job is None, timeout=60_000)
+    assert job.outcome == "stopped" and panel.status.value == "stopped"
+    assert panel.result is None and panel.compare_button.text == "Compare grain"
