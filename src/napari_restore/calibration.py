@@ -60,6 +60,8 @@ TILE_3D, TILES_3D = 48, 4
 #: Default grid of an intensity parameter: the estimated noise σ times these factors
 #: (0.25× to 4×, six steps per octave: 25 values), clipped to the parameter's range.
 SIGMA_FACTORS = tuple(float(2.0 ** (k / 6.0)) for k in range(-12, 13))
+#: Below this σ (a fraction of the image's span) the region counts as noise-free.
+NOISE_FREE = 1e-6
 #: The coarse level of the search evaluates about this many values of an ordered axis.
 COARSE_POINTS = 5
 
@@ -84,6 +86,16 @@ DEFAULT_PARAMS: dict[str, tuple[str, ...]] = {
     "bm4d_denoise": ("sigma",),
     "restore_film_grain": ("denoiser",),
 }
+#: ... and with Poisson–Gaussian noise, where σ is fixed by the variance-stabilising
+#: transform (σ = 1 there; the processors refuse a σ): classic's smoothing strength, BM3D's
+#: and BM4D's profile.
+DEFAULT_PARAMS_PG: dict[str, tuple[str, ...]] = {
+    "classic_denoise": ("strength",),
+    "bm3d_denoise": ("profile",),
+    "bm4d_denoise": ("profile",),
+}
+#: Default grid of a unitless multiplier (classic's ``strength``): these factors of 1.
+STRENGTH_FACTORS = SIGMA_FACTORS
 #: Default candidates of discrete parameters (others: all their choices).
 DISCRETE_GRIDS: dict[tuple[str, str], tuple[str, ...]] = {
     ("bm3d_denoise", "profile"): ("np", "refilter", "vn", "high"),
@@ -210,10 +222,18 @@ def _names(spec: ProcessorSpec) -> str:
     return ", ".join(p.name for p in spec.params)
 
 
-def _tuned_names(spec: ProcessorSpec, params: Any, grid: Mapping[str, Any] | None) -> list[str]:
+def _poisson_gaussian(noise_model: Any) -> bool:
+    if isinstance(noise_model, str):
+        return noise_model.startswith("poisson-gaussian")
+    return noise_model is not None and hasattr(noise_model, "gain") and hasattr(noise_model, "bias")
+
+
+def _tuned_names(spec: ProcessorSpec, params: Any, grid: Mapping[str, Any] | None,
+                 noise_model: Any = None) -> list[str]:
     known = {p.name for p in spec.params}
     if params is None:
-        names = list(grid) if grid else list(DEFAULT_PARAMS.get(spec.name, ()))
+        defaults = DEFAULT_PARAMS_PG if _poisson_gaussian(noise_model) else DEFAULT_PARAMS
+        names = list(grid) if grid else list(defaults.get(spec.name, ()))
         if not names:
             raise ValueError(f"{spec.name} has no default parameters to calibrate; give "
                              f"params= and grid= (its parameters: {_names(spec)})")
@@ -467,7 +487,7 @@ def default_grid(spec: ProcessorSpec, name: str, noise_sigma: float, span: float
     if param.type is bool:
         return (False, True)
     if param.intensity == 1 and param.type is float:
-        if not noise_sigma > 0:
+        if not noise_sigma > NOISE_FREE * span:
             raise ValueError(f"no noise was measured in the region (estimated σ = 0), so no "
                              f"default grid for {name} can be derived; give grid={{{name!r}: "
                              "[...]}} in the image's units")
@@ -476,6 +496,10 @@ def default_grid(spec: ProcessorSpec, name: str, noise_sigma: float, span: float
         vals = sorted({_g4(min(max(noise_sigma * f, lo), hi)) for f in SIGMA_FACTORS})
         vals = [v for v in vals if v > 0] or vals
         return tuple(vals)
+    if name == "strength" and param.type is float:
+        lo = -math.inf if param.min is None else param.min
+        hi = math.inf if param.max is None else param.max
+        return tuple(sorted({_g4(min(max(f, lo), hi)) for f in STRENGTH_FACTORS}))
     raise ValueError(f"{spec.name}'s parameter {name!r} has no default grid; give grid="
                      f"{{{name!r}: [...]}}")
 
@@ -557,6 +581,7 @@ class _Setup:
     offsets: tuple[int, ...]
     refill: list[float]  # std of the noise added to the masked pixels, per tile (0: none)
     masking: str
+    model: Any = None  # a Poisson–Gaussian NoiseModel: the refill follows its variance
 
 
 def _masking(spec: ProcessorSpec, masking: Any) -> str:
@@ -569,7 +594,7 @@ def _masking(spec: ProcessorSpec, masking: Any) -> str:
 
 
 def _prepare(image: Any, spec: ProcessorSpec, *, roi: Any, channel_axis: Any, stride: Any,
-             approximate_loss: Any, masking: Any = "auto") -> _Setup:
+             approximate_loss: Any, masking: Any = "auto", noise_model: Any = None) -> _Setup:
     masking = _masking(spec, masking)
     if isinstance(stride, bool) or not isinstance(stride, numbers.Integral) or stride < 2:
         raise ValueError(f"stride must be an integer >= 2; got {stride!r:.40}")
@@ -624,8 +649,18 @@ def _prepare(image: Any, spec: ProcessorSpec, *, roi: Any, channel_axis: Any, st
     keep = 1.0 / (2 * spatial_ndim)
     refill = [math.sqrt(1.0 - keep) * s if masking == "interpolate+noise" else 0.0
               for s in sigmas]
+    model = None
+    if _poisson_gaussian(noise_model):
+        # estimated once on the whole image, as a run on it does, and given to every job
+        from .processors.noise_pg import as_model, estimate_noise_model
+
+        model = as_model(noise_model)
+        if model is None:
+            model = estimate_noise_model(arr, channel_axis=cax)
+        if masking == "interpolate+noise":  # times the model's std at each pixel
+            refill = [math.sqrt(1.0 - keep)] * len(tiles)
     return _Setup(spec, tiles, boxes, spatial_ndim, -1 if cax is not None else None,
-                  value_range, scale.span, float(np.median(sigmas)), stride, offsets, refill, masking)
+                  value_range, scale.span, float(np.median(sigmas)), stride, offsets, refill, masking, model)
 
 
 def _jobs(setup: _Setup, params: dict[str, Any]) -> list[tuple[_Job, np.ndarray]]:
@@ -638,8 +673,15 @@ def _jobs(setup: _Setup, params: dict[str, Any]) -> list[tuple[_Job, np.ndarray]
             masked[mask] = interp[mask]
             if refill > 0:  # the same noise for every candidate (seeded by tile and offset)
                 rng = np.random.default_rng((MASK_SEED, t, off))
-                masked[mask] += rng.normal(0.0, refill, masked[mask].shape).astype(masked.dtype)
-            job = _Job(setup.spec.name, masked, mask, params, setup.channel_axis,
+                std: Any = refill
+                if setup.model is not None:  # signal-dependent: the model's std at each pixel
+                    std = refill * np.sqrt(np.maximum(setup.model.variance(interp[mask]), 0.0))
+                noise = rng.normal(0.0, 1.0, masked[mask].shape) * std
+                masked[mask] += noise.astype(masked.dtype)
+            run = params
+            if setup.model is not None and isinstance(params.get("noise_model"), str):
+                run = {**params, "noise_model": setup.model}
+            job = _Job(setup.spec.name, masked, mask, run, setup.channel_axis,
                        setup.value_range)
             out.append((job, data[mask]))
     return out
@@ -734,11 +776,12 @@ def iter_calibrate(
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, numbers.Integral)
                                 or workers < 1):
         raise ValueError(f"workers must be a positive integer or None; got {workers!r:.40}")
-    tuned = _tuned_names(spec, params, grid)
+    tuned = _tuned_names(spec, params, grid, noise_model)
     fixed = _fixed_params(spec, fixed, tuned, noise_model)
     user_grid = {n: _check_values(spec, n, v) for n, v in (grid or {}).items()}
     setup = _prepare(image, spec, roi=roi, channel_axis=channel_axis, stride=stride,
-                     approximate_loss=approximate_loss, masking=masking)
+                     approximate_loss=approximate_loss, masking=masking,
+                     noise_model=fixed.get("noise_model"))
     axes: dict[str, tuple[Any, ...]] = {}
     for n in tuned:
         axes[n] = user_grid[n] if n in user_grid else _check_values(
@@ -769,8 +812,10 @@ def iter_calibrate(
     while batch:
         if _is_cancelled(cancel):
             raise Cancelled("calibration stopped")
-        planned[0] = counter[0] + len(batch) * per_candidate + \
-            2 * per_candidate * max(0, int(math.log2(max(searcher.steps + [1]))) + 1)
+        # this level, and two candidates per combination for each halving still to come
+        combos = len(list(searcher._combos())) if any(searcher.ordered) else 0
+        halvings = int(math.log2(max(searcher.steps + [1])))
+        planned[0] = counter[0] + (len(batch) + 2 * combos * halvings) * per_candidate
         cands = [params_at(idx) for idx in batch]
 
         def on_done(c: int, loss: float, batch: list = batch) -> CalibrationStep:
@@ -783,6 +828,7 @@ def iter_calibrate(
             searcher.losses[idx] = loss
         evaluated += len(batch)
         batch = searcher.next()
+    yield Progress(counter[0], counter[0], 1.0, None)
     losses_arr = searcher.losses
     best = tuple(int(i) for i in np.unravel_index(int(np.nanargmin(losses_arr)), losses_arr.shape))
     tuned_best = {n: axes[n][i] for n, i in zip(names, best, strict=True)}
@@ -941,7 +987,8 @@ def self_supervised_loss(
     spec.validate_params(values)
     check_cancel(cancel)
     setup = _prepare(image, spec, roi=roi, channel_axis=channel_axis, stride=stride,
-                     approximate_loss=approximate_loss, masking=masking)
+                     approximate_loss=approximate_loss, masking=masking,
+                     noise_model=values.get("noise_model"))
     executor = _Executor(_default_workers() if workers is None else int(workers), cancel)
     gen = _evaluate(setup, [values], executor, lambda c, loss: None, [0], lambda: 0)
     return float(run_to_completion(gen)[0])
