@@ -72,10 +72,16 @@ def _bins(v: np.ndarray) -> np.ndarray:
 
 def tile_luts(v: np.ndarray, clip_limit: float, grid: tuple[int, int]) -> np.ndarray:
     """Clipped cumulative histograms at bin edges, shape ``(rows * cols, BINS + 1)``, in [0, 1]."""
-    h, w = v.shape
+    return luts_from_histograms(tile_histograms(_bins(v), grid), v.shape, clip_limit, grid)
+
+
+def luts_from_histograms(hist: np.ndarray, shape: tuple[int, int], clip_limit: float,
+                         grid: tuple[int, int]) -> np.ndarray:
+    """:func:`tile_luts` from the tiles' 256-bin histograms of a plane of ``shape`` (also
+    when they were counted strip by strip: :mod:`.clahe_strips`)."""
+    h, w = shape
     rows, cols = grid
     ye, xe = _edges(h, rows), _edges(w, cols)
-    hist = tile_histograms(_bins(v), grid)
     counts = (np.diff(ye)[:, None] * np.diff(xe)[None, :]).reshape(-1, 1).astype(np.float64)
     limit = np.maximum(clip_limit * counts / BINS, 1.0)
     excess = np.maximum(hist - limit, 0.0).sum(axis=1, keepdims=True)
@@ -133,17 +139,22 @@ def clahe_channel(v: np.ndarray, clip_limit: float, grid: tuple[int, int]) -> np
     return _map_continuous(v, cdf, grid)
 
 
-def _map_levels(v8: np.ndarray, cdf: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+def _map_levels(v8: np.ndarray, cdf: np.ndarray, grid: tuple[int, int],
+                shape: tuple[int, int] | None = None, row0: int = 0) -> np.ndarray:
     """Map uint8 levels: per tile, the continuous mapping at ``b / 255`` for b in 0..255.
 
     The table holds level ``b`` of tile column ``c`` at x = ``b * cols + c``, tile rows along
     y, so remap's bilinear interpolation at x = ``b * cols + tx``, y = ``ty`` is exactly the
     blend of the four nearest tiles' mappings (with 1/32 weight steps). Level ``b`` is looked
     up at the position the continuous path gives ``b / 255``, so both paths agree.
+
+    ``v8`` may be rows ``row0:row0 + len(v8)`` of a plane of ``shape`` (the result is those
+    rows of the whole plane's result: every row is mapped on its own).
     """
     import cv2
 
     h, w = v8.shape
+    ph = h if shape is None else int(shape[0])
     rows, cols = grid
     # bin position of level b / 255 exactly where the continuous path puts it (_level_grid)
     level = np.arange(BINS, dtype=np.float32) / np.float32(255.0)  # as the boundary maps b
@@ -155,8 +166,8 @@ def _map_levels(v8: np.ndarray, cdf: np.ndarray, grid: tuple[int, int]) -> np.nd
     table = table.reshape(rows, BINS * cols)
     if rows == 1:  # remap needs two rows to interpolate between
         table = np.concatenate([table, table], axis=0)
-    ty, tx = _tile_coordinates(h, w, grid)
-    ty, tx = ty.astype(np.float32), tx.astype(np.float32)
+    ty, tx = _tile_coordinates(ph, w, grid)
+    ty, tx = ty[row0:row0 + h].astype(np.float32), tx.astype(np.float32)
     out = np.empty((h, w), np.float32)
     bw = min(w, _BLOCK)  # remap needs images narrower than SHRT_MAX
 
@@ -190,11 +201,16 @@ def _level_grid(v: np.ndarray, fine: int, out: np.ndarray) -> np.ndarray:
     return out
 
 
-def _map_continuous(v: np.ndarray, cdf: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
-    """Map continuous values: fine per-tile tables, linear in level and tile row (remap)."""
+def _map_continuous(v: np.ndarray, cdf: np.ndarray, grid: tuple[int, int],
+                    shape: tuple[int, int] | None = None, row0: int = 0) -> np.ndarray:
+    """Map continuous values: fine per-tile tables, linear in level and tile row (remap).
+
+    ``v`` may be rows ``row0:row0 + len(v)`` of a plane of ``shape`` (see :func:`_map_levels`).
+    """
     import cv2
 
     h, w = v.shape
+    ph = h if shape is None else int(shape[0])
     rows, cols = grid
     fine = _fine_size(cols)
     pos = np.arange(fine + 1) * (BINS / fine)
@@ -208,8 +224,8 @@ def _map_continuous(v: np.ndarray, cdf: np.ndarray, grid: tuple[int, int]) -> np
     if rows == 1:  # remap needs two rows to interpolate between
         table = np.concatenate([table, table], axis=0)
 
-    ty, tx = _tile_coordinates(h, w, grid)
-    ty = ty.astype(np.float32)
+    ty, tx = _tile_coordinates(ph, w, grid)
+    ty = ty[row0:row0 + h].astype(np.float32)
     c0 = np.minimum(np.floor(tx), max(cols - 2, 0)).astype(np.int64)
     wx = (tx - c0).astype(np.float32)[None, :]
     c1 = np.minimum(c0 + 1, cols - 1)
