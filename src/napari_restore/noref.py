@@ -90,7 +90,7 @@ def _structure(resid: np.ndarray, res: np.ndarray, colour: bool, sigma: float) -
     if colour:
         energy, grad2 = energy.sum(axis=-1), grad2.sum(axis=-1)
     grad = np.sqrt(grad2)
-    b = int(math.ceil(3 * sigma))
+    b = math.ceil(3 * sigma)
     inner = tuple(slice(b, s - b) if s > 2 * b + 2 else slice(None) for s in grad.shape)
     e, g = energy[inner].ravel(), grad[inner].ravel()
     es, gs = e.std(), g.std()
