@@ -22,7 +22,7 @@ from .. import _compat
 from .._arrays import Resolved, _as_array, check_memory, normalize_channel_axis
 from . import deblur_boundary
 from .noise import estimate_noise_sigma
-from .noise_model import NOISE_MODELS, kernel_psd, measure_noise, noise_kind
+from .noise_model import kernel_psd, measure_noise, noise_kind, noise_model_param
 from .registry import Param, ProcessorSpec, register, with_arrays
 
 PROFILES = ("np", "refilter", "vn", "vn_old", "high", "deb", "lc")
@@ -59,7 +59,10 @@ _NOISE_MODEL_DOC = (
     "auto = with σ on auto, measure each plane's noise and use white noise or, for "
     "correlated noise, its measured power spectrum; a σ you set is white noise of that level "
     "(as bm3d.bm3d); white = white noise of std σ; "
-    "psd = the power spectrum or noise kernel given as psd (a layer in the panel)."
+    "psd = the power spectrum or noise kernel given as psd (a layer in the panel); "
+    "poisson-gaussian = shot plus read noise (fluorescence, EM, low light): the model is "
+    "estimated from the image (once per stack), the image goes through the generalised "
+    "Anscombe transform, is denoised at σ = 1 and comes back through the exact unbiased inverse."
 )
 
 
@@ -329,8 +332,7 @@ BM3D_DENOISE = register(
         params=(
             Param("sigma", float, None, _SIGMA_DOC, min=0.0, max=1.0, optional=True, key=True,
                   step=0.005, label="σ", intensity=1),
-            Param("noise_model", str, "auto", _NOISE_MODEL_DOC, choices=NOISE_MODELS,
-                  label="noise model"),
+            noise_model_param(_NOISE_MODEL_DOC),
             Param("profile", str, "np", _PROFILE_DOC, choices=PROFILES, key=True),
             Param("colorspace", str, "opp",
                   "Colour transform for RGB images: opponent (opp) or YCbCr.",
@@ -408,8 +410,7 @@ BM4D_DENOISE = register(
             Param("sigma", float, None, _SIGMA_DOC.replace("per plane", "per volume"),
                   min=0.0, max=1.0, optional=True, key=True, step=0.005, label="σ",
                   intensity=1),
-            Param("noise_model", str, "auto", _NOISE_MODEL_DOC.replace("plane", "volume"),
-                  choices=NOISE_MODELS, label="noise model"),
+            noise_model_param(_NOISE_MODEL_DOC.replace("plane", "volume")),
             Param("profile", str, "np",
                   "bm4d profile: np = normal, refilter = with residual re-filtering, "
                   "lc = low complexity (fast).", choices=BM4D_PROFILES, key=True),
@@ -608,12 +609,17 @@ def bm3d_denoise(
         ``bm3d.bm3d`` takes). ``None`` estimates it per plane: the wavelet MAD for white
         noise, the flat-block noise level for correlated noise; with a full power spectrum
         ``psd`` it must be None (the spectrum holds the level).
-    noise_model : {"auto", "white", "psd"}
+    noise_model : {"auto", "white", "psd", "poisson-gaussian"} or NoiseModel
         "auto" (default) measures each plane's noise spectrum on flat blocks and decides
         between white and correlated Gaussian noise; correlated noise is then denoised with
         the measured power spectrum (per channel for colour), scaled to ``sigma`` when it is
         given. "white" is white noise of standard deviation ``sigma``. "psd" uses ``psd``
-        (``psd`` given with "auto" means "psd"). What "auto" chose is reported as a
+        (``psd`` given with "auto" means "psd"). "poisson-gaussian" is shot plus read noise
+        ``var = a·E + b``: the model is estimated once from the whole input
+        (:func:`~napari_restore.processors.noise_pg.estimate_noise_model`), or given as a
+        :class:`~napari_restore.processors.noise_pg.NoiseModel` in the image's units; the
+        image is denoised through the generalised Anscombe transform at σ = 1 and the exact
+        unbiased inverse (:mod:`napari_restore.processors.vst`; ``sigma`` must be None). What "auto" chose is reported as a
         :class:`~napari_restore._arrays.Resolved` progress payload (the panel shows it and
         records it in the result layer's ``metadata["napari_restore"]["resolved"]``). See
         :mod:`napari_restore.processors.noise_model` for the measurement and its limits.
@@ -751,7 +757,7 @@ def bm4d_denoise(volume: Any, sigma: float | None = None, *, noise_model: str = 
         Noise standard deviation in the volume's own units (grey levels for integer data,
         values for float data); ``None`` estimates it per volume (3-D wavelet MAD for white
         noise, the flat-block level for correlated noise).
-    noise_model : {"auto", "white", "psd"}
+    noise_model : {"auto", "white", "psd", "poisson-gaussian"} or NoiseModel
         As in :func:`bm3d_denoise`, in 3-D: "auto" measures each volume's 3-D noise spectrum
         (8×16×16 blocks) and uses it for correlated noise; "psd" uses ``psd``.
     profile : {"np", "refilter", "lc"}

@@ -13,6 +13,7 @@ import numpy as np
 
 from .._arrays import from_uint, to_uint
 from .noise import AutoSigma, estimate_noise_sigma
+from .noise_model import noise_model_param
 from .registry import Param, ProcessorSpec, register
 
 METHODS = ("nl_means", "tv_chambolle", "wavelet", "opencv_nlm")
@@ -59,8 +60,13 @@ def classic_plane(
     patch_size: int,
     patch_distance: int,
     bit_depth: str,
+    noise_model: str = "white",
 ) -> np.ndarray:
-    """Denoise one working plane (``(H, W)`` or ``(H, W, 3)``, values in [0, 1])."""
+    """Denoise one working plane (``(H, W)`` or ``(H, W, 3)``, values in [0, 1]).
+
+    The noise is white (``noise_model`` "auto" and "white" mean that here); Poisson–Gaussian
+    noise reaches this function already stabilised to white noise of σ = 1 (:mod:`.vst`).
+    """
     from skimage.restoration import denoise_nl_means, denoise_tv_chambolle, denoise_wavelet
 
     if sigma is None:
@@ -132,6 +138,11 @@ CLASSIC_DENOISE = register(
             Param("bit_depth", str, "auto",
                   "OpenCV working depth: auto = 8-bit for uint8 input, 16-bit otherwise.",
                   choices=("auto", "8", "16")),
+            noise_model_param(
+                "auto / white = white Gaussian noise of std σ; poisson-gaussian = shot plus "
+                "read noise, estimated from the image (once per stack): the generalised "
+                "Anscombe transform, denoising at σ = 1, the exact unbiased inverse.",
+                choices=("auto", "white", "poisson-gaussian")),
         ),
     )
 )
@@ -147,6 +158,7 @@ def classic_denoise(
     patch_distance: int = 6,
     bit_depth: str = "auto",
     channel_axis: int | None = None,
+    noise_model: Any = "auto",
 ) -> np.ndarray:
     """Denoise with a classic method (non-local means, TV, wavelet, OpenCV fastNlMeans).
 
@@ -168,6 +180,11 @@ def classic_denoise(
         Patch side and search radius of the non-local means methods.
     bit_depth : {"auto", "8", "16"}
         OpenCV working depth.
+    noise_model : {"auto", "white", "poisson-gaussian"} or NoiseModel
+        "auto"/"white": white Gaussian noise of std ``sigma``. "poisson-gaussian" (or a
+        :class:`~napari_restore.processors.noise_pg.NoiseModel` in the image's units):
+        signal-dependent noise, through the variance-stabilising transform (see
+        ``docs/noise-models.md``); ``sigma`` must then be None.
     channel_axis : int or None
         Colour axis of an RGB/RGBA image (alpha passes through); None for greyscale.
 
@@ -193,4 +210,5 @@ def classic_denoise(
     return CLASSIC_DENOISE.apply(
         image, channel_axis=channel_axis, method=method, sigma=sigma, strength=strength,
         patch_size=patch_size, patch_distance=patch_distance, bit_depth=bit_depth,
+        noise_model=noise_model,
     )

@@ -53,8 +53,12 @@ from typing import Any
 
 import numpy as np
 
-#: The values of ``noise_model=``.
-NOISE_MODELS = ("auto", "white", "psd")
+from .registry import Param
+
+#: The values of ``noise_model=``; a :class:`~.noise_pg.NoiseModel` (or its parameter form,
+#: ``"poisson-gaussian(gain=…, bias=…)"``) is accepted too. "poisson-gaussian" runs the
+#: processor through the variance-stabilising transform (:mod:`.vst`).
+NOISE_MODELS = ("auto", "white", "psd", "poisson-gaussian")
 
 #: Block side (pixels) of the flat-block measurement, and the smallest block used.
 BLOCK = 16
@@ -96,9 +100,14 @@ def noise_kind(noise_model: Any, psd_given: bool) -> str:
     ``psd=`` with "auto" means "psd" (as before the parameter existed); "psd" without it, and
     "white" with it, are errors.
     """
+    from .noise_pg import NoiseModel
+
+    if isinstance(noise_model, NoiseModel) or (
+            isinstance(noise_model, str) and noise_model.startswith("poisson-gaussian(")):
+        noise_model = "poisson-gaussian"
     if not isinstance(noise_model, str):
-        raise TypeError(f"noise_model must be one of {', '.join(map(repr, NOISE_MODELS))}; "
-                        f"got {type(noise_model).__name__}")
+        raise TypeError(f"noise_model must be one of {', '.join(map(repr, NOISE_MODELS))} "
+                        f"or a NoiseModel; got {type(noise_model).__name__}")
     if noise_model not in NOISE_MODELS:
         raise ValueError(f"noise_model={noise_model!r} is not allowed; choose one of "
                          f"{', '.join(map(repr, NOISE_MODELS))}")
@@ -106,10 +115,41 @@ def noise_kind(noise_model: Any, psd_given: bool) -> str:
         raise ValueError("noise_model='psd' needs psd=: the noise's power spectrum (shaped like "
                          "one plane) or a small noise kernel; or use noise_model='auto' to "
                          "measure it")
+    if noise_model == "poisson-gaussian" and psd_given:
+        raise ValueError("psd= was given with a Poisson–Gaussian noise model; the transform "
+                         "makes the noise white: leave psd out, or use noise_model='psd'")
     if noise_model == "white" and psd_given:
         raise ValueError("psd= was given with noise_model='white'; use noise_model='psd' (or "
                          "'auto') to use the psd, or leave psd out for white noise")
     return "psd" if psd_given else noise_model
+
+
+@dataclass(frozen=True)
+class NoiseModelParam(Param):
+    """The ``noise_model`` parameter: one of its named choices, or a Poisson–Gaussian
+    :class:`~.noise_pg.NoiseModel`, kept in its exact parameter form (a string, so that
+    recipes, layer metadata and worker processes carry it as they carry any choice)."""
+
+    def validate(self, value: Any) -> Any:
+        from .noise_pg import NoiseModel, as_model
+
+        if isinstance(value, NoiseModel) or (
+                isinstance(value, str) and value.startswith("poisson-gaussian(")):
+            try:
+                return as_model(value).to_param()  # type: ignore[union-attr]
+            except (TypeError, ValueError) as exc:
+                text = str(exc)
+                raise ValueError(text if text.startswith(self.name) else
+                                 f"{self.name}: {text}") from None
+        return super().validate(value)
+
+    def range_text(self) -> str:
+        return super().range_text() + ", or a NoiseModel(gain, bias) in the image's units"
+
+
+def noise_model_param(doc: str, choices: tuple[str, ...] = NOISE_MODELS) -> NoiseModelParam:
+    """The ``noise_model`` parameter of a denoiser (BM3D, BM4D, classic, film grain)."""
+    return NoiseModelParam("noise_model", str, "auto", doc, choices=choices, label="noise model")
 
 
 @dataclass(frozen=True)

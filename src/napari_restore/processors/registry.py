@@ -331,6 +331,12 @@ class ProcessorSpec:
         check_cancel(cancel)
         arr = as_image(image)
         values = self.check_params(arr, params)
+        if _poisson_gaussian(values):  # GAT → this run at σ = 1 → exact inverse (vst.py)
+            from . import vst
+
+            return (yield from vst.iter_apply_vst(
+                self, arr, values, channel_axis=channel_axis, cancel=cancel,
+                value_range=value_range, resolved=resolved))
         run = self.prepare(dict(values), arr) if self.prepare is not None else values
         if resolved is not None:
             resolved.update({k: v for k, v in run.items() if values.get(k) != v})
@@ -422,6 +428,12 @@ class ProcessorSpec:
                 text = str(v)
             parts.append(text if p.type is str else f"{p.short}={text}")
         return " ".join(parts)
+
+
+def _poisson_gaussian(values: Mapping[str, Any]) -> bool:
+    """``noise_model`` asks for Poisson–Gaussian noise (:mod:`.vst` wraps the run)."""
+    nm = values.get("noise_model")
+    return isinstance(nm, str) and nm.startswith("poisson-gaussian")
 
 
 REGISTRY: dict[str, ProcessorSpec] = {}

@@ -1,0 +1,491 @@
+"""Poisson–Gaussian noise: the model ``var(z) = a·E[z] + b`` and its estimation from one image.
+
+Fluorescence, EM and low-light camera images carry photon shot noise (Poisson, variance
+proportional to the signal) plus read noise (Gaussian): with a gain of ``a`` counts per
+photon, a dark level (offset) ``p0`` and read noise ``σ_r`` counts,
+``var(z) = a·E[z] + b`` with ``b = σ_r² − a·p0`` (signed). :func:`estimate_noise_model`
+measures ``a`` and ``b`` from a single image, after Foi et al. (2008):
+
+1. **Local pairs.** The image is cut into 2×2 blocks. Each block gives a finest-scale
+   diagonal Haar detail ``(z00 − z01 − z10 + z11) / 2`` (its variance is the noise variance
+   there; the block's mean and any linear trend cancel) and a block mean. Around each
+   block, a window of ``WINDOW``×``WINDOW`` blocks gives a local mean ``M`` and a local mean
+   squared detail: the mean over the window of ``a·E + b`` is ``a·M + b`` exactly, so the
+   pair stays on the model's line even where the signal varies inside the window.
+2. **Smooth regions.** A window is smooth when its block means vary no more than noise
+   does: their sample variance, against the variance the noise gives a 4-pixel mean (first
+   from the local detail energy, then — twice — from the model of the previous fit), is at
+   most ``1 + SMOOTH_SPREAD`` standard deviations of a pure-noise window's. Edges and
+   texture, whose diagonal detail is not noise, are left out; so are windows touching
+   pixels at the data's minimum or maximum (clipping).
+3. **Level sets and robust fit.** The smooth windows are grouped by ``M`` into intervals:
+   ``BINS`` equal steps over the whole range (sparse bright objects get points of their
+   own) merged with ``BINS/2`` equal-count steps, neighbouring sparse intervals merged
+   until each holds ``MIN_PER_BIN`` windows. Each gives a (mean, variance) point (mean
+   squared details: unbiased, also for the skewed noise of a few photons). ``a`` and ``b``
+   are fitted by iteratively reweighted least squares (each point weighted by its count
+   over the square of its predicted variance, as a sample variance's spread is), dropping
+   points beyond ``OUTLIER`` standard errors once.
+
+A model whose signal-dependent part is negligible (the variance changes by less than
+``GAUSSIAN_SPREAD`` across the smooth regions' intensities, or ``a`` is not significant) is
+``kind="gaussian"``: ``gain = 0`` and ``bias`` is the (constant) noise variance. A clearly
+negative gain falls back to that with a warning. A constant image, or one without smooth
+regions, is a ``ValueError`` — never a NaN model.
+
+All values are in the image's own units (grey levels for integer images, values for float
+images): the estimate is made on the data values in float64, so integer data and float data
+holding the same counts give the same model.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+#: Side (in 2×2 blocks) of the window whose block means give the local expected value.
+WINDOW = 4
+#: A window is smooth up to 1 + this many standard deviations of a noise window's variance.
+SMOOTH_SPREAD = 2.5
+#: Intervals of the local expected value (level sets) and the blocks each needs.
+BINS = 40
+MIN_PER_BIN = 24
+#: At least this many smooth blocks are needed for a model.
+MIN_BLOCKS = 200
+#: Fit points beyond this many standard errors are dropped (one pass).
+OUTLIER = 4.0
+#: "gaussian" when a·(the 1st–99th percentile spread of the local means) is below this
+#: fraction of the variance at the smooth regions' median, or the gain is below GAIN_T
+#: standard errors.
+GAUSSIAN_SPREAD = 0.05
+GAIN_T = 2.0
+#: A gain below −NEGATIVE_T standard errors (and a spread beyond GAUSSIAN_SPREAD) is reported.
+NEGATIVE_T = 3.0
+#: Largest number of pixels read for one estimate (planes of a large stack are subsampled).
+MAX_PIXELS = 1 << 23
+
+KINDS = ("poisson-gaussian", "gaussian")
+_PARAM = re.compile(r"^poisson-gaussian\(gain=([^,()]+), bias=([^,()]+)\)$")
+
+
+@dataclass(frozen=True)
+class NoiseModel:
+    """Poisson–Gaussian noise ``var(z) = gain·E[z] + bias``, in the image's own units.
+
+    Attributes
+    ----------
+    gain : float
+        ``a``: variance per unit of signal (counts per photon for a camera in counts);
+        0 for Gaussian noise. Never negative.
+    bias : float
+        ``b``: the variance the model extrapolates to ``E[z] = 0``; signed (a dark level
+        ``p0`` makes it ``σ_read² − a·p0``, often negative).
+    kind : {"poisson-gaussian", "gaussian"}
+        "gaussian" when the gain is negligible (``gain == 0``; ``bias`` is the variance).
+    points : tuple of (mean, variance, count)
+        The level-set points the model was fitted to (empty for a hand-given model).
+    residual : float
+        RMS relative deviation of the fitted points from the model (NaN-free; 0 if none).
+    dtype : str or None
+        dtype of the image it was measured on (information: the units of gain and bias).
+    """
+
+    gain: float
+    bias: float
+    kind: str = "poisson-gaussian"
+    points: tuple[tuple[float, float, int], ...] = field(default=(), compare=False)
+    residual: float = field(default=0.0, compare=False)
+    dtype: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        for name in ("gain", "bias"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+                raise TypeError(f"NoiseModel {name} must be a number; got {value!r:.40}")
+            if not math.isfinite(float(value)):
+                raise ValueError(f"NoiseModel {name} must be finite; got {value!r:.40}")
+            object.__setattr__(self, name, float(value))
+        if self.gain < 0:
+            raise ValueError(f"NoiseModel gain={self.gain:.6g} is negative; the gain (variance "
+                             "per unit of signal) must be >= 0, in the image's own units")
+        if self.kind not in KINDS:
+            raise ValueError(f"NoiseModel kind={self.kind!r} is not one of {KINDS}")
+        if self.kind == "gaussian" and self.gain != 0:
+            raise ValueError("a NoiseModel of kind 'gaussian' has gain 0")
+        if self.gain == 0 and self.bias <= 0:
+            raise ValueError(f"NoiseModel bias={self.bias:.6g} with gain 0 gives no positive "
+                             "noise variance; bias must be > 0 (the noise variance)")
+        if self.gain == 0 and self.kind != "gaussian":
+            object.__setattr__(self, "kind", "gaussian")
+        pts = tuple((float(m), float(v), int(n)) for m, v, n in self.points)
+        object.__setattr__(self, "points", pts)
+        object.__setattr__(self, "residual", float(self.residual))
+
+    # -- the model ---------------------------------------------------------------------
+    def variance(self, mean: Any) -> Any:
+        """``gain·mean + bias`` (a float for a number, an array for an array)."""
+        if np.ndim(mean) == 0:
+            return self.gain * float(mean) + self.bias
+        return self.gain * np.asarray(mean, dtype=np.float64) + self.bias
+
+    def std(self, mean: Any) -> Any:
+        """The noise standard deviation ``√max(gain·mean + bias, 0)``."""
+        return np.sqrt(np.maximum(self.variance(mean), 0.0))
+
+    @property
+    def zero_point(self) -> float:
+        """The value where the model's variance is zero (``-bias / gain``; -inf if gain 0)."""
+        return -self.bias / self.gain if self.gain > 0 else -math.inf
+
+    def check_range(self, low: float, high: float, name: str = "noise_model") -> None:
+        """Refuse a model whose variance is not positive at ``low`` and ``high``
+        (the image's median and maximum: see :func:`check_model_for`)."""
+        for where, value in (("median", low), ("maximum", high)):
+            var = self.variance(value)
+            if not var > 0:
+                raise ValueError(
+                    f"{name}: the model's variance gain·E + bias = {self.gain:.6g}·"
+                    f"{value:.6g} + {self.bias:.6g} = {var:.6g} is not positive at the "
+                    f"image's {where} ({value:.6g}); gain and bias must be in the image's "
+                    "own units (grey levels for integer images, values for float images)")
+
+    def describe(self) -> str:
+        """``"a=2.51 b=-253"`` (short, for status lines and layer names)."""
+        if self.kind == "gaussian":
+            return f"gaussian σ={math.sqrt(self.bias):.3g}"
+        return f"a={self.gain:.3g} b={self.bias:.3g}"
+
+    # -- the parameter form (recipes) ---------------------------------------------------
+    def to_param(self) -> str:
+        """The exact, JSON-safe form a ``noise_model=`` parameter (and a recipe) stores:
+        ``"poisson-gaussian(gain=2.5, bias=-13.25)"`` (floats written exactly)."""
+        return f"poisson-gaussian(gain={self.gain!r}, bias={self.bias!r})"
+
+    @classmethod
+    def from_param(cls, text: str) -> NoiseModel:
+        """The model of a :meth:`to_param` string (``ValueError`` naming noise_model)."""
+        match = _PARAM.match(text.strip()) if isinstance(text, str) else None
+        if match is None:
+            raise ValueError(f"noise_model={text!r:.80} is not a noise model; expected "
+                             "'poisson-gaussian(gain=<a>, bias=<b>)'")
+        try:
+            gain, bias = float(match.group(1)), float(match.group(2))
+        except ValueError:
+            raise ValueError(f"noise_model={text!r:.80}: gain and bias must be numbers") from None
+        try:
+            return cls(gain, bias)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"noise_model: {exc}") from None
+
+    # -- JSON ----------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {"gain": self.gain, "bias": self.bias, "kind": self.kind,
+                "points": [list(p) for p in self.points], "residual": self.residual,
+                "dtype": self.dtype}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> NoiseModel:
+        if not isinstance(data, dict):
+            raise TypeError(f"a NoiseModel must be a JSON object; got {type(data).__name__}")
+        unknown = sorted(set(data) - {"gain", "bias", "kind", "points", "residual", "dtype"})
+        if unknown:
+            raise ValueError(f"NoiseModel has unknown key(s) {', '.join(map(repr, unknown))}")
+        points = data.get("points", [])
+        if not isinstance(points, list) or not all(
+                isinstance(p, list | tuple) and len(p) == 3 for p in points):
+            raise ValueError("NoiseModel points must be a list of [mean, variance, count]")
+        return cls(gain=data.get("gain"), bias=data.get("bias"),
+                   kind=data.get("kind", "poisson-gaussian"), points=tuple(map(tuple, points)),
+                   residual=data.get("residual", 0.0), dtype=data.get("dtype"))
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps(self.to_dict(), **kwargs)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> NoiseModel:
+        from .._jsonio import parse
+
+        return cls.from_dict(parse(text, "noise model"))
+
+
+def as_model(value: Any) -> NoiseModel | None:
+    """A :class:`NoiseModel` from a model or its :meth:`~NoiseModel.to_param` string; None
+    for anything else (the named choices "auto", "white", …)."""
+    if isinstance(value, NoiseModel):
+        return value
+    if isinstance(value, str) and value.startswith("poisson-gaussian("):
+        return NoiseModel.from_param(value)
+    return None
+
+
+# -- estimation ---------------------------------------------------------------------------
+
+def estimate_noise_model(image: Any, *, channel_axis: int | None = None,
+                         per_plane: bool = False) -> NoiseModel | list[NoiseModel]:
+    """Estimate Poisson–Gaussian noise ``var(z) = a·E[z] + b`` from one image (or stack).
+
+    Parameters
+    ----------
+    image : array-like
+        2-D image, colour image (with ``channel_axis``; the channels share one model, as
+        one camera's) or nD stack whose last two axes are the planes; any real dtype. Not
+        modified. Data with a dark level (offset) is fine: it shows as a negative ``b``.
+    channel_axis : int or None
+        Colour axis; None for greyscale.
+    per_plane : bool
+        False (default): one model for the whole stack (one camera), from all its planes
+        (up to ``MAX_PIXELS`` pixels, planes evenly subsampled). True: a list with one
+        model per plane (leading axes flattened, in C order).
+
+    Returns
+    -------
+    NoiseModel or list of NoiseModel
+        In the image's own units (grey levels for integer data, values for float data).
+
+    Raises
+    ------
+    ValueError
+        For a constant image, or one without enough smooth regions to fit the model.
+
+    References
+    ----------
+    .. [1] Foi, Trimeche, Katkovnik & Egiazarian, 'Practical Poissonian-Gaussian noise
+       modeling and fitting for single-image raw-data', IEEE TIP 17(10), 2008.
+    """
+    from .._arrays import as_image, check_image
+
+    arr = as_image(image)
+    arr, cax = check_image(arr, channel_axis=channel_axis, plane_ndim=2, min_size=1,
+                           check_finite=True)
+    if cax is None:
+        groups = np.asarray(arr)
+        h, w = groups.shape[-2:]
+        groups = groups.reshape((-1, 1, h, w))
+    else:  # colour: the channels of a plane share one model (alpha is not image data)
+        moved = np.moveaxis(np.asarray(arr), cax, -1)[..., :3]
+        h, w = moved.shape[-3:-1]
+        groups = np.moveaxis(moved, -1, -3).reshape((-1, moved.shape[-1], h, w))
+    if h < 2 * WINDOW + 2 or w < 2 * WINDOW + 2:
+        raise ValueError(f"image planes of {h}x{w} pixels are too small to estimate a noise "
+                         f"model; at least {2 * WINDOW + 2}x{2 * WINDOW + 2} are needed")
+    dtype = np.dtype(arr.dtype).name
+    if per_plane:
+        return [_estimate(list(g), dtype) for g in groups]
+    planes = groups.reshape((-1, h, w))
+    n = planes.shape[0]
+    keep = max(1, min(n, MAX_PIXELS // (h * w)))
+    index = np.unique(np.linspace(0, n - 1, keep).round().astype(int))
+    return _estimate([planes[i] for i in index], dtype)
+
+
+def _estimate(planes: Sequence[Any], dtype: str | None) -> NoiseModel:
+    stats = [_block_stats(np.asarray(p, dtype=np.float64)) for p in planes]
+    lo = min(s["low"] for s in stats)
+    hi = max(s["high"] for s in stats)
+    if not hi > lo:
+        raise ValueError(f"the image is constant ({lo:.6g}): it has no noise to model")
+    m = np.concatenate([s["M"] for s in stats])
+    vm = np.concatenate([s["V"] for s in stats])
+    e2 = np.concatenate([s["D2"] for s in stats])
+    if m.size < MIN_BLOCKS:
+        raise ValueError(_no_smooth(m.size))
+    if not (e2 > 0).any():
+        raise ValueError("the image has no measurable noise (every fine-scale detail is "
+                         "zero): no noise model can be fitted")
+    y = e2  # the variance paired with the window's mean M (see the module docstring)
+    k2 = WINDOW * WINDOW
+    spread = math.sqrt(2.0 / (k2 - 1))  # of a noise window's variance of block means
+    corr = k2 / (k2 - 1)
+    limit = 1.0 + SMOOTH_SPREAD * spread
+    # pass 1: smooth = block means vary as the local detail energy says noise does
+    pred = np.maximum(e2, 1e-300) / 4.0
+    smooth = vm * corr <= limit * pred
+    model, fit = _fit(m[smooth], y[smooth])
+    for _ in range(2):  # pass 2 (and a check): the model says how much noise to expect
+        var = model.variance(m) if model.gain > 0 else np.full(m.shape, model.bias)
+        smooth = (var > 0) & (vm * corr <= limit * np.maximum(var, 0) / 4.0)
+        model, fit = _fit(m[smooth], y[smooth])
+    # the variance change that matters is across the image's intensities (all windows: on a
+    # fluorescence image the smooth ones are mostly background)
+    lo_x, hi_x = np.percentile(m, [1, 99])
+    fit.spread = max(fit.spread, float(hi_x - lo_x))
+    return _decide(model, fit, dtype)
+
+
+def _no_smooth(n: int) -> str:
+    return (f"no smooth region to measure the noise on: {n} smooth 2x2 blocks found, at least "
+            f"{MIN_BLOCKS} are needed (an image of texture and edges only, or one too "
+            "small); give the noise model by hand (NoiseModel(gain, bias)) or use "
+            "noise_model='white'")
+
+
+def _block_stats(z: np.ndarray) -> dict[str, Any]:
+    """Per 2×2 block: the window's mean ``M``, variance of block means ``V`` and mean squared
+    diagonal detail ``D2`` (windows fully inside the plane and free of clipped pixels only)."""
+    from scipy import ndimage
+
+    low, high = float(z.min()), float(z.max())
+    h, w = (z.shape[0] // 2) * 2, (z.shape[1] // 2) * 2
+    z = z[:h, :w]
+    a, b, c, d = z[0::2, 0::2], z[0::2, 1::2], z[1::2, 0::2], z[1::2, 1::2]
+    mean = (a + b + c + d) / 4.0
+    det = (a - b - c + d) / 2.0
+    clip = ((z == low) | (z == high)).reshape(h // 2, 2, w // 2, 2).any(axis=(1, 3))
+    # clipping only matters where many pixels sit at an extreme (a saturated or zero-clipped
+    # camera); a single extreme pixel of float data removes just its neighbourhood
+    big_m = ndimage.uniform_filter(mean, WINDOW, mode="reflect")
+    v = ndimage.uniform_filter(mean * mean, WINDOW, mode="reflect") - big_m * big_m
+    e2 = ndimage.uniform_filter(det * det, WINDOW, mode="reflect")
+    bad = ndimage.maximum_filter(clip, WINDOW, mode="constant", cval=True) if clip.any() else clip
+    r = WINDOW // 2
+    inside = np.zeros(mean.shape, bool)
+    inside[r: mean.shape[0] - r, r: mean.shape[1] - r] = True
+    ok = inside & ~bad
+    return {"low": low, "high": high, "M": big_m[ok], "V": np.maximum(v[ok], 0.0),
+            "D2": e2[ok]}
+
+
+@dataclass
+class _Fit:
+    points: np.ndarray  # (K, 3): mean, variance, count
+    cov: np.ndarray  # (2, 2) of (a, b)
+    spread: float  # the intensity spread the variance changes over (see _estimate)
+    median: float
+    residual: float
+    const: float  # the weighted constant fit (the Gaussian model's variance)
+
+
+def _fit(m: np.ndarray, d2: np.ndarray) -> tuple[NoiseModel | _Gauss, _Fit]:
+    """Fit ``d2 ≈ a·E + b`` on level sets of the local means ``m``."""
+    if m.size < MIN_BLOCKS:
+        raise ValueError(_no_smooth(int(m.size)))
+    # level sets: equal steps over the whole range (sparse bright objects get their own
+    # points) merged with equal-count steps (resolution where most blocks lie)
+    x_lo, x_hi = float(m.min()), float(m.max())
+    edges = np.unique(np.concatenate([np.linspace(x_lo, x_hi, BINS + 1),
+                                      np.quantile(m, np.linspace(0, 1, BINS // 2 + 1))]))
+    nb = max(len(edges) - 1, 1)
+    idx = np.clip(np.searchsorted(edges, m, side="right") - 1, 0, nb - 1)
+    # sparse neighbouring intervals are merged until each holds MIN_PER_BIN blocks (the
+    # mean of a·E + b over a group is a·mean(E) + b: merging keeps the points on the line)
+    per = np.bincount(idx, minlength=nb)
+    group = np.zeros(nb, int)
+    g, held = 0, 0
+    for i in range(nb):
+        group[i] = g
+        held += per[i]
+        if held >= MIN_PER_BIN:
+            g, held = g + 1, 0
+    if held and g > 0:
+        group[group == g] = g - 1  # a short tail joins the last full group
+    nb = int(group.max()) + 1
+    idx = group[idx]
+    counts = np.bincount(idx, minlength=nb).astype(float)
+    sx = np.bincount(idx, m, minlength=nb)
+    sy = np.bincount(idx, d2, minlength=nb)
+    good = counts >= MIN_PER_BIN
+    if not good.any():
+        raise ValueError(_no_smooth(int(m.size)))
+    n = counts[good]
+    x = sx[good] / n
+    y = sy[good] / n
+    pts = np.stack([x, y, n], axis=1)
+    x05, xmed, x95 = np.percentile(m, [5, 50, 95])
+    const = float(np.sum(n * y / np.maximum(y, 1e-300) ** 2) /
+                  np.sum(n / np.maximum(y, 1e-300) ** 2)) if (y > 0).any() else 0.0
+    if len(x) < 2 or np.ptp(x) <= 0:
+        g = _Gauss(float(np.sum(n * y) / np.sum(n)))
+        return g, _Fit(pts, np.zeros((2, 2)), float(x95 - x05), float(xmed), 0.0, g.bias)
+    keep = np.ones(len(x), bool)
+    a, b = 0.0, float(np.mean(y))
+    cov = np.zeros((2, 2))
+    for it in range(8):
+        pred = np.maximum(a * x + b, 1e-12 * max(float(np.max(y)), 1e-300))
+        wts = n / (2.0 * pred**2)
+        A = np.stack([x, np.ones_like(x)], axis=1)
+        wk = wts * keep
+        ata = A.T @ (A * wk[:, None])
+        if np.linalg.matrix_rank(ata) < 2:
+            break
+        sol = np.linalg.solve(ata, A.T @ (wk * y))
+        a, b = float(sol[0]), float(sol[1])
+        z = (y - (a * x + b)) * np.sqrt(wts)
+        dof = max(int(keep.sum()) - 2, 1)
+        chi = float(np.sum((z[keep]) ** 2)) / dof
+        cov = np.linalg.inv(ata) * max(chi, 1.0)
+        if it == 4 and keep.sum() > 4:  # one robust pass: drop far outliers
+            keep = np.abs(z) <= OUTLIER * math.sqrt(max(chi, 1.0))
+            if keep.sum() < 2:
+                keep[:] = True
+    pred = a * x + b
+    rel = (y - pred) / np.maximum(np.abs(pred), 1e-300)
+    residual = float(np.sqrt(np.sum(n * rel**2) / np.sum(n)))
+    model: NoiseModel | _Gauss = _Raw(a, b)
+    return model, _Fit(pts, cov, float(x95 - x05), float(xmed), residual, const)
+
+
+@dataclass(frozen=True)
+class _Raw:
+    """A fitted (a, b) not yet checked (a may be negative)."""
+
+    gain: float
+    bias: float
+
+    def variance(self, mean: Any) -> Any:
+        return self.gain * mean + self.bias
+
+
+@dataclass(frozen=True)
+class _Gauss:
+    bias: float
+    gain: float = 0.0
+
+    def variance(self, mean: Any) -> Any:
+        return np.full(np.shape(mean), self.bias) if np.ndim(mean) else self.bias
+
+
+def _decide(model: Any, fit: _Fit, dtype: str | None) -> NoiseModel:
+    """The final model: Poisson–Gaussian, or Gaussian when the gain is negligible."""
+    pts = tuple(map(tuple, fit.points.tolist()))
+    a, b = model.gain, model.bias
+    if isinstance(model, _Raw):
+        se = math.sqrt(max(float(fit.cov[0, 0]), 0.0))
+        at_median = a * fit.median + b
+        effect = a * fit.spread / at_median if at_median > 0 else math.inf * np.sign(a)
+        t = a / se if se > 0 else math.inf * np.sign(a)
+        if a > 0 and t >= GAIN_T and effect >= GAUSSIAN_SPREAD and at_median > 0:
+            return NoiseModel(a, b, points=pts, residual=fit.residual, dtype=dtype)
+        if a < 0 and t <= -NEGATIVE_T and -effect >= GAUSSIAN_SPREAD:
+            warnings.warn(
+                f"the noise model's fitted gain is negative (a={a:.3g}, {-t:.1f} standard "
+                "errors below 0: the noise falls with the signal, e.g. through clipping or "
+                "earlier processing); falling back to white Gaussian noise", stacklevel=3)
+    var = fit.const if fit.const > 0 else float(np.max(fit.points[:, 1]))
+    if not var > 0:
+        raise ValueError("the image has no measurable noise on its smooth regions: no noise "
+                         "model can be fitted")
+    pts_g = tuple(map(tuple, fit.points.tolist()))
+    rel = (fit.points[:, 1] - var) / var
+    residual = float(np.sqrt(np.sum(fit.points[:, 2] * rel**2) / np.sum(fit.points[:, 2])))
+    return NoiseModel(0.0, var, kind="gaussian", points=pts_g, residual=residual, dtype=dtype)
+
+
+def check_model_for(model: NoiseModel, image: Any, *, channel_axis: int | None = None,
+                    name: str = "noise_model") -> None:
+    """Refuse a (hand-given) model whose variance is not positive over the image's range:
+    at its median and at its maximum. Values darker than the model's zero point (read
+    noise puts a few counts below the dark level) are where the transform clamps to 0."""
+    arr = np.asarray(image)
+    if channel_axis is not None and arr.ndim >= 3:
+        arr = np.moveaxis(arr, channel_axis, -1)[..., : min(3, arr.shape[channel_axis])]
+    vals = arr[np.isfinite(arr)] if arr.dtype.kind == "f" else arr
+    if vals.size == 0:
+        return
+    model.check_range(float(np.median(vals)), float(np.max(vals)), name)
