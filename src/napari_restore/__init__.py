@@ -20,6 +20,7 @@ from .processors.grain_av1_synth import apply_av1_grain
 from .processors.grain_profile import GrainProfile
 from .processors.grain_restore import extract_grain, preserve_grain, restore_film_grain
 from .processors.grain_synthesis import synthesize_grain
+from .processors.timelapse import timelapse_denoise
 from .processors.noise_pg import NoiseModel, estimate_noise_model
 from .recipes import Recipe, apply_recipe
 
@@ -53,4 +54,5 @@ __all__ = [
     "preserve_grain",
     "restore_film_grain",
     "synthesize_grain",
+    "timelapse_denoise",
 ]

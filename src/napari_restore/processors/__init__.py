@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .registry import REGISTRY, Output, Param, ProcessorSpec, get_processor, register
 
-_MODULES = ("classic", "bm3d", "clahe", "dip", "grain_restore",)
+_MODULES = ("classic", "bm3d", "clahe", "dip", "grain_restore", "timelapse",)
 
 
 def _load_all() -> None:

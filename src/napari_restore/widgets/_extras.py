@@ -19,6 +19,7 @@ EXTRAS: dict[str, str] = {
     "lb_clahe": ".clahe_extras:build",
     "deep_image_prior": ".dip_extras:build",
     "restore_film_grain": ".grain_extras:build",
+    "timelapse_denoise": ".timelapse_extras:build",
 }
 
 
