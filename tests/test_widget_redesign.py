@@ -13,21 +13,21 @@ import pytest
 pytestmark = pytest.mark.gui
 
 napari = pytest.importorskip("napari")
-from magicgui.widgets import Container, Label  # noqa: E402
-from magicgui.widgets.bases import ButtonWidget  # noqa: E402
+from magicgui.widgets import Container, Label
+from magicgui.widgets.bases import ButtonWidget
 
-from napari_restore.processors import REGISTRY  # noqa: E402
-from napari_restore.processors.registry import Param  # noqa: E402
-from napari_restore.widgets import ProcessorPanel  # noqa: E402
-from napari_restore.widgets._plots import PLOT_HEIGHT  # noqa: E402
-from napari_restore.widgets._section import Section  # noqa: E402
-from napari_restore.widgets.panel import is_basic  # noqa: E402
+from napari_restore.processors import REGISTRY
+from napari_restore.processors.registry import Param
+from napari_restore.widgets import ProcessorPanel
+from napari_restore.widgets._plots import PLOT_HEIGHT
+from napari_restore.widgets._section import Section
+from napari_restore.widgets.panel import is_basic
 
 PANELS = {
     "classic_denoise": "Classic denoise", "bm3d_denoise": "BM3D denoise",
     "bm3d_deblur": "BM3D deblur", "bm4d_denoise": "BM4D denoise",
     "lb_clahe": "Learning-based CLAHE", "deep_image_prior": "Deep Image Prior",
-    "restore_film_grain": "Film grain",
+    "restore_film_grain": "Film grain", "timelapse_denoise": "Time-lapse denoise",
 }
 
 

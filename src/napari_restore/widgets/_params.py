@@ -117,40 +117,62 @@ def _number_widget(p: Param, value: float | None = None, **kwargs: Any) -> Widge
     return spin
 
 
-class OptionalNumber(Container):
-    """A number spin box with an "auto" check box; ``value`` is None while auto is on."""
+class _WithAuto(Container):
+    """``inner`` (a number or a pair) with an "auto" check box; ``value`` is None while auto
+    is on, and the inner widget is hidden then (no stale greyed value)."""
 
-    def __init__(self, p: Param, **kwargs: Any) -> None:
-        self._kind = p.type
+    def __init__(self, p: Param, inner: Widget, what: str, **kwargs: Any) -> None:
         self._auto = CheckBox(text="auto", value=p.default is None, name=f"{p.name}_auto")
-        self._spin = _number_widget(p, name=f"{p.name}_value")
-        self._spin.enabled = not self._auto.value
-        self._spin.visible = not self._auto.value  # no stale greyed value while on auto
-        super().__init__(widgets=[self._auto, self._spin], layout="horizontal", labels=False, **kwargs)
+        self._inner = inner
+        super().__init__(widgets=[self._auto, inner], layout="horizontal", labels=False,
+                         **kwargs)
         self.margins = (0, 0, 0, 0)
-        self._auto.tooltip = f"On: chosen automatically. Off: the value you set.\n{self.tooltip or ''}"
-        self._spin.tooltip = self.tooltip
+        self._auto.tooltip = f"On: chosen automatically. Off: the {what} you set.\n{p.doc}"
+        self._on_auto(self._auto.value)
         self._auto.changed.connect(self._on_auto)
 
     def _on_auto(self, auto: bool) -> None:
-        self._spin.enabled = not auto
-        self._spin.visible = not auto
+        self._inner.enabled = not auto
+        self._inner.visible = not auto
 
     def show_auto(self, shown: bool) -> None:
         """Show or hide the "auto" box (a panel offering its own automatic choice hides it)."""
         self._auto.visible = shown
 
+    def _inner_value(self) -> Any:
+        return self._inner.value
+
     @property
-    def value(self) -> float | int | None:
-        return None if self._auto.value else self._kind(self._spin.value)
+    def value(self) -> Any:
+        return None if self._auto.value else self._inner_value()
 
     @value.setter
-    def value(self, v: float | int | None) -> None:
+    def value(self, v: Any) -> None:
         if v is None:
             self._auto.value = True
         else:
-            self._spin.value = self._kind(v)
+            self._inner.value = v
             self._auto.value = False
+
+
+class OptionalNumber(_WithAuto):
+    """A number spin box with an "auto" check box; ``value`` is None while auto is on."""
+
+    def __init__(self, p: Param, **kwargs: Any) -> None:
+        self._kind = p.type
+        self._spin = _number_widget(p, name=f"{p.name}_value", tooltip=kwargs.get("tooltip"))
+        super().__init__(p, self._spin, "value", **kwargs)
+
+    def _inner_value(self) -> float | int:
+        return self._kind(self._spin.value)
+
+    @property
+    def value(self) -> float | int | None:
+        return _WithAuto.value.fget(self)
+
+    @value.setter
+    def value(self, v: float | int | None) -> None:
+        _WithAuto.value.fset(self, None if v is None else self._kind(v))
 
 
 def intensity_units(dtype: Any, data_range: tuple[float, float] | None) -> tuple[str, float, float]:
@@ -199,8 +221,8 @@ def set_intensity_units(widget: Widget, p: Param, unit: str, span: float, data_s
         spin.native.setDecimals(decimals)
     spin.min, spin.max, spin.step = low, top, step
     spin.value = min(max(value, low), top)
-    widget.tooltip = (f"{p.doc}\nIn {unit}; allowed {low:g} to {top:g} for this layer.\n"
-                      f"(keyword: {p.name})")
+    widget.tooltip = spin.tooltip = (
+        f"{p.doc}\nIn {unit}; allowed {low:g} to {top:g} for this layer.\n(keyword: {p.name})")
 
 
 class IntPair(Container):
@@ -228,44 +250,16 @@ class IntPair(Container):
             s.value = int(x)
 
 
-class OptionalIntPair(Container):
+class OptionalIntPair(_WithAuto):
     """An :class:`IntPair` with an "auto" check box; ``value`` is None while auto is on."""
 
     def __init__(self, p: Param, **kwargs: Any) -> None:
-        self._auto = CheckBox(text="auto", value=p.default is None, name=f"{p.name}_auto")
         lo = int(p.min) if p.min is not None else 0
         hi = int(p.max) if p.max is not None else 10_000
         start = p.default if p.default is not None else (min(max(lo, 8), hi),) * p.length
-        self._pair = IntPair(replace(p, default=start, optional=False))
-        self._pair.enabled = not self._auto.value
-        super().__init__(widgets=[self._auto, self._pair], layout="horizontal", labels=False,
-                         **kwargs)
-        self.margins = (0, 0, 0, 0)
-        self._auto.tooltip = f"On: chosen automatically. Off: the values you set.\n{self.tooltip or ''}"
-        for spin, part in zip(self._pair._spins, ("rows", "columns"), strict=False):
-            spin.tooltip = f"{part}\n{self.tooltip or ''}"
-        self._pair.visible = not self._auto.value  # no stale greyed values while on auto
-        self._auto.changed.connect(self._on_auto)
-
-    def _on_auto(self, auto: bool) -> None:
-        self._pair.enabled = not auto
-        self._pair.visible = not auto
-
-    def show_auto(self, shown: bool) -> None:
-        """Show or hide the "auto" box (a panel offering its own automatic choice hides it)."""
-        self._auto.visible = shown
-
-    @property
-    def value(self) -> tuple[int, ...] | None:
-        return None if self._auto.value else self._pair.value
-
-    @value.setter
-    def value(self, v: tuple[int, ...] | None) -> None:
-        if v is None:
-            self._auto.value = True
-        else:
-            self._pair.value = v
-            self._auto.value = False
+        self._pair = IntPair(replace(p, default=start, optional=False),
+                             tooltip=kwargs.get("tooltip"))
+        super().__init__(p, self._pair, "values", **kwargs)
 
 
 def widget_for(p: Param) -> Widget:

@@ -9,17 +9,17 @@ from typing import Any
 PLOT_HEIGHT = 200
 
 
-def plot_canvas(width_in: float = 3.6) -> tuple[Any, Any]:
-    """``(canvas, figure)``: a Qt matplotlib canvas of :data:`PLOT_HEIGHT` pixels for a
+def plot_canvas(width_in: float = 3.6, height: int = PLOT_HEIGHT) -> tuple[Any, Any]:
+    """``(canvas, figure)``: a Qt matplotlib canvas of a fixed ``height`` (pixels) for a
     dock panel (the width follows the panel)."""
     from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
     from matplotlib.figure import Figure
     from qtpy.QtWidgets import QSizePolicy
 
     dpi = 90
-    fig = Figure(figsize=(width_in, PLOT_HEIGHT / dpi), dpi=dpi, layout="constrained")
+    fig = Figure(figsize=(width_in, height / dpi), dpi=dpi, layout="constrained")
     canvas = FigureCanvasQTAgg(fig)
-    canvas.setFixedHeight(PLOT_HEIGHT)
+    canvas.setFixedHeight(height)
     canvas.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
     return canvas, fig
 
@@ -45,3 +45,22 @@ def draw_later(canvas: Any) -> None:
             pass
 
     QTimer.singleShot(0, draw)
+
+
+def grain_plot(height: int = PLOT_HEIGHT) -> tuple[Any, Any, Any, Any]:
+    """``(canvas, figure, nlf_axes, spectrum_axes)``: the two grain plots side by side."""
+    canvas, fig = plot_canvas(height=height)
+    return canvas, fig, fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+
+
+def label_grain_axes(nlf: Any, spectrum: Any, unit: str) -> None:
+    """Titles and axis labels of the two grain plots: the noise-level function (grain σ in
+    ``unit`` against intensity) and the radial power spectrum."""
+    nlf.set_xlabel("intensity" if unit.startswith("%") else f"intensity ({unit})", fontsize=7)
+    nlf.set_ylabel(f"grain σ ({unit})", fontsize=7)
+    nlf.set_title("noise-level function", fontsize=8)
+    spectrum.set_xlabel("cycles / pixel", fontsize=7)
+    spectrum.set_title("power spectrum", fontsize=8)
+    for a in (nlf, spectrum):
+        a.tick_params(labelsize=6)
+    draw_later(nlf.figure.canvas)

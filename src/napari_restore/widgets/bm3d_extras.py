@@ -61,14 +61,19 @@ def estimate_sigma_for(viewer: Any, layer: Any, plane_ndim: int = 2) -> float:
     data values): the value "auto" would use."""
     from ..processors.noise import estimate_noise_sigma
 
+    work, scale, cax = _working_plane(viewer, layer, plane_ndim)
+    sigma = float(estimate_noise_sigma(work, channel_axis=cax))
+    return float(scale.param_from_working(sigma))
+
+
+def _working_plane(viewer: Any, layer: Any, plane_ndim: int) -> tuple[np.ndarray, Any, Any]:
+    """``(working plane, its value scale, channel axis)`` of the current plane of ``layer``
+    (colour channels without alpha), as the processors see it."""
     plane = current_plane(viewer, layer, plane_ndim)
     scale = value_scale(plane, layer_value_range(layer))
     work = to_working(plane, scale, np.float64)
     rgb = bool(getattr(layer, "rgb", False))
-    if rgb:
-        work = work[..., :3]
-    sigma = float(estimate_noise_sigma(work, channel_axis=-1 if rgb else None))
-    return float(scale.param_from_working(sigma))
+    return (work[..., :3] if rgb else work), scale, (-1 if rgb else None)
 
 
 def estimate_noise_for(viewer: Any, layer: Any, plane_ndim: int = 2) -> tuple[str, float]:
@@ -77,13 +82,8 @@ def estimate_noise_for(viewer: Any, layer: Any, plane_ndim: int = 2) -> tuple[st
     own units."""
     from ..processors.noise_model import measure_noise
 
-    plane = current_plane(viewer, layer, plane_ndim)
-    scale = value_scale(plane, layer_value_range(layer))
-    work = to_working(plane, scale, np.float64)
-    rgb = bool(getattr(layer, "rgb", False))
-    if rgb:
-        work = work[..., :3]
-    est = measure_noise(work, channel_axis=-1 if rgb else None)
+    work, scale, cax = _working_plane(viewer, layer, plane_ndim)
+    est = measure_noise(work, channel_axis=cax)
     sigma = est.sigma if est.correlated else est.mad_sigma
     return ("correlated" if est.correlated else "white"), float(scale.param_from_working(sigma))
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import napari
 import numpy as np
-from magicgui.widgets import ComboBox, Container, Label, ProgressBar, PushButton, Select, Table
+from magicgui.widgets import ComboBox, Container, ProgressBar, PushButton, Select, Table
 from napari.utils.notifications import show_error, show_info
 
 from .. import metrics
@@ -23,6 +23,7 @@ from ..processors.registry import get_processor
 from ..settings import load_params
 from ._jobs import run_part
 from ._layers import META_KEY, add_results, snapshot
+from ._dock import LinkedDock, ViewerLink
 from ._fit import TextLabel, fit_width
 from ._runner import STEPS, start_job
 
@@ -143,7 +144,7 @@ def compare_job(specs: list[str], data: Any, channel_axis: int | None,
     return out
 
 
-class ComparePanel(Container):
+class ComparePanel(LinkedDock, Container):
     """Dock panel comparing result layers against a reference."""
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
@@ -187,7 +188,6 @@ class ComparePanel(Container):
         self.rows: list[dict[str, Any]] = []
         self.worker: Any = None
         self.job: Any = None
-        self._alive = True
         self.update_button.changed.connect(lambda *_: self.update_table())
         self.grid_button.changed.connect(lambda *_: self.grid_view())
         self.diff_button.changed.connect(lambda *_: self.difference())
@@ -195,11 +195,10 @@ class ComparePanel(Container):
         self.run_denoisers.changed.connect(lambda *_: self._on_run_clicked())
         self.denoisers.changed.connect(lambda *_: self.show_params())
         self.source.changed.connect(self._on_source)
+        self._link = ViewerLink(self.native, on_close=self._stop_job)
         ev = viewer.layers.events
-        self._connections = [(e, self._on_layers) for e in (ev.inserted, ev.removed, ev.reordered)]
-        for sig, cb in self._connections:
-            sig.connect(cb)
-        self.native.destroyed.connect(self._disconnect)
+        for e in (ev.inserted, ev.removed, ev.reordered):
+            self._link.connect(e, self._on_layers)
         self._set_table_view()
         self._pick_source()
         self.show_params()
@@ -263,19 +262,6 @@ class ComparePanel(Container):
         self.params_label.tooltip = ("Each denoiser runs with the parameters its own panel "
                                      "remembers (the defaults if never used):\n" + text)
         return text
-
-    def _disconnect(self, *_: Any) -> None:
-        self._alive = False
-        if self.job is not None:
-            self.job.stop()
-        for sig, cb in self._connections:
-            try:
-                sig.disconnect(cb)
-            except (TypeError, ValueError, RuntimeError):
-                pass
-
-    def _images(self, _w: Any = None) -> list[tuple[str, Any]]:
-        return [(lay.name, lay) for lay in self._viewer.layers if isinstance(lay, napari.layers.Image)]
 
     def _selected(self) -> list[Any]:
         chosen = list(self.layers_widget.value)

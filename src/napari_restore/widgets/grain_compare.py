@@ -19,9 +19,10 @@ from magicgui.widgets import ComboBox, Container, Label, PushButton, Select, Tab
 from qtpy.QtWidgets import QStyledItemDelegate
 
 from ..processors.grain_compare import COLUMNS, GrainComparison, iter_compare_grains
+from ._dock import LinkedDock, ViewerLink
 from ._fit import TextLabel, fit_width
 from ._layers import META_KEY, unique_name
-from ._plots import draw_later
+from ._plots import grain_plot, label_grain_axes
 from ._runner import start_job
 from ._targets import select_target
 
@@ -54,7 +55,7 @@ def _cell(column: str, value: Any) -> str:
     return f"{value:.3g}"
 
 
-class GrainComparePanel(Container):
+class GrainComparePanel(LinkedDock, Container):
     """Dock widget: choose grain layers (and their images), Compare, read the plot and table."""
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
@@ -102,17 +103,15 @@ class GrainComparePanel(Container):
         self.native._magic_widget = self
         self.result: GrainComparison | None = None
         self.job: Any = None
-        self._alive = True
         self._paired: dict[str, Any] = {}  # grain layer name -> image layer (or None)
         self._image_widgets: dict[str, ComboBox] = {}
         self.make_button.changed.connect(lambda *_: self.make_grain())
         self.compare_button.changed.connect(lambda *_: self._on_compare_clicked())
         self.grains.changed.connect(lambda *_: self._rebuild_images())
+        self._link = ViewerLink(self.native, on_close=self._stop_job)
         ev = viewer.layers.events
-        self._connections = [(e, self._on_layers) for e in (ev.inserted, ev.removed, ev.reordered)]
-        for sig, cb in self._connections:
-            sig.connect(cb)
-        self.native.destroyed.connect(self._disconnect)
+        for e in (ev.inserted, ev.removed, ev.reordered):
+            self._link.connect(e, self._on_layers)
         self.redraw()
         fit_width(self)
 
@@ -126,20 +125,6 @@ class GrainComparePanel(Container):
         self.native.ensureWidgetVisible(self.table.native, 0, 0)
 
     # -- layers ---------------------------------------------------------------------------
-    def _disconnect(self, *_: Any) -> None:
-        self._alive = False
-        if self.job is not None:
-            self.job.stop()
-        for sig, cb in self._connections:
-            try:
-                sig.disconnect(cb)
-            except (TypeError, ValueError, RuntimeError):
-                pass
-
-    def _images(self, _w: Any = None) -> list[tuple[str, Any]]:
-        return [(lay.name, lay) for lay in self._viewer.layers
-                if isinstance(lay, napari.layers.Image)]
-
     def _on_layers(self, *_: Any) -> None:
         if not self._alive:
             return
@@ -279,15 +264,7 @@ class GrainComparePanel(Container):
     # -- plot -----------------------------------------------------------------------------
     @staticmethod
     def _make_plot() -> tuple[Any, Any, Any, Any]:
-        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-        from matplotlib.figure import Figure
-
-        fig = Figure(figsize=(3.6, PLOT_HEIGHT / 90), dpi=90, layout="constrained")
-        ax1 = fig.add_subplot(1, 2, 1)
-        ax2 = fig.add_subplot(1, 2, 2)
-        canvas = FigureCanvasQTAgg(fig)
-        canvas.setFixedHeight(PLOT_HEIGHT)
-        return canvas, fig, ax1, ax2
+        return grain_plot(PLOT_HEIGHT)
 
     def redraw(self) -> None:
         """Overlay every grain's NLF (σ vs intensity; rms over colour channels) and spectrum."""
@@ -310,11 +287,4 @@ class GrainComparePanel(Container):
                             color=col, label=_label(k))
             a1.set_ylim(bottom=0)
             a1.legend(fontsize=6, frameon=False, ncol=2)
-        a1.set_xlabel(f"intensity ({unit})", fontsize=7)
-        a1.set_ylabel(f"grain σ ({unit})", fontsize=7)
-        a1.set_title("noise-level function", fontsize=8)
-        a2.set_xlabel("cycles / pixel", fontsize=7)
-        a2.set_title("power spectrum", fontsize=8)
-        for a in (a1, a2):
-            a.tick_params(labelsize=6)
-        draw_later(self.canvas)
+        label_grain_axes(a1, a2, unit)

@@ -31,7 +31,7 @@ from .._compat import viewer_grid
 from ..processors.grain_analysis import analyze_grain
 from ..processors.grain_profile import GrainProfile
 from ..processors.grain_synthesis import synthesize_grain
-from ._plots import draw_later, plot_canvas
+from ._plots import grain_plot, label_grain_axes
 from ._runner import start_job
 from ._section import Section
 
@@ -82,7 +82,6 @@ class GrainExtras:
         self.profile_layer: str | None = None
         self.worker: Any = None
         self._pending = False
-        self._alive = True
         panel.native.destroyed.connect(self._on_destroyed)
         # automatic analyses are debounced: flipping through layers starts one analysis, and a
         # closing viewer (its layers removed one by one) starts none, as the timer dies with
@@ -175,10 +174,7 @@ class GrainExtras:
     # -- plots ----------------------------------------------------------------------------
     @staticmethod
     def _make_plot() -> tuple[Any, Any, Any, Any]:
-        canvas, fig = plot_canvas()
-        ax1 = fig.add_subplot(1, 2, 1)
-        ax2 = fig.add_subplot(1, 2, 2)
-        return canvas, fig, ax1, ax2
+        return grain_plot()
 
     def redraw(self) -> None:
         """Draw the NLF (grain std vs intensity) and the radial power spectrum."""
@@ -197,17 +193,13 @@ class GrainExtras:
             a1.legend(fontsize=6, frameon=False)
             f = np.asarray(p.spectrum_freq)
             a2.semilogy(f[1:], np.maximum(np.asarray(p.spectrum_power)[1:], 1e-8), "-", lw=1.2)
-        a1.set_xlabel("intensity", fontsize=7)
-        a1.set_ylabel("grain σ (% of range)", fontsize=7)
-        a1.set_title("noise-level function", fontsize=8)
-        a2.set_xlabel("cycles / pixel", fontsize=7)
-        a2.set_title("power spectrum", fontsize=8)
-        for a in (a1, a2):
-            a.tick_params(labelsize=6)
-        draw_later(self.canvas)
+        label_grain_axes(a1, a2, "% of range")
+
+    @property
+    def _alive(self) -> bool:
+        return self.panel.alive
 
     def _on_destroyed(self, *_: Any) -> None:
-        self._alive = False
         self._pending = False
 
     def show_profile(self, profile: GrainProfile, layer_name: str | None = None) -> None:

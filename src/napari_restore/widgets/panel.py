@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import napari
 import numpy as np
-from magicgui.widgets import ComboBox, Container, Label, ProgressBar, PushButton
+from magicgui.widgets import ComboBox, Container, ProgressBar, PushButton
 from magicgui.widgets.bases import Widget
 from psygnal import Signal
 from napari.utils.notifications import show_error, show_info, show_warning
@@ -34,6 +34,7 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from .._arrays import Progress
 from ..processors.registry import ProcessorSpec, get_processor
 from ..settings import load_params, save_params
+from ._dock import ViewerLink, image_choices
 from ._extras import build_extras
 from ._fit import TextLabel, fit_width
 from ._jobs import run_job
@@ -133,9 +134,7 @@ class ProcessorPanel(Container):
         self.events = PanelEvents()
         self._outcome = "done"
         self.run_button.changed.connect(self._on_run_clicked)
-        self._connections: list[tuple[Any, Any]] = []
-        self._alive = True
-        self.native.destroyed.connect(self._disconnect_viewer)
+        self._link = ViewerLink(self.native, on_close=self._on_close)
         events = viewer.layers.events
         for ev in (events.inserted, events.removed, events.reordered):
             self.connect_viewer(ev, self._refresh_layers)
@@ -167,7 +166,11 @@ class ProcessorPanel(Container):
     @property
     def alive(self) -> bool:
         """False once the panel's widgets are being deleted (late signals must not touch them)."""
-        return self._alive
+        return self._link.alive
+
+    @property
+    def _alive(self) -> bool:
+        return self._link.alive
 
     @property
     def job_source(self) -> dict[str, Any]:
@@ -228,27 +231,19 @@ class ProcessorPanel(Container):
 
     def connect_viewer(self, signal: Any, callback: Any) -> None:
         """Connect a viewer event for this panel's lifetime (dropped when the panel dies)."""
-        signal.connect(callback)
-        self._connections.append((signal, callback))
+        self._link.connect(signal, callback)
 
-    def _disconnect_viewer(self, *_: Any) -> None:
-        self._alive = False  # widgets are being deleted: late worker signals must not touch them
+    def _on_close(self) -> None:
+        """The panel is being deleted (``alive`` is already false): stop every job."""
         if self._cancel is not None:
             self._cancel.set()
-        for signal, callback in self._connections:
-            try:
-                signal.disconnect(callback)
-            except (TypeError, ValueError, RuntimeError):
-                pass
-        self._connections.clear()
         self.preview.shutdown()
         self.sweep.shutdown()
 
     # -- layers -------------------------------------------------------------------------
     def image_layers(self, _widget: Any = None) -> list[tuple[str, Any]]:
         """``(name, layer)`` of the viewer's image layers (choices for layer pickers)."""
-        return [(lay.name, lay) for lay in self._viewer.layers
-                if isinstance(lay, napari.layers.Image)]
+        return image_choices(self._viewer)
 
     def _refresh_layers(self, _event: Any = None) -> None:
         current = self.layer_widget.value
