@@ -49,6 +49,7 @@ from .batch_io import (
     recipe_key,
     source_identity,
 )
+from . import _stream
 from .recipes import Recipe
 from .processors.registry import get_processor
 
@@ -347,23 +348,28 @@ def _one(recipe: Recipe, src: Path, finals: list[Path] | None, client: Any, grou
             res.status, res.outputs, res.note = "skipped", [str(f) for f in finals], states[0].reason
             return res
         arr = open_lazy(src)
-        result, info = plan(recipe, arr, ppc)
-        run = secrets.token_hex(8)
-        meta = _meta(recipe, src, info, run)
-        # the output shape in the input's axis order
-        shape = tuple(arr.shape)
-        total = int(np.prod(result.numblocks))
-        unit = info["unit"]
-        for f, dt in zip(finals, info["out_dtypes"], strict=True):
-            writers.append(Writer(f, _moved_shape(shape, info["channel_axis"]), dt, unit, meta))
+        info = _stream.stream_file(recipe, src, tuple(arr.shape), arr.dtype, finals, writers,
+                                   progress)  # a huge plane: tiles or strips, never whole
+        if info is not None:
+            meta, shape = info["meta"], tuple(arr.shape)
+        else:
+            result, info = plan(recipe, arr, ppc)
+            run = secrets.token_hex(8)
+            meta = _meta(recipe, src, info, run)
+            # the output shape in the input's axis order
+            shape = tuple(arr.shape)
+            total = int(np.prod(result.numblocks))
+            unit = info["unit"]
+            for f, dt in zip(finals, info["out_dtypes"], strict=True):
+                writers.append(Writer(f, _moved_shape(shape, info["channel_axis"]), dt, unit, meta))
 
-        def stream() -> Iterator[Any]:
-            for k, block in enumerate(_blocks(result, client, group)):
-                if progress is not None:
-                    progress(k + 1, total, src.name)
-                yield block
+            def stream() -> Iterator[Any]:
+                for k, block in enumerate(_blocks(result, client, group)):
+                    if progress is not None:
+                        progress(k + 1, total, src.name)
+                    yield block
 
-        _fan_out(stream(), writers, ppc, info)
+            _fan_out(stream(), writers, ppc, info)
         kept = []
         for w in writers:
             side = {**meta, "shape": list(shape), "seconds": round(time.perf_counter() - t0, 3)}
