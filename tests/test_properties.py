@@ -67,6 +67,7 @@ FAST: dict[str, dict[str, Any]] = {
     "deep_image_prior": {"iterations": 3, "channels": 8, "depth": 2, "every": 1, "window": 2,
                          "patience": 2},
     "restore_film_grain": {},
+    "timelapse_denoise": {"radius": 1, "profile": "lc"},
 }
 
 
@@ -272,7 +273,7 @@ def run_spec_case(name: str, case: dict[str, Any]) -> str:
 
 
 # Processors whose native core may abort the process run in a subprocess; the others in-process.
-NATIVE = {"bm3d_denoise", "bm3d_deblur", "bm4d_denoise"}
+NATIVE = {"bm3d_denoise", "bm3d_deblur", "bm4d_denoise", "timelapse_denoise"}
 IN_PROCESS = sorted(set(nr.REGISTRY) - NATIVE)
 
 

@@ -19,6 +19,7 @@ PUBLIC = {
     "lb_clahe": napari_restore.lb_clahe,
     "deep_image_prior": napari_restore.deep_image_prior,
     "restore_film_grain": napari_restore.restore_film_grain,
+    "timelapse_denoise": napari_restore.timelapse_denoise,
 }
 # Array arguments of public functions (not spec parameters: they cannot go in a recipe).
 ARRAY_ARGS = {"bm3d_denoise": ("psd",), "bm3d_deblur": ("psf",), "bm4d_denoise": ("psd",)}

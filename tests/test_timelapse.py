@@ -173,7 +173,7 @@ def test_a_frame_of_another_scene_is_left_out(pair):
     ({"radius": 1}, (1, 32, 32), r"time_axis=0 has 1 frame"),
     ({"radius": 1, "time_axis": 1}, (5, 32, 32), r"time_axis=1 is one of the two spatial"),
     ({"radius": 1, "time_axis": 3}, (5, 32, 32), r"time_axis=3 is out of range"),
-    ({"radius": 1}, (32, 32), r"needs a time axis and two spatial axes"),
+    ({"radius": 1}, (32, 32), r"image must be a time-lapse with a time axis and two spatial axes"),
     ({"mode": "vbm4d"}, (5, 32, 32), r"mode='vbm4d' is not allowed"),
     ({"radius": 0}, (5, 32, 32), r"radius=0 is out of range"),
 ])

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .._arrays import Resolved, _as_array, contiguous, drain, normalize_channel_axis
+from .._arrays import Resolved, _as_array, as_image, contiguous, drain, normalize_channel_axis
 from .bm3d import BM4D_PROFILES, bm3d_plane, bm4d_plane
 from .noise import estimate_noise_sigma
 from .registry import Param, ProcessorSpec, register
@@ -224,8 +224,8 @@ def time_axis_of(shape: tuple[int, ...], time_axis: int, channel_axis: int | Non
     spatial = [a for a in range(ndim) if a != cax]
     if len(spatial) < 3:
         raise ValueError(
-            f"a time-lapse needs a time axis and two spatial axes (t, y, x); got shape "
-            f"{tuple(shape)}" + (" with a channel axis" if cax is not None else ""))
+            f"image must be a time-lapse with a time axis and two spatial axes (t, y, x); got "
+            f"shape {tuple(shape)}" + (" with a channel axis" if cax is not None else ""))
     if not -ndim <= time_axis < ndim:
         raise ValueError(f"time_axis={time_axis} is out of range for an array with {ndim} "
                          "dimensions")
@@ -271,8 +271,8 @@ class TimelapseSpec(ProcessorSpec):
         names = {p.name for p in self.params}
         params = {k: v for k, v in kwargs.items() if k in names}
         other = {k: v for k, v in kwargs.items() if k not in names}
+        arr = as_image(image)
         values = self.validate_params(params)
-        arr = _as_array(image, "image")
         shape = tuple(np.shape(arr))
         _check({**values, "_channel_axis": channel_axis}, arr)
         ndim = len(shape)
@@ -357,7 +357,7 @@ TIMELAPSE_DENOISE = register(
 )
 
 
-def timelapse_denoise(stack: Any, sigma: float | None = None, *, mode: str = "aligned",
+def timelapse_denoise(image: Any, sigma: float | None = None, *, mode: str = "aligned",
                       radius: int = 2, motion: str = "euclidean", time_axis: int = 0,
                       profile: str = "np", channel_axis: int | None = None,
                       threads: int = 1) -> np.ndarray:
@@ -365,8 +365,8 @@ def timelapse_denoise(stack: Any, sigma: float | None = None, *, mode: str = "al
 
     Parameters
     ----------
-    stack : ndarray
-        ``(T, Y, X)``, ``(T, Y, X, C)`` with ``channel_axis`` (RGB/RGBA), or more axes (the
+    image : ndarray
+        A time-lapse ``(T, Y, X)``, ``(T, Y, X, C)`` with ``channel_axis`` (RGB/RGBA), or more axes (the
         time axis is ``time_axis``; other leading axes, e.g. fluorescence channels in
         ``(T, C, Y, X)``, are processed one time-lapse at a time). Any real dtype and
         strides; not modified.
@@ -399,7 +399,7 @@ def timelapse_denoise(stack: Any, sigma: float | None = None, *, mode: str = "al
     Returns
     -------
     ndarray
-        Denoised stack, same shape and dtype as ``stack``.
+        Denoised time-lapse, same shape and dtype as ``image``.
 
     Notes
     -----
@@ -415,5 +415,5 @@ def timelapse_denoise(stack: Any, sigma: float | None = None, *, mode: str = "al
     .. [3] Evangelidis & Psarakis, IEEE TPAMI 30(10), 2008 (ECC).
     """
     return TIMELAPSE_DENOISE.apply(
-        stack, channel_axis=channel_axis, sigma=sigma, mode=mode, radius=radius,
+        image, channel_axis=channel_axis, sigma=sigma, mode=mode, radius=radius,
         motion=motion, time_axis=time_axis, profile=profile, threads=threads)
