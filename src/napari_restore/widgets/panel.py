@@ -45,6 +45,7 @@ from .recipes_ui import RecipeButtons
 from .sweep import ParameterSweep
 from ._params import intensity_units, set_intensity_units, widget_for
 from ._runner import Job, start_job
+from . import tiled_fill
 from ._section import Section
 
 if TYPE_CHECKING:
@@ -333,7 +334,9 @@ class ProcessorPanel(Container):
         self.status.value = f"running on {layer.name} ({target.description})…"
         self._outcome = "done"
         self.events.started.emit(layer)
-        self.job = start_job(
+        self.job = tiled_fill.start(  # a streamed run: its layer fills as tiles finish
+            self, spec, target, layer, params, channel_axis, on_error=self._on_errored,
+            on_finished=self._on_finished) or start_job(
             lambda cancel: run_job(spec, target.data, channel_axis, params, cancel,
                                    target.value_range),
             f"{self.spec.title} on {layer.name}",
