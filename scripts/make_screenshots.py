@@ -17,6 +17,8 @@ from napari_restore._compat import viewer_camera, viewer_grid
 from napari_restore._sample_data import sample_astronaut, sample_camera
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "images"
+#: The window size of every screenshot (a laptop screen; the panels must fit it).
+WINDOW = (1280, 800)
 
 
 def wait_idle(panel, timeout=600.0):
@@ -34,6 +36,7 @@ def grid(viewer):
 
 def shot(viewer, name):
     OUT.mkdir(parents=True, exist_ok=True)
+    viewer.window._qt_window.resize(*WINDOW)
     for _ in range(5):
         QApplication.processEvents()
         time.sleep(0.05)
@@ -135,7 +138,7 @@ def bm3d_denoise(viewer):
     src = _bm3d_crop(viewer)
     _, panel = viewer.window.add_plugin_dock_widget("napari-restore", "BM3D denoise")
     panel.layer_widget.value = src
-    panel.estimate_button.changed.emit(True)  # fills σ with the estimate
+    panel.extras[panel.spec.name].estimate_button.changed.emit(True)  # fills σ
     panel.set_params({"profile": "np"})
     panel.start()
     wait_idle(panel)
@@ -173,7 +176,7 @@ def bm4d_denoise(viewer):
     noisy = [lay for lay in viewer.layers if "noisy" in lay.name][0]
     _, panel = viewer.window.add_plugin_dock_widget("napari-restore", "BM4D denoise")
     panel.layer_widget.value = noisy
-    panel.estimate_button.changed.emit(True)
+    panel.extras[panel.spec.name].estimate_button.changed.emit(True)
     panel.start()
     wait_idle(panel)
     grid(viewer)
@@ -193,7 +196,7 @@ def deep_image_prior(viewer):
     panel.set_params({**panel.spec.defaults(), "every": 10})  # not remembered values
     panel.start()
     t0 = time.perf_counter()
-    extras = panel.dip_extras
+    extras = panel.extras["deep_image_prior"]
     while (not extras.iterations or extras.iterations[-1] < 250) and time.perf_counter() - t0 < 150:
         QApplication.processEvents()
         time.sleep(0.02)
@@ -212,7 +215,7 @@ def restore_film_grain(viewer):
     viewer.add_image(grainy[40:296, 60:316], name="coffee (grainy)", rgb=True)
     _, panel = viewer.window.add_plugin_dock_widget("napari-restore", "Film grain")
     panel.layer_widget.value = viewer.layers["coffee (grainy)"]
-    extras = panel.grain_extras
+    extras = panel.extras["restore_film_grain"]
     extras.analyse()
     extras.wait()
     panel.target_widget.value = "layer"
@@ -237,7 +240,7 @@ def main(names: list[str] | None = None) -> None:
         if names and scene.__name__ not in names:
             continue
         viewer = napari.Viewer(show=True)
-        viewer.window._qt_window.resize(1500, 900)
+        viewer.window._qt_window.resize(*WINDOW)
         scene(viewer)
         viewer.close()
 

@@ -9,8 +9,8 @@ import pytest
 napari = pytest.importorskip("napari")
 
 PANELS = ["Classic denoise", "BM3D denoise", "BM3D deblur", "BM4D denoise",
-          "Learning-based CLAHE", "Deep Image Prior", "Film grain", "Compare results",
-          "Compare grain"]
+          "Time-lapse denoise", "Learning-based CLAHE", "Deep Image Prior", "Film grain",
+          "Compare results", "Compare grain"]
 
 
 @pytest.mark.parametrize("name", PANELS)

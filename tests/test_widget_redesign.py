@@ -245,3 +245,36 @@ def test_closing_the_whole_viewer_mid_run_is_silent(qtbot, make_napari_viewer, c
     err = capfd.readouterr().err
     assert "Traceback" not in err and "wrapped C/C++ object" not in err, err
     qtbot.waitUntil(lambda: not _isolate._busy, timeout=5_000)  # no worker left computing
+
+
+def test_the_documented_example_extra_works_through_the_hooks(qtbot, viewer):
+    """docs/extending-panels.md: its example extra, run as written."""
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[1] / "docs" / "extending-panels.md").read_text("utf-8")
+    code = doc.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(compile(code, "extending-panels.md", "exec"), namespace)  # noqa: S102
+    rng = np.random.default_rng(0)
+    noisy = np.clip(0.5 + rng.normal(0, 0.1, (48, 48)), 0, 1).astype(np.float32)
+    src = viewer.add_image(noisy, name="noisy")
+    _, panel = viewer.window.add_plugin_dock_widget("napari-restore", "Classic denoise")
+    section = namespace["build"](panel)
+    assert isinstance(section, Section) and not section.expanded
+    assert [w.name for w in panel][-1] != "residual"  # placed under the status line
+    panel.layer_widget.value = src
+    panel.set_params({"method": "wavelet"})
+    section.residual_on.value = True
+    panel.start()
+    qtbot.waitUntil(lambda: panel.state == "idle", timeout=30_000)
+    result, residual = viewer.layers[-2], viewer.layers[-1]
+    assert residual.name == f"{result.name} residual"
+    np.testing.assert_allclose(residual.data, noisy - result.data, atol=1e-6)
+    assert section.residual_seen.value == "noisy"
+    viewer.layers.remove(src)  # the viewer callback
+    assert section.residual_seen.value == ""
+    tiny = viewer.add_image(np.zeros((8, 1), np.float32), name="tiny")
+    panel.layer_widget.value = tiny
+    with pytest.raises(ValueError, match="at least 2 pixels"):
+        panel.run_spec()
+    assert panel.start() is None and panel.state == "idle"  # refused by the run hook

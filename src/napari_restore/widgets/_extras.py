@@ -10,9 +10,10 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-#: processor name -> "module:function" (relative to this package), imported when a panel
-#: for that processor is built.
-EXTRAS: dict[str, str] = {
+#: processor name -> "module:function" (relative to this package, or an absolute module
+#: name), or a tuple of them (built in order), imported when a panel for that processor is
+#: built.
+EXTRAS: dict[str, str | tuple[str, ...]] = {
     "bm3d_denoise": ".bm3d_extras:build",
     "bm4d_denoise": ".bm3d_extras:build",
     "bm3d_deblur": ".bm3d_extras:build",
@@ -24,12 +25,23 @@ EXTRAS: dict[str, str] = {
 
 
 def build_extras(panel: Any) -> Any:
-    """Build the extras of ``panel``'s processor (if it has any); returns what the builder
-    returned (also kept in ``panel.extras``)."""
-    entry = EXTRAS.get(panel.spec.name)
-    if entry is None:
+    """Build the extras of ``panel``'s processor (if it has any); returns what the first
+    builder returned.
+
+    What each builder returns is kept in ``panel.extras``: the first under the processor's
+    name (``panel.extras["bm3d_denoise"]``), and every one under its module's name too
+    (``panel.extras["bm3d_extras"]``), so several extras of one processor can be told apart.
+    """
+    entries = EXTRAS.get(panel.spec.name)
+    if entries is None:
         return None
-    module, func = entry.split(":")
-    extra = getattr(import_module(module, __package__), func)(panel)
-    panel.extras[panel.spec.name] = extra
-    return extra
+    if isinstance(entries, str):
+        entries = (entries,)
+    first = None
+    for k, entry in enumerate(entries):
+        module, func = entry.split(":")
+        extra = getattr(import_module(module, __package__), func)(panel)
+        panel.extras[module.rsplit(".", 1)[-1]] = extra
+        if k == 0:
+            panel.extras[panel.spec.name] = first = extra
+    return first

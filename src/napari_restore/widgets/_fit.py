@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from magicgui.widgets import Label
+from qtpy.QtCore import QEvent, QObject
 from qtpy.QtWidgets import QComboBox, QLabel, QSizePolicy
 
 #: The width a panel asks for (px): with napari's layer list, a 1280 px wide window keeps
@@ -45,25 +46,76 @@ def fit_width(panel: Any, width: int = PANEL_WIDTH) -> None:
     panel.native.setMaximumWidth(max(width, PANEL_MAX_WIDTH))
 
 
+class _Refit(QObject):
+    """Re-fits a label whenever it is resized (a resize may change its line count)."""
+
+    def __init__(self, label: QLabel, fit: Any) -> None:
+        super().__init__(label)
+        self._fit = fit
+        label.installEventFilter(self)
+
+    def eventFilter(self, obj: Any, event: Any) -> bool:  # noqa: N802 - Qt's name
+        if event.type() == QEvent.Type.Resize:
+            self._fit()
+        return False
+
+
 def wrap(label: Any) -> None:
     """Let ``label`` (a magicgui Label) wrap within its panel's width, never widen it; its
-    tooltip is its full text."""
+    tooltip is its full text. It is as tall as its lines need at its width (set again when
+    it is resized or its text changes), so no line is cut. A :class:`TextLabel` (a status
+    line) is elided to one line instead."""
     q: QLabel = label.native
-    q.setWordWrap(True)
     policy = q.sizePolicy()
     policy.setHorizontalPolicy(QSizePolicy.Policy.Ignored)
     q.setSizePolicy(policy)
+    if isinstance(label, TextLabel):
+        label.refit()
+        return
+    q.setWordWrap(True)
     q.setToolTip(str(label.value))
+
+    def fit(*_: Any) -> None:
+        try:
+            q.setMinimumHeight(q.heightForWidth(max(q.width(), 1)))
+        except RuntimeError:  # deleted meanwhile
+            pass
+
+    _Refit(q, fit)
+    label.changed.connect(lambda *_: (q.setToolTip(str(label.value)), fit()))
+    fit()
 
 
 class TextLabel(Label):
-    """A Label whose tooltip is always its full text (a status line that may wrap)."""
+    """A one-line label (a status line): elided to its width, the full text as its tooltip;
+    ``value`` is always the full text."""
+
+    _full = ""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _Refit(self.native, self.refit)
 
     @property
     def value(self) -> Any:
-        return Label.value.fget(self)
+        return self._full
 
     @value.setter
     def value(self, value: Any) -> None:
-        Label.value.fset(self, value)
-        self.native.setToolTip(str(value))
+        self._full = "" if value is None else str(value)
+        self.native.setToolTip(self._full)
+        self.refit()
+        self.changed.emit(self._full)
+
+    def refit(self) -> None:
+        """Show as much of the full text as fits on one line (elided at the end)."""
+        from qtpy.QtCore import Qt
+
+        q = self.native
+        try:
+            width = q.width() if q.isVisible() else 10_000
+            shown = q.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight,
+                                               max(width - 4, 20))
+            q.setText(shown)
+        except RuntimeError:  # deleted meanwhile
+            pass

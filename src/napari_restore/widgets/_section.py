@@ -12,6 +12,15 @@ from typing import Any
 from magicgui.widgets import Container
 
 
+def hide_label_cell(widget: Any) -> None:
+    """Let ``widget`` span its labelled container: no (empty) label column in front of it."""
+    labeled = getattr(widget, "_labeled_widget", None)
+    labeled = labeled() if callable(labeled) else None
+    inner = getattr(labeled, "_label_widget", None)
+    if inner is not None:
+        inner.visible = False
+
+
 class Section(Container):
     """A titled group of widgets that folds away; ``expanded`` says whether it is open."""
 
@@ -23,6 +32,9 @@ class Section(Container):
         super().__init__(widgets=list(widgets), labels=True,
                          name=name or title.lower().replace(" ", "_"), label="")
         self.margins = (0, 0, 0, 0)
+        for w in self:
+            if isinstance(w, Container):  # a row or a group spans the section
+                hide_label_cell(w)
         box = QCollapsible(title)
         box.setDuration(0)  # no animation: tests and screenshots see the final layout at once
         box.layout().setContentsMargins(0, 0, 0, 0)

@@ -46,7 +46,7 @@ from .sweep import ParameterSweep
 from ._params import intensity_units, set_intensity_units, widget_for
 from ._runner import Job, start_job
 from . import tiled_fill
-from ._section import Section
+from ._section import Section, hide_label_cell
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -121,7 +121,7 @@ class ProcessorPanel(Container):
             labels=True, scrollable=True,  # long panels scroll instead of growing the window
         )
         for section in self._sections():
-            _full_width(section)
+            hide_label_cell(section)
         self.native._magic_widget = self
         self.tooltip = spec.summary
         self.state = "idle"
@@ -150,8 +150,10 @@ class ProcessorPanel(Container):
         self.sweep = ParameterSweep(self)
         self.recipes = RecipeButtons(self)
         self.insert(self.index(self.run_button), self.preview.toggle)
-        self.extend([self.recipes.container])
+        self.add_section(self.recipes.container)
         self.add_section(self.sweep.container)
+        # widgets stay packed at the top (no stretched gaps in a tall dock): extras go above
+        Container.native.fget(self).layout().addStretch(1)
         build_extras(self)
         fit_width(self)
 
@@ -188,7 +190,8 @@ class ProcessorPanel(Container):
         with ``expanded=True``) spans the panel's width. Returns ``widget``.
         """
         if not isinstance(widget, Widget):
-            self._widget._mgui_get_native_widget().layout().addWidget(widget)
+            layout = Container.native.fget(self).layout()
+            layout.insertWidget(max(layout.count() - 1, 0), widget)  # above the stretch
             return widget
         if after is None:
             self.append(widget)
@@ -197,7 +200,7 @@ class ProcessorPanel(Container):
             box = self._container_of(ref)
             box.insert(_index(box, ref) + 1, widget)
         if isinstance(widget, Section):
-            _full_width(widget)
+            hide_label_cell(widget)
         return widget
 
     def _find(self, name_or_widget: Any) -> Any:
@@ -439,15 +442,6 @@ class ProcessorPanel(Container):
 
 def _index(box: Any, widget: Any) -> int:
     return next(i for i, w in enumerate(box) if w is widget)
-
-
-def _full_width(section: Any) -> None:
-    """Let a section span the panel: no (empty) label column in front of it."""
-    labeled = getattr(section, "_labeled_widget", None)
-    labeled = labeled() if callable(labeled) else None
-    inner = getattr(labeled, "_label_widget", None)
-    if inner is not None:
-        inner.visible = False
 
 
 def panel_factory(name: str) -> type[ProcessorPanel]:

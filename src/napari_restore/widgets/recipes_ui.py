@@ -10,6 +10,7 @@ from napari.utils.notifications import show_error, show_info
 
 from ..recipes import Recipe
 from ._layers import META_KEY
+from ._section import Section
 
 if TYPE_CHECKING:
     from .panel import ProcessorPanel
@@ -37,10 +38,12 @@ class RecipeButtons:
                                       tooltip="Fill this panel's parameters from a recipe JSON.")
         self.copy_button = PushButton(text="Copy Python", name="copy_python",
                                       tooltip="Put an apply_recipe(...) snippet on the clipboard.")
-        self.container = Container(widgets=[self.save_button, self.load_button, self.copy_button],
-                                   layout="horizontal", labels=False, name="recipes",
-                                   label="recipes")
-        self.container.margins = (0, 0, 0, 0)
+        row = Container(widgets=[self.save_button, self.load_button, self.copy_button],
+                        layout="horizontal", labels=False, name="recipe_buttons", label="")
+        row.margins = (0, 0, 0, 0)
+        self.container = Section("Recipe", [row], name="recipes",
+                                 tooltip="Save or load this panel's parameters, or copy them "
+                                         "as Python.")
         self.save_button.changed.connect(lambda *_: self.save())
         self.load_button.changed.connect(lambda *_: self.load())
         self.copy_button.changed.connect(lambda *_: self.copy_python())
