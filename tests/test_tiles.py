@@ -188,3 +188,27 @@ def test_tv_iteration_count_reproduces_scikit_image_stopping_rule(weight):
     assert np.array_equal(fixed, denoise_tv_chambolle(image, weight=weight))
     assert not np.array_equal(fixed, denoise_tv_chambolle(image, weight=weight, eps=0.0,
                                                           max_num_iter=n - 1))
+
+
+def test_cli_tile_option_runs_tiled_and_records_it(tmp_path, capsys):
+    import json
+
+    from napari_restore.cli import main
+    from napari_restore.recipes import Recipe
+
+    image, _ = _noisy((150, 150))
+    Recipe("classic_denoise", {"method": "tv_chambolle", "sigma": 0.08}).save(tmp_path / "r.json")
+    np.save(tmp_path / "a.npy", image)
+    assert main(["apply", str(tmp_path / "r.json"), str(tmp_path / "a.npy"), "-o",
+                 str(tmp_path / "out"), "--tile", "80x80"]) == 0
+    out = np.load(tmp_path / "out" / "a.npy")
+    assert np.array_equal(out, classic_denoise(image, method="tv_chambolle", sigma=0.08,
+                                               tile=(80, 80)))
+    side = json.loads((tmp_path / "out" / "a.npy.json").read_text())
+    assert side["recipe"]["params"]["tile"] == [80, 80]
+    Recipe("lb_clahe", {}).save(tmp_path / "c.json")
+    assert main(["apply", str(tmp_path / "c.json"), str(tmp_path / "a.npy"), "-o",
+                 str(tmp_path / "o2"), "--tile", "auto"]) == 2
+    assert "cannot run in tiles" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["apply", str(tmp_path / "r.json"), "a.npy", "-o", "x", "--tile", "big"])

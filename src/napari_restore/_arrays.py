@@ -628,6 +628,8 @@ def iter_planes(
     resolved: dict[str, Any] | None = None,
     offset: bool = True,
     detect_bits: bool = False,
+    runner: Any = None,
+    plane_copies: int = 6,
 ) -> Generator[Progress, None, Any]:
     """Apply a plane processor over an nD stack, yielding :class:`Progress`, returning the result.
 
@@ -672,6 +674,11 @@ def iter_planes(
         (False), for processors whose library is not offset-invariant.
     detect_bits : bool
         Map wide unsigned integers by the bit depth they use (see :func:`value_scale`).
+    runner : optional
+        For a stack of several planes: runs planes in worker processes, ahead of the one being
+        assembled (:class:`napari_restore._workers.PlaneRunner`); results are the same bits.
+    plane_copies : int
+        Working copies of one plane the run holds at once (for the up-front memory check).
     resolved : dict, optional
         Filled with the values the processor resolved by itself, in the image's units: one
         value, or a list with one per plane when planes differ.
@@ -701,7 +708,7 @@ def iter_planes(
     dtype = np.dtype(arr.dtype)
     check_memory(moved.shape, dtype, n_out, plane_bytes=math.prod(moved.shape[-core:])
                  * np.dtype(_working_dtype(dtype, work_dtype)).itemsize,
-                 extra=extra_memory, name=name)  # before anything reads the data
+                 extra=extra_memory, name=name, copies=plane_copies)  # before reading data
     if value_range is not None and dtype.kind == "f":
         finite_range(arr, name)
     scale = value_scale(arr, value_range, name=name, offset=offset,  # floats: scans, refuses NaN/Inf
@@ -713,14 +720,25 @@ def iter_planes(
     native = scale.dtype in {np.dtype(d) for d in native_dtypes}
     alpha = cax is not None and moved.shape[-1] == 4
     stopped_early = False
-    for i, idx in enumerate(np.ndindex(*lead)):
-        if _is_cancelled(cancel):
-            raise Cancelled(f"cancelled after {i} of {total} planes")
+    split = per_channel and cax is not None
+
+    def load(idx: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
         src = np.asarray(moved[idx])
         part = src[..., colour] if cax is not None else src
-        plane = _native_plane(part) if native else to_working(part, scale, work_dtype)
-        gen = _call_plane(functools.partial(func, **kwargs) if kwargs else func, plane,
-                          per_channel and cax is not None)
+        return src, _native_plane(part) if native else to_working(part, scale, work_dtype)
+
+    ahead = _Ahead(runner, load, np.ndindex(*lead), kwargs, split) if total > 1 and runner else None
+    for i, idx in enumerate(np.ndindex(*lead)):
+        if _is_cancelled(cancel):
+            if ahead is not None:
+                ahead.close()
+            raise Cancelled(f"cancelled after {i} of {total} planes")
+        if ahead is not None:
+            src, plane, gen = ahead.next(i)
+        else:
+            src, plane = load(idx)
+            gen = _call_plane(functools.partial(func, **kwargs) if kwargs else func, plane,
+                              split)
         res = None
         fraction = i / total  # payload items report the latest sub-progress, not 0
         while True:
@@ -784,6 +802,59 @@ def iter_planes(
     return outputs[0] if n_out == 1 else tuple(outputs)
 
 
+class _Ahead:
+    """Planes submitted to a runner ahead of the one :func:`iter_planes` is assembling.
+
+    The runner's jobs are terminated when the run ends early (error, Stop, an abandoned
+    generator): :meth:`next` closes it on any exception, and so does garbage collection.
+    """
+
+    def __init__(self, runner: Any, load: Callable[[Any], Any], indices: Iterator[Any],
+                 kwargs: Mapping[str, Any], split: bool) -> None:
+        self.runner, self.load, self.indices = runner, load, indices
+        self.kwargs, self.split = dict(kwargs), split
+        self.loaded: dict[int, tuple[np.ndarray, np.ndarray, int]] = {}
+        self.count = 0
+
+    def _fill(self, upto: int) -> None:
+        while self.count <= upto:
+            idx = next(self.indices, None)
+            if idx is None:
+                return
+            src, plane = self.load(idx)
+            self.loaded[self.count] = (src, plane, self.runner.submit(plane, self.kwargs, self.split))
+            self.count += 1
+
+    def next(self, i: int) -> tuple[np.ndarray, np.ndarray, Generator[Any, None, Any]]:
+        try:
+            self._fill(i + self.runner.lookahead)
+            src, plane, job = self.loaded.pop(i)
+        except BaseException:
+            self.close()
+            raise
+        return src, plane, self._wait(job)
+
+    def _wait(self, job: int) -> Generator[Any, None, Any]:
+        done = False
+        try:
+            res = yield from self.runner.wait(job)
+            done = True
+            return res
+        finally:
+            if not done:
+                self.close()
+
+    def close(self) -> None:
+        self.loaded.clear()
+        self.runner.close()
+
+    def __del__(self) -> None:
+        try:
+            self.runner.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
+
 def _collapse(found: dict[str, list[Any]]) -> dict[str, Any]:
     """One value per name when all planes (and colour channels) agree, else the list."""
     out: dict[str, Any] = {}
@@ -804,22 +875,33 @@ def available_memory() -> int:
 
 
 def check_memory(shape: tuple[int, ...], dtype: Any, n_out: int = 1, *, plane_bytes: int = 0,
-                 extra: int = 0, name: str = "image") -> int:
+                 extra: int = 0, name: str = "image", copies: int = 6) -> int:
     """Refuse up front a run whose memory would exceed what is available.
 
-    Needed: the outputs (``n_out`` arrays of ``shape``), about six working copies of one plane
-    (conversion, the processor's own temporaries, the converted result) and ``extra`` (what
-    the processor says it needs, e.g. a network's activations). Raises ``ValueError`` with the
-    sizes, instead of leaving the process to the out-of-memory killer.
+    Needed: the outputs (``n_out`` arrays of ``shape``), ``copies`` working copies of one
+    plane (untiled, about six: conversion, the processor's own temporaries, the converted
+    result; tiled, three) and ``extra`` (what the processor says it needs, e.g. a network's
+    activations: for a tiled run, those of the tiles in flight). Raises ``ValueError`` with
+    the sizes, instead of leaving the process to the out-of-memory killer. Whether a run is
+    tiled is decided before, from the shape alone (:func:`napari_restore._tiles.needs_tiling`),
+    so that this check only ever refuses, and never changes a result.
     """
-    need = n_out * math.prod(shape) * max(np.dtype(dtype).itemsize, 4) + 6 * plane_bytes + extra
+    need = n_out * math.prod(shape) * max(np.dtype(dtype).itemsize, 4) + copies * plane_bytes + extra
     have = available_memory()
+    if need > have and copies < 6:  # a tiled run (napari_restore._tiles.TILED_COPIES)
+        gib = 1 << 30
+        raise ValueError(
+            f"{name} of shape {tuple(shape)} needs about {need / gib:.1f} GiB of memory even "
+            f"in tiles (its result alone is {n_out * math.prod(shape) * max(np.dtype(dtype).itemsize, 4) / gib:.1f} GiB), "
+            f"but only {have / gib:.1f} GiB are available: process a smaller field of view or "
+            "fewer planes, or use `napari-restore apply`, which streams stacks to disk")
     if need > have:
         gib = 1 << 30
         raise ValueError(
             f"{name} of shape {tuple(shape)} needs about {need / gib:.1f} GiB of memory for this "
             f"run, but only {have / gib:.1f} GiB are available: process a smaller field of view "
-            "or fewer planes, or use `napari-restore apply`, which streams stacks to disk"
+            "or fewer planes, run in tiles (tile='auto') where the processor offers it, or use "
+            "`napari-restore apply`, which streams stacks to disk"
         )
     return need
 

@@ -109,9 +109,9 @@ def check_tile(tile: Any) -> Any:
         return "off"
     if isinstance(tile, str) and tile == "auto":
         return tile
-    if isinstance(tile, str):
-        raise ValueError(f"tile={tile!r} is not allowed; use 'off' (or None), 'auto' or "
-                         "(rows, cols)")
+    if isinstance(tile, str):  # a string of the wrong value
+        raise ValueError(  # noqa: TRY004
+            f"tile={tile!r} is not allowed; use 'off' (or None), 'auto' or (rows, cols)")
     if isinstance(tile, bool | np.bool_) or not hasattr(tile, "__len__"):
         raise TypeError(f"tile must be 'off' (or None), 'auto' or a pair (rows, cols) of "
                         f"integers; got {tile!r:.60}")
@@ -160,7 +160,7 @@ class TileGrid:
 def _starts(length: int, window: int, n: int) -> tuple[int, ...]:
     if n <= 1:
         return (0,)
-    return tuple(int(round(k * (length - window) / (n - 1))) for k in range(n))
+    return tuple(round(k * (length - window) / (n - 1)) for k in range(n))
 
 
 def _axis_weights(starts: tuple[int, ...], window: int, length: int, halo: int) -> list[np.ndarray]:

@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from ._arrays import CancelLike, Cancelled, _call_plane, _is_cancelled
+from ._arrays import Cancelled, CancelLike, _call_plane, _is_cancelled
 
 __all__ = ["POLL_S", "RETRIES", "THREAD_ENV", "PlaneJob", "PlaneRunner", "pool_size",
            "prewarm", "run_jobs", "using_workers"]
@@ -151,7 +151,7 @@ def _forwarded(gen: Generator[Any, None, Any]) -> Generator[Any, None, Any]:
 
 
 class _Running:
-    __slots__ = ("index", "worker", "partial", "payloads")
+    __slots__ = ("index", "partial", "payloads", "worker")
 
     def __init__(self, index: int, worker: Any) -> None:
         self.index = index
@@ -283,14 +283,46 @@ class _Dispatcher:
             _isolate._release(run.worker, False)
 
 
+def in_worker() -> bool:
+    """True inside a worker process (which may not start processes of its own): jobs then
+    run one after the other in it, with the same bits."""
+    import multiprocessing as mp
+
+    return bool(mp.current_process().daemon)
+
+
+def _inline(job: Callable[[Any], Any], items: list[Any],
+            cancel: CancelLike) -> Generator[float, None, list[Any]]:
+    results = []
+    for k, item in enumerate(items):
+        if _is_cancelled(cancel):
+            raise Cancelled(f"cancelled after {k} of {len(items)} tiles")
+        res = job(item)
+        if isinstance(res, Generator):
+            while True:
+                try:
+                    sub = next(res)
+                except StopIteration as stop:
+                    res = stop.value
+                    break
+                if isinstance(sub, int | float):
+                    yield (k + min(max(float(sub), 0.0), 1.0)) / len(items)
+        results.append(res)
+        yield (k + 1) / len(items)
+    return results
+
+
 def run_jobs(job: Callable[[Any], Any], items: list[Any], *, cancel: CancelLike = None,
              workers: int | None = None, what: str = "tile") -> Generator[float, None, list[Any]]:
     """Run ``job(item)`` for every item in worker processes; yields the fraction done.
 
     Returns the results in item order (payloads that jobs yield are dropped). At most
     ``workers`` (default :func:`pool_size`) run at once. See the module docstring for
-    failures and cancellation.
+    failures and cancellation. Inside a worker process (:func:`in_worker`) the jobs run
+    in it, one after the other.
     """
+    if in_worker():
+        return (yield from _inline(job, items, cancel))
     disp = _Dispatcher(job, min(workers or pool_size(), max(1, len(items))), what)
     for item in items:
         disp.add(item)
@@ -342,8 +374,7 @@ class PlaneRunner:
                 yield last
         value, payloads = disp.done.pop(index)
         disp.items.pop(index, None)
-        for item in payloads:
-            yield item
+        yield from payloads
         return value
 
     def close(self) -> None:

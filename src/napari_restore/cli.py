@@ -61,6 +61,36 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return gui_demo()
 
 
+def _tile_arg(text: str) -> Any:
+    """``--tile`` value: off, auto, or ROWSxCOLS (e.g. 1024x1024)."""
+    text = text.strip().lower()
+    if text in ("off", "auto"):
+        return text
+    parts = text.replace(",", "x").split("x")
+    try:
+        rows, cols = (int(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a tile: use off, auto or ROWSxCOLS such as 1024x1024") from None
+    return (rows, cols)
+
+
+def _with_tile(recipe_path: str, tile: Any) -> Any:
+    """The recipe with ``--tile`` in place of its own ``tile`` (recorded with the outputs)."""
+    if tile is None:
+        return recipe_path
+    import dataclasses
+
+    from .processors import get_processor
+    from .recipes import Recipe
+
+    recipe = Recipe.load(recipe_path)
+    if not any(p.name == "tile" for p in get_processor(recipe.processor).params):
+        raise ValueError(f"--tile: {recipe.processor} cannot run in tiles (its result at one "
+                         "pixel depends on the whole plane)")
+    return dataclasses.replace(recipe, params={**recipe.params, "tile": tile})
+
+
 def cmd_apply(args: argparse.Namespace) -> int:
     import signal
 
@@ -72,9 +102,10 @@ def cmd_apply(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, on_term)
     bar = _progress_bar()
     try:
+        recipe = _with_tile(args.recipe, args.tile)
         with bar:
             report = batch.apply(
-                args.recipe, args.inputs, args.output, workers=args.workers,
+                recipe, args.inputs, args.output, workers=args.workers,
                 scheduler=args.scheduler, planes_per_chunk=args.chunks,
                 overwrite=args.overwrite, progress=bar.update,
                 isolate=not (args.workers or args.scheduler),  # a cluster isolates its tasks
@@ -185,6 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="start a dask LocalCluster with N >= 1 worker processes")
     apply.add_argument("--scheduler", default=None, metavar="ADDRESS",
                        help="address of a running dask.distributed scheduler (tcp://host:port)")
+    apply.add_argument("--tile", type=_tile_arg, default=None, metavar="TILE",
+                       help="overlapping tiles for tileable processors: off, auto or ROWSxCOLS "
+                            "(default: the recipe's own tile setting)")
     apply.add_argument("--chunks", type=_positive_int, default=1, metavar="N",
                        help="planes per dask chunk along the first stack axis (default 1)")
     apply.add_argument("--overwrite", action="store_true",

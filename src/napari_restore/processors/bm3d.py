@@ -23,7 +23,7 @@ from .._arrays import Resolved, _as_array, check_memory, normalize_channel_axis
 from . import deblur_boundary
 from .noise import estimate_noise_sigma
 from .noise_model import kernel_psd, measure_noise, noise_kind, noise_model_param
-from .registry import Param, ProcessorSpec, register, with_arrays
+from .registry import TILE, Param, ProcessorSpec, register, with_arrays
 
 PROFILES = ("np", "refilter", "vn", "vn_old", "high", "deb", "lc")
 BM4D_PROFILES = ("np", "refilter", "lc")
@@ -299,6 +299,69 @@ def gaussian_psf(size: tuple[int, int], sigma: float) -> np.ndarray:
     return np.asarray(bm3d.gaussian_kernel(tuple(int(s) for s in size), float(sigma)))
 
 
+# -- tiles (napari_restore._tiles) -----------------------------------------------------------
+
+#: Half the search window of every bm3d profile (39 px; 25 for "lc"), for the tile halo.
+SEARCH_RADIUS = {"lc": 12}
+#: Tile halo of BM4D (its 5-voxel blocks plus half its 11-voxel search window, rounded up).
+BM4D_HALO = 16
+
+
+def bm3d_footprint(params: dict[str, Any], plane_shape: tuple[int, ...]) -> int:
+    """Tile halo: the largest block plus half the search window (27 px for "np")."""
+    profile = params.get("profile", "np")
+    return BLOCK_SIZE[profile] + SEARCH_RADIUS.get(profile, 19)
+
+
+def bm4d_footprint(params: dict[str, Any], plane_shape: tuple[int, ...]) -> int:
+    return BM4D_HALO
+
+
+def bm3d_tile_params(plane: np.ndarray, params: dict[str, Any],
+                     window: tuple[int, int]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The noise of the whole plane for all its tiles (working units), and what it resolved.
+
+    "auto" with σ on auto measures the whole plane once: white noise becomes ``noise_model=
+    "white"`` with its σ; correlated noise becomes ``noise_model="psd"`` with the measured
+    spectrum sampled for the tiles' shape. A full-plane ``psd`` cannot serve tiles of
+    another shape (give its noise kernel instead).
+    """
+    out, resolved = dict(params), {}
+    volume = plane.ndim == 3 and params.get("colorspace") is None
+    colour = plane.ndim == 3 and not volume
+    psd = out.get("psd")
+    kind = noise_kind(out.get("noise_model", "auto"), psd is not None)
+    if kind == "psd":
+        full = plane.shape[1:] if volume else plane.shape[:2]
+        if np.ndim(psd) >= 2 and tuple(np.shape(psd)[-2:] if volume else np.shape(psd)[:2]) == tuple(full):
+            raise ValueError(
+                "psd is a power spectrum of the whole plane, which tiles of another shape "
+                "cannot use: give the noise kernel as psd, or run with tile=None")
+        return out, resolved
+    if out.get("sigma") is not None:
+        return out, resolved
+    if kind == "auto":
+        est = measure_noise(plane, channel_axis=-1 if colour else None)
+        if est.correlated and not volume and est.sigma < _NOISE_FREE:
+            resolved.update(noise_model="correlated", sigma=est.sigma)
+            out.update(noise_model="white", sigma=0.0)
+            return out, resolved
+        if est.correlated and not volume:
+            resolved.update(noise_model="correlated", sigma=est.sigma)
+            out.update(noise_model="psd", psd=est.to_psd(tuple(window)), sigma=None)
+            return out, resolved
+        resolved["noise_model"] = "white"
+        if est.correlated:
+            resolved["noise_note"] = ("correlated noise measured; denoised as white noise: "
+                                      "give psd= (its kernel or power spectrum) for it")
+        out.update(noise_model="white", sigma=est.mad_sigma)
+        resolved["sigma"] = est.mad_sigma
+        return out, resolved
+    out["sigma"] = resolved["sigma"] = estimate_noise_sigma(
+        plane, channel_axis=-1 if colour else None)
+    return out, resolved
+
+
 # -- specs ----------------------------------------------------------------------------------
 
 _PROFILE_DOC = (
@@ -321,6 +384,8 @@ BM3D_DENOISE = register(
         work_dtype=np.float64,
         offset=False,  # bm3d/bm4d are not offset-invariant: see ValueScale
         isolate=True,
+        footprint=bm3d_footprint,
+        tile_params=bm3d_tile_params,
         summary=(
             "Block-matching and 3-D collaborative filtering (BM3D) for additive Gaussian noise, "
             "white or spatially correlated: the noise model 'auto' measures each plane's noise "
@@ -338,6 +403,7 @@ BM3D_DENOISE = register(
                   "Colour transform for RGB images: opponent (opp) or YCbCr.",
                   choices=COLORSPACES),
             Param("threads", int, 1, _THREADS_DOC, min=0, max=256),
+            TILE,
         ),
     )
 )
@@ -395,6 +461,8 @@ BM4D_DENOISE = register(
         work_dtype=np.float64,
         offset=False,  # bm3d/bm4d are not offset-invariant: see ValueScale
         isolate=True,
+        footprint=bm4d_footprint,
+        tile_params=bm3d_tile_params,
         summary=(
             "BM4D: block matching and collaborative filtering of 3-D blocks, for volumes "
             "(Z, Y, X) with additive Gaussian noise, white or correlated (the noise model "
@@ -415,6 +483,7 @@ BM4D_DENOISE = register(
                   "bm4d profile: np = normal, refilter = with residual re-filtering, "
                   "lc = low complexity (fast).", choices=BM4D_PROFILES, key=True),
             Param("threads", int, 1, _THREADS_DOC, min=0, max=256),
+            TILE,
         ),
     )
 )
@@ -595,6 +664,7 @@ def bm3d_denoise(
     channel_axis: int | None = None,
     colorspace: str = "opp",
     threads: int = 1,
+    tile: Any = None,
 ) -> np.ndarray:
     """Denoise with BM3D (white or correlated Gaussian noise; grey, colour or nD stacks).
 
@@ -639,6 +709,12 @@ def bm3d_denoise(
     threads : int
         Library threads: 1 (default) is bit-reproducible; 0 uses all cores (faster, results
         may vary very slightly between runs).
+    tile : None, "off", "auto" or (rows, cols)
+        Overlapping tiles, blended, run on all cores in worker processes (the same bits for
+        any number of workers): "auto" cuts planes into tiles of about 512 px, (rows, cols)
+        gives the tile size. None/"off" runs whole planes (the raw library's result; tiled
+        anyway only when a plane cannot fit: see ``docs/large-images.md``). Planes of a
+        stack run in parallel either way.
 
     Returns
     -------
@@ -661,7 +737,7 @@ def bm3d_denoise(
     """
     params = BM3D_DENOISE.validate_params(
         {"sigma": sigma, "noise_model": noise_model, "profile": profile,
-         "colorspace": colorspace, "threads": threads}
+         "colorspace": colorspace, "threads": threads, "tile": tile}
     )
     noise_kind(params["noise_model"], psd is not None)  # "psd" needs psd, "white" refuses it
     spec = BM3D_DENOISE
@@ -746,7 +822,8 @@ def bm3d_deblur(
 
 
 def bm4d_denoise(volume: Any, sigma: float | None = None, *, noise_model: str = "auto",
-                 profile: str = "np", psd: Any = None, threads: int = 1) -> np.ndarray:
+                 profile: str = "np", psd: Any = None, threads: int = 1,
+                 tile: Any = None) -> np.ndarray:
     """Denoise a 3-D volume ``(Z, Y, X)`` with BM4D; a 4-D stack runs per time point.
 
     Parameters
@@ -769,6 +846,8 @@ def bm4d_denoise(volume: Any, sigma: float | None = None, *, noise_model: str = 
         than a volume (with ``sigma`` the kernel gives the shape, ``sigma`` the level).
     threads : int
         Library threads (1 = bit-reproducible, 0 = all cores).
+    tile : None, "off", "auto" or (rows, cols)
+        Overlapping tiles over the in-plane axes (Y, X), as in :func:`bm3d_denoise`.
 
     Returns
     -------
@@ -780,7 +859,8 @@ def bm4d_denoise(volume: Any, sigma: float | None = None, *, noise_model: str = 
     .. [1] Maggioni, Katkovnik, Egiazarian & Foi, IEEE TIP 22(1), 2013.
     """
     params = BM4D_DENOISE.validate_params(
-        {"sigma": sigma, "noise_model": noise_model, "profile": profile, "threads": threads})
+        {"sigma": sigma, "noise_model": noise_model, "profile": profile, "threads": threads,
+         "tile": tile})
     noise_kind(params["noise_model"], psd is not None)
     spec = BM4D_DENOISE
     if psd is not None:

@@ -206,6 +206,9 @@ LB_CLAHE = register(
         input_kind="rgb",
         min_size=8,
         native_dtypes=("uint8",),
+        # No footprint: not tileable. Its mapping is global per tile grid (the grid spans the
+        # whole plane; each cell's histogram sets the mapping of its neighbours), so tiles
+        # of the plane would each get another grid. Large planes run in row strips instead.
         detect_bits=True,  # 12-bit data in uint16 is equalised over 0–4095, not 0–65535
         outputs=(Output(keeps_scale=False),),  # equalisation changes the value range
         summary=(

@@ -14,7 +14,7 @@ import numpy as np
 from .._arrays import from_uint, to_uint
 from .noise import AutoSigma, estimate_noise_sigma
 from .noise_model import noise_model_param
-from .registry import Param, ProcessorSpec, register
+from .registry import TILE, Param, ProcessorSpec, register
 
 METHODS = ("nl_means", "tv_chambolle", "wavelet", "opencv_nlm")
 
@@ -61,8 +61,12 @@ def classic_plane(
     patch_distance: int,
     bit_depth: str,
     noise_model: str = "white",
+    tv_iterations: tuple[int, ...] | None = None,
 ) -> np.ndarray:
     """Denoise one working plane (``(H, W)`` or ``(H, W, 3)``, values in [0, 1]).
+
+    ``tv_iterations`` (tiles only: :func:`classic_tile_params`) runs TV for exactly that many
+    iterations per channel, the count its stopping rule chose on the whole plane.
 
     The noise is white (``noise_model`` "auto" and "white" mean that here); Poisson–Gaussian
     noise reaches this function already stabilised to white noise of σ = 1 (:mod:`.vst`).
@@ -80,6 +84,11 @@ def classic_plane(
             plane, h=0.8 * s, sigma=sigma, patch_size=patch_size,
             patch_distance=patch_distance, fast_mode=True, channel_axis=colour,
         )
+    if method == "tv_chambolle" and tv_iterations is not None:
+        chans = [plane] if colour is None else [plane[..., c] for c in range(plane.shape[-1])]
+        outs = [denoise_tv_chambolle(c, weight=s, eps=0.0, max_num_iter=int(n))
+                for c, n in zip(chans, tv_iterations, strict=True)]
+        return outs[0] if colour is None else np.stack(outs, axis=-1)
     if method == "tv_chambolle":
         return denoise_tv_chambolle(plane, weight=s, channel_axis=colour)
     if method == "wavelet":
@@ -91,6 +100,88 @@ def classic_plane(
         bits = 8 if bit_depth == "8" else 16
         return _opencv_nlm(plane, s, patch_size, patch_distance, bits)
     raise AssertionError(method)  # unreachable: validated by the spec
+
+
+#: Tile halos (px) of the methods without a patch search: TV (Chambolle's iterations spread
+#: an edge's influence a few pixels per iteration; measured seams: benchmarks/bench_tiles.py)
+#: and wavelet (the support of its coarsest filters at the default levels).
+TV_HALO = 24
+WAVELET_HALO = 32
+
+
+def classic_footprint(params: dict[str, Any], plane_shape: tuple[int, ...]) -> int:
+    """Tile halo: patch radius + search distance (+1) for non-local means; see TV_HALO."""
+    method = params.get("method", "nl_means")
+    if method in ("nl_means", "opencv_nlm"):
+        return int(params["patch_distance"]) + int(params["patch_size"]) // 2 + 1
+    return TV_HALO if method == "tv_chambolle" else WAVELET_HALO
+
+
+#: TV's stopping rule is global (the relative change of the whole image's energy), so tiles
+#: would each stop after another number of iterations: the count is taken once per plane on
+#: its central crop of at most this side (the whole plane up to 1024²), and every tile runs
+#: exactly that many iterations.
+TV_COUNT_CROP = 1024
+
+
+def tv_iteration_count(plane: np.ndarray, weight: float, eps: float = 2.0e-4,
+                       max_num_iter: int = 200) -> int:
+    """Iterations after which scikit-image's ``denoise_tv_chambolle`` returns on ``plane``.
+
+    Chambolle's projection exactly as ``skimage.restoration._denoise._denoise_tv_chambolle_nd``
+    (2-D), counting; ``denoise_tv_chambolle(plane, weight, eps=0, max_num_iter=count)`` then
+    returns the same bits as the default call (``tests/test_tiles.py``).
+    """
+    image = np.asarray(plane)
+    p = np.zeros((2,) + image.shape, dtype=image.dtype)
+    g = np.zeros_like(p)
+    d = np.zeros_like(image)
+    e_init = e_prev = None
+    for i in range(max_num_iter):
+        if i > 0:
+            d = -p.sum(0)
+            d[1:, :] += p[0, :-1, :]
+            d[:, 1:] += p[1, :, :-1]
+            out = image + d
+        else:
+            out = image
+        e = (d ** 2).sum()
+        g[0, :-1, :] = np.diff(out, axis=0)
+        g[1, :, :-1] = np.diff(out, axis=1)
+        norm = np.sqrt((g ** 2).sum(axis=0))[np.newaxis, ...]
+        e += weight * norm.sum()
+        tau = 1.0 / 4.0
+        norm *= tau / weight
+        norm += 1.0
+        p -= tau * g
+        p /= norm
+        e /= float(image.size)
+        if i == 0:
+            e_init = e_prev = e
+        elif np.abs(e_prev - e) < eps * e_init:
+            return i + 1
+        else:
+            e_prev = e
+    return max_num_iter
+
+
+def classic_tile_params(plane: np.ndarray, params: dict[str, Any],
+                        window: tuple[int, int]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """σ on auto estimated on the whole plane; for TV, the iteration count of the plane."""
+    out, resolved = dict(params), {}
+    colour = plane.ndim == 3
+    if out.get("sigma") is None:
+        out["sigma"] = resolved["sigma"] = estimate_noise_sigma(
+            plane, channel_axis=-1 if colour else None)
+    if out["method"] == "tv_chambolle" and out["sigma"] >= _NOISE_FREE:
+        h, w = plane.shape[:2]
+        ch, cw = min(h, TV_COUNT_CROP), min(w, TV_COUNT_CROP)
+        crop = plane[(h - ch) // 2:(h - ch) // 2 + ch, (w - cw) // 2:(w - cw) // 2 + cw]
+        chans = [crop] if not colour else [crop[..., c] for c in range(crop.shape[-1])]
+        weight = out["sigma"] * out["strength"]
+        out["tv_iterations"] = tuple(
+            tv_iteration_count(np.ascontiguousarray(c), weight) for c in chans)
+    return out, resolved
 
 
 def _prepare(params: dict[str, Any], image: Any) -> dict[str, Any]:
@@ -107,6 +198,8 @@ CLASSIC_DENOISE = register(
         input_kind="rgb",
         min_size=8,
         prepare=_prepare,
+        footprint=classic_footprint,
+        tile_params=classic_tile_params,
         summary=(
             "Baseline denoisers: scikit-image non-local means, total variation (Chambolle), "
             "wavelet BayesShrink, and OpenCV fastNlMeans at 8 or 16 bits. Sigma is estimated "
@@ -143,6 +236,7 @@ CLASSIC_DENOISE = register(
                 "read noise, estimated from the image (once per stack): the generalised "
                 "Anscombe transform, denoising at σ = 1, the exact unbiased inverse.",
                 choices=("auto", "white", "poisson-gaussian")),
+            TILE,
         ),
     )
 )
@@ -158,6 +252,7 @@ def classic_denoise(
     patch_distance: int = 6,
     bit_depth: str = "auto",
     channel_axis: int | None = None,
+    tile: Any = None,
     noise_model: Any = "auto",
 ) -> np.ndarray:
     """Denoise with a classic method (non-local means, TV, wavelet, OpenCV fastNlMeans).
@@ -187,6 +282,9 @@ def classic_denoise(
         ``docs/noise-models.md``); ``sigma`` must then be None.
     channel_axis : int or None
         Colour axis of an RGB/RGBA image (alpha passes through); None for greyscale.
+    tile : None, "off", "auto" or (rows, cols)
+        Overlapping tiles, blended, run in parallel worker processes; σ on auto is estimated
+        once on the whole plane. None/"off" runs whole planes (see ``docs/large-images.md``).
 
     Returns
     -------
@@ -209,6 +307,6 @@ def classic_denoise(
     """
     return CLASSIC_DENOISE.apply(
         image, channel_axis=channel_axis, method=method, sigma=sigma, strength=strength,
-        patch_size=patch_size, patch_distance=patch_distance, bit_depth=bit_depth,
+        patch_size=patch_size, patch_distance=patch_distance, bit_depth=bit_depth, tile=tile,
         noise_model=noise_model,
     )

@@ -33,7 +33,7 @@ import numpy as np
 
 from .._arrays import Cancelled, check_image, from_working, value_scale
 from .dip_net import CPU, PAPER, NetPreset, build_skip_net
-from .registry import Param, ProcessorSpec, register
+from .registry import TILE, Param, ProcessorSpec, register
 
 #: Channels of the U(0, 0.1) noise input (the paper's denoising setting).
 INPUT_CHANNELS = 32
@@ -395,6 +395,16 @@ class WindowVariance:
         return self.full and self.since_best >= self.patience
 
 
+def dip_footprint(params: dict[str, Any]) -> int:
+    """Tile halo: the skip net's receptive field, taken as 2**(depth + 1) px, at most 64.
+
+    Each tile is its own fit (its own net, the same seed), so tiles agree only as well as
+    two fits do; the tiled result is within 0.5 dB of the untiled one
+    (``benchmarks/bench_tiles.py``).
+    """
+    return min(64, 2 ** (int(params.get("depth", 5)) + 1))
+
+
 def dip_memory(params: dict[str, Any], shape: tuple[int, ...]) -> int:
     """Rough bytes for one plane (checked up front): network activations and gradients, and
     the window of the last outputs (three colour channels assumed)."""
@@ -591,6 +601,7 @@ DEEP_IMAGE_PRIOR = register(
         prepare=_prepare,
         stop_keeps_result=True,
         memory=lambda params, shape: dip_memory(params, shape),
+        footprint=lambda params, shape: dip_footprint(params),
         default_target="view",
         summary=(
             "Deep Image Prior: a randomly initialised encoder-decoder is fitted to the noisy "
@@ -635,6 +646,7 @@ DEEP_IMAGE_PRIOR = register(
             Param("every", int, 25, "Report the current estimate (live preview) every N "
                   f"iterations, the first at iteration {FIRST_ESTIMATE} (or N if smaller); "
                   "does not change the result.", min=1, max=100_000),
+            TILE,
         ),
     )
 )
@@ -659,6 +671,7 @@ def iter_deep_image_prior(
     every: int = 25,
     channel_axis: int | None = None,
     cancel: Any = None,
+    tile: Any = None,
 ) -> Generator[DIPStep | DIPSummary, None, np.ndarray]:
     """Deep Image Prior as a generator: yields :class:`DIPStep` / :class:`DIPSummary`,
     returns the denoised image.
@@ -684,7 +697,7 @@ def iter_deep_image_prior(
     params = dict(iterations=iterations, early_stopping=early_stopping, window=window,
                   patience=patience, channels=channels, depth=depth, skip_channels=skip_channels,
                   reg_noise_std=reg_noise_std, learning_rate=learning_rate, ema=ema,
-                  device=device, precision=precision, seed=seed, every=every)
+                  device=device, precision=precision, seed=seed, every=every, tile=tile)
     arr, cax = check_image(image, channel_axis=channel_axis, min_size=DEEP_IMAGE_PRIOR.min_size)
     scale = value_scale(arr)
     gen = DEEP_IMAGE_PRIOR.iter_apply(image, channel_axis=channel_axis, cancel=cancel, **params)
@@ -723,6 +736,7 @@ def deep_image_prior(
     seed: int = 0,
     every: int = 25,
     channel_axis: int | None = None,
+    tile: Any = None,
 ) -> np.ndarray:
     """Denoise with Deep Image Prior, stopped early by ES-WMV.
 
@@ -768,6 +782,10 @@ def deep_image_prior(
         Interval of the estimates reported by :func:`iter_deep_image_prior`; no effect here.
     channel_axis : int or None
         Colour axis of an RGB/RGBA image (alpha passes through); None for greyscale.
+    tile : None, "off", "auto" or (rows, cols)
+        Overlapping tiles, blended, each its own fit, run in parallel worker processes (one
+        CPU thread each): "auto" = tiles of about 512 px. None/"off" fits whole planes (tiled
+        anyway only when a plane cannot fit; see ``docs/large-images.md``).
 
     Returns
     -------
@@ -791,7 +809,7 @@ def deep_image_prior(
         image, iterations=iterations, early_stopping=early_stopping, window=window,
         patience=patience, channels=channels, depth=depth, skip_channels=skip_channels,
         reg_noise_std=reg_noise_std, learning_rate=learning_rate, ema=ema, device=device,
-        precision=precision, seed=seed, every=every, channel_axis=channel_axis,
+        precision=precision, seed=seed, every=every, channel_axis=channel_axis, tile=tile,
     )
     while True:
         try:

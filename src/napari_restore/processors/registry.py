@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .. import _tiles, _workers
 from .._arrays import (CancelLike, Progress, as_image, check_cancel, iter_planes,
                       run_to_completion, snap_to_bound)
 
@@ -76,9 +77,12 @@ class Param:
     label: str | None = None
     length: int = 2  # for tuple parameters
     intensity: int = 0
+    validator: Callable[[Any], Any] | None = None  # replaces the type rules (e.g. ``tile``)
 
     def validate(self, value: Any) -> Any:
         """Return ``value`` coerced to this parameter's type, or raise naming the parameter."""
+        if self.validator is not None:
+            return self.validator(value)
         if value is None:
             if self.optional:
                 return None
@@ -254,6 +258,15 @@ class ProcessorSpec:
         Map unsigned images wider than 8 bits by the bit depth they really use (12-bit data
         in uint16: 0–4095), for processors whose result depends on where values sit in the
         range (CLAHE's histograms); see :func:`napari_restore._arrays.value_scale`.
+    footprint : callable, optional
+        ``footprint(params, plane_shape) -> int``: the halo in pixels beyond which a result
+        pixel does not depend on the input. Set = the processor can run in overlapping tiles
+        (``tile=`` of :meth:`iter_apply`; :mod:`napari_restore._tiles`). None = not tileable.
+    tile_params : callable, optional
+        ``tile_params(plane, params, window) -> (params, resolved)``: every automatic
+        parameter resolved on the whole working plane, for all of its tiles of spatial shape
+        ``window`` (default: a ``sigma`` of None is estimated; see
+        :func:`napari_restore._tiles.plane_params`).
     """
 
     name: str
@@ -276,6 +289,8 @@ class ProcessorSpec:
     arrays: tuple[tuple[str, Any, int], ...] = ()
     offset: bool = True
     detect_bits: bool = False
+    footprint: Callable[[dict, tuple[int, ...]], int] | None = None
+    tile_params: Callable[[Any, dict, tuple[int, int]], tuple[dict, dict]] | None = None
 
     @property
     def plane_ndim(self) -> int:
@@ -319,6 +334,8 @@ class ProcessorSpec:
         cancel: CancelLike = None,
         value_range: tuple[float, float] | None = None,
         resolved: dict[str, Any] | None = None,
+        tile: Any = None,
+        workers: int | None = None,
         **params: Any,
     ) -> Generator[Progress, None, Any]:
         """Validate, then run plane by plane; yields :class:`Progress`, returns the result.
@@ -327,8 +344,22 @@ class ProcessorSpec:
         ``image`` is a slice, a field of view or a batch chunk of it. ``resolved``, when
         given, is filled with what every automatic choice resolved to for this input (in
         the image's units), beside the user's choices in ``params``.
+
+        ``tile`` is None (untiled, unless :func:`~napari_restore._tiles.needs_tiling`), "auto"
+        or (rows, cols): overlapping tiles, blended (:mod:`napari_restore._tiles`); the tile
+        size used is reported as ``resolved["tile"]``. Tiles, and the planes of a stack of an
+        ``isolate`` processor, run on ``workers`` worker processes (default: the machine's
+        cores; :mod:`napari_restore._workers`); the result does not depend on that number.
         """
         check_cancel(cancel)
+        workers = _workers.check_workers(workers)
+        tiled = any(p.name == "tile" for p in self.params)
+        if tiled:
+            params = {**params, "tile": tile}
+        elif tile is not None and _tiles.check_tile(tile) != "off":
+            raise ValueError(
+                f"tile={tile!r}: {self.name} cannot run in tiles (its result at one pixel "
+                "depends on the whole plane); use tile=None")
         arr = as_image(image)
         values = self.check_params(arr, params)
         if _poisson_gaussian(values):  # GAT → this run at σ = 1 → exact inverse (vst.py)
@@ -336,7 +367,8 @@ class ProcessorSpec:
 
             return (yield from vst.iter_apply_vst(
                 self, arr, values, channel_axis=channel_axis, cancel=cancel,
-                value_range=value_range, resolved=resolved))
+                value_range=value_range, resolved=resolved, workers=workers))
+        tile = values.pop("tile", "off")
         run = self.prepare(dict(values), arr) if self.prepare is not None else values
         if resolved is not None:
             resolved.update({k: v for k, v in run.items() if values.get(k) != v})
@@ -344,43 +376,81 @@ class ProcessorSpec:
         if self.arrays:
             run = {**run, **{name: value for name, value, _ in self.arrays}}
             units.update({name: power for name, _, power in self.arrays})
-        if self.isolate and cancel is not None:
-            func: Callable[..., Any] = functools.partial(
-                _isolated_call, self.plane_func, cancel, self.name)
+        report: dict[str, Any] = {}
+        tiling = self._tiling(tile, arr, channel_axis, values, report)
+        runner = None
+        if tiling is not None:
+            func: Callable[..., Any] = _tiles.TiledPlane(
+                self, tiling, cancel=cancel, workers=workers, report=report)
+        elif self.isolate and cancel is not None:
+            func = functools.partial(_isolated_call, self.plane_func, cancel, self.name)
         else:
             func = self.plane_func
-        return (
-            yield from iter_planes(
-                func,
-                arr,
-                params=run,
-                units=units,
-                bounds=self.bounds,
-                resolved=resolved,
-                channel_axis=channel_axis,
-                plane_ndim=self.plane_ndim,
-                per_channel=self.input_kind == "plane2d",
-                residual_outputs=tuple(o.kind == "residual" for o in self.outputs),
-                work_dtype=self.work_dtype,
-                native_dtypes=self.native_dtypes,
-                min_size=self.min_size,
-                cancel=cancel,
-                value_range=value_range,
-                offset=self.offset,
-                detect_bits=self.detect_bits,
-                extra_memory=self._extra_memory(run, arr, channel_axis),
-            )
+        if tiling is None and self.isolate and not _workers.in_worker():
+            runner = _workers.PlaneRunner(self.plane_func, cancel=cancel, workers=workers)
+        result = yield from iter_planes(
+            func,
+            arr,
+            params=run,
+            units=units,
+            bounds=self.bounds,
+            resolved=resolved,
+            channel_axis=channel_axis,
+            plane_ndim=self.plane_ndim,
+            per_channel=self.input_kind == "plane2d",
+            residual_outputs=tuple(o.kind == "residual" for o in self.outputs),
+            work_dtype=self.work_dtype,
+            native_dtypes=self.native_dtypes,
+            min_size=self.min_size,
+            cancel=cancel,
+            value_range=value_range,
+            offset=self.offset,
+            detect_bits=self.detect_bits,
+            extra_memory=self._extra_memory(run, arr, channel_axis, tiling, workers),
+            runner=runner,
+            plane_copies=_tiles.TILED_COPIES if tiling is not None else _tiles.WORK_COPIES,
         )
+        if resolved is not None:
+            resolved.update(report)
+        return result
 
-    def _extra_memory(self, values: dict[str, Any], image: Any, channel_axis: int | None) -> int:
-        if self.memory is None:
-            return 0
+    def plane_shape(self, image: Any, channel_axis: int | None) -> tuple[int, ...] | None:
+        """The spatial shape of one plane of ``image`` (None when it has no usable shape)."""
         try:
             shape = [s for i, s in enumerate(image.shape)
                      if channel_axis is None or i != int(channel_axis) % image.ndim]
         except (AttributeError, TypeError, ValueError, ZeroDivisionError):
-            return 0  # not an array: the boundary rejects it with a clear message
-        return int(self.memory(values, tuple(shape[-self.plane_ndim:])))
+            return None  # not an array: the boundary rejects it with a clear message
+        if len(shape) < self.plane_ndim:
+            return None
+        return tuple(int(s) for s in shape[-self.plane_ndim:])
+
+    def _tiling(self, tile: Any, image: Any, channel_axis: int | None,
+                values: dict[str, Any], report: dict[str, Any]) -> Any:
+        """The tile request to run with ("auto" or (rows, cols)), or None for untiled."""
+        if tile != "off":
+            return tile
+        shape = self.plane_shape(image, channel_axis)
+        if shape is None or self.footprint is None:
+            return None
+        if _tiles.needs_tiling(self, shape, image.dtype, values):
+            report["tile_reason"] = (
+                f"tiled by default: an untiled {'x'.join(map(str, shape))} plane needs more "
+                f"than {_tiles.UNTILED_BYTES / 2**30:g} GiB")
+            return "auto"
+        return None
+
+    def _extra_memory(self, values: dict[str, Any], image: Any, channel_axis: int | None,
+                      tiling: Any = None, workers: int | None = None) -> int:
+        if self.memory is None:
+            return 0
+        shape = self.plane_shape(image, channel_axis)
+        if shape is None:
+            return 0
+        if tiling is not None:  # each worker holds one window at a time
+            window = _tiles.window_shape(self, tiling, shape, values)
+            return int(self.memory(values, window)) * (workers or _workers.pool_size())
+        return int(self.memory(values, shape))
 
     def check_params(self, image: Any, params: Mapping[str, Any]) -> dict[str, Any]:
         """The user's parameter values, validated (also against ``image``: ``check``).
@@ -402,12 +472,15 @@ class ProcessorSpec:
         cancel: CancelLike = None,
         value_range: tuple[float, float] | None = None,
         resolved: dict[str, Any] | None = None,
+        tile: Any = None,
+        workers: int | None = None,
         **params: Any,
     ) -> Any:
         """Run to completion and return the result (see :meth:`iter_apply`)."""
         return run_to_completion(
             self.iter_apply(image, channel_axis=channel_axis, cancel=cancel,
-                            value_range=value_range, resolved=resolved, **params),
+                            value_range=value_range, resolved=resolved, tile=tile,
+                            workers=workers, **params),
             progress,
         )
 
@@ -437,6 +510,15 @@ def _poisson_gaussian(values: Mapping[str, Any]) -> bool:
 
 
 REGISTRY: dict[str, ProcessorSpec] = {}
+
+#: The ``tile`` parameter of every tileable processor (a spec with a ``footprint``): panels
+#: show it as off/auto, recipes record it, the API also takes (rows, cols).
+TILE = Param(
+    "tile", str, "off",
+    "Overlapping tiles, blended: off = the whole plane at once (tiled anyway only when it "
+    "cannot fit, see Large images in the docs); auto = tiles of about 512 px run on all "
+    "cores; (rows, cols) in the Python API and recipes = that tile size in pixels.",
+    choices=("off", "auto"), validator=_tiles.check_tile)
 
 
 def with_arrays(spec: ProcessorSpec, units: Mapping[str, int] | None = None,
