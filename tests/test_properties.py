@@ -67,7 +67,7 @@ FAST: dict[str, dict[str, Any]] = {
     "deep_image_prior": {"iterations": 3, "channels": 8, "depth": 2, "every": 1, "window": 2,
                          "patience": 2},
     "restore_film_grain": {},
-    "timelapse_denoise": {"radius": 1, "profile": "lc"},
+    "timelapse_denoise": {"mode": "bm4d"},  # its 2-frame stacks: the aligned window is 3+
 }
 
 

@@ -195,3 +195,12 @@ def test_recipe_round_trip(pair, aligned, tmp_path):
     path = tmp_path / "r.json"
     recipe.save(path)
     np.testing.assert_array_equal(apply_recipe(Recipe.load(path), pair[1]), aligned[0])
+
+
+def test_a_constant_stack_comes_back_unchanged():
+    """Flat frames: nothing to register (identity), σ on auto is 0, nothing to remove."""
+    flat = np.full((3, 24, 24), 1234, np.uint16)
+    res: dict = {}
+    out = TIMELAPSE_DENOISE.apply(flat, radius=1, resolved=res)
+    np.testing.assert_array_equal(out, flat)
+    assert res["sigma"] < 1e-9  # grey levels (0 up to rounding)
