@@ -162,7 +162,7 @@ def test_classic_and_bm4d_use_the_same_wrapper():
 
 def test_rgba_alpha_passes_through():
     _, z = _fluo(10, size=64)
-    rgba = np.stack([z, z, z, np.full_like(z, 7.0)], axis=-1)
+    rgba = np.stack([z, z[::-1], z[:, ::-1], np.full_like(z, 7.0)], axis=-1)
     out = bm3d_denoise(rgba, noise_model=TRUE, channel_axis=-1)
     assert np.array_equal(out[..., 3], rgba[..., 3])
 

@@ -20,8 +20,7 @@ measures ``a`` and ``b`` from a single image, after Foi et al. (2008):
    pixels at the data's minimum or maximum (clipping).
 3. **Level sets and robust fit.** The smooth windows are grouped by ``M`` into intervals:
    ``BINS`` equal steps over the whole range (sparse bright objects get points of their
-   own) merged with ``BINS/2`` equal-count steps, neighbouring sparse intervals merged
-   until each holds ``MIN_PER_BIN`` windows. Each gives a (mean, variance) point (mean
+   own), neighbouring sparse intervals merged until each holds ``MIN_PER_BIN`` windows. Each gives a (mean, variance) point (mean
    squared details: unbiased, also for the skewed noise of a few photons). ``a`` and ``b``
    are fitted by iteratively reweighted least squares (each point weighted by its count
    over the square of its predicted variance, as a sample variance's spread is), dropping
@@ -366,11 +365,11 @@ def _fit(m: np.ndarray, d2: np.ndarray) -> tuple[NoiseModel | _Gauss, _Fit]:
     """Fit ``d2 ≈ a·E + b`` on level sets of the local means ``m``."""
     if m.size < MIN_BLOCKS:
         raise ValueError(_no_smooth(int(m.size)))
-    # level sets: equal steps over the whole range (sparse bright objects get their own
-    # points) merged with equal-count steps (resolution where most blocks lie)
+    # level sets: equal steps over the whole range, so sparse bright objects get points of
+    # their own (equal-count steps would cut the dense background finer than the noise of
+    # its local means, and those points — same variance, spread-out means — flatten the fit)
     x_lo, x_hi = float(m.min()), float(m.max())
-    edges = np.unique(np.concatenate([np.linspace(x_lo, x_hi, BINS + 1),
-                                      np.quantile(m, np.linspace(0, 1, BINS // 2 + 1))]))
+    edges = np.unique(np.linspace(x_lo, x_hi, BINS + 1))
     nb = max(len(edges) - 1, 1)
     idx = np.clip(np.searchsorted(edges, m, side="right") - 1, 0, nb - 1)
     # sparse neighbouring intervals are merged until each holds MIN_PER_BIN blocks (the
