@@ -85,16 +85,18 @@ def main() -> int:
     for name in IMAGES:
         for sigma in SIGMAS:
             clean, noisy = sequence(name, sigma)
-            pf, t_pf = timed(lambda: bm3d_denoise(noisy, sigma))
+            pf, t_pf = timed(lambda n=noisy, s=sigma: bm3d_denoise(n, s))
             res: dict = {}
-            al, t_al = timed(lambda: TIMELAPSE_DENOISE.apply(noisy, sigma=sigma, resolved=res))
+            al, t_al = timed(lambda n=noisy, s=sigma, r=res: TIMELAPSE_DENOISE.apply(
+                n, sigma=s, resolved=r))
             gain = psnr(clean, al) - psnr(clean, pf)
             ratios.append(t_al / t_pf)
             extra = f"frames used {sorted({int(n) for n in np.ravel(res.get('frames_used', []))})}"
             if sigma == 20:
-                b4, t_b4 = timed(lambda: TIMELAPSE_DENOISE.apply(noisy, sigma=sigma, mode="bm4d"))
-                nm, t_nm = timed(lambda: TIMELAPSE_DENOISE.apply(noisy, sigma=sigma,
-                                                                 motion="none"))
+                b4, t_b4 = timed(lambda n=noisy, s=sigma: TIMELAPSE_DENOISE.apply(
+                    n, sigma=s, mode="bm4d"))
+                nm, t_nm = timed(lambda n=noisy, s=sigma: TIMELAPSE_DENOISE.apply(
+                    n, sigma=s, motion="none"))
                 extra += (f"; bm4d {psnr(clean, b4):.2f} dB ({t_b4:.1f} s); "
                           f"aligned motion=none {psnr(clean, nm):.2f} dB ({t_nm:.1f} s)")
             ok &= gain >= FLOOR_DB

@@ -6,8 +6,11 @@ import numpy as np
 import pytest
 
 from napari_restore import bm3d_denoise
-from napari_restore.processors.timelapse import (TIMELAPSE_DENOISE, register_pair,
-                                                  timelapse_denoise)
+from napari_restore.processors.timelapse import (
+    TIMELAPSE_DENOISE,
+    register_pair,
+    timelapse_denoise,
+)
 
 SIZE, FRAMES = 48, 7
 
@@ -141,7 +144,7 @@ def test_time_axis_normalised():
 
 
 def test_colour_timelapse(pair):
-    clean, noisy = scene(3, 40, seed=1)
+    clean, _ = scene(3, 40, seed=1)
     rgb_clean = np.stack([clean, clean * 0.8, clean * 0.6], axis=-1)
     rng = np.random.default_rng(2)
     rgb = np.clip(np.round(rgb_clean + rng.normal(0, 20, rgb_clean.shape)), 0, 255).astype(np.uint8)
@@ -157,7 +160,7 @@ def test_bm4d_mode_denoises(pair):
 
 
 def test_a_frame_of_another_scene_is_left_out(pair):
-    clean, noisy = pair
+    noisy = pair[1]
     other = scene(1, SIZE, name="astronaut", seed=3)[1][0]
     mixed = noisy[:5].copy()
     mixed[3] = other

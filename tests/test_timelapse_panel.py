@@ -10,7 +10,7 @@ pytestmark = pytest.mark.gui
 
 napari = pytest.importorskip("napari")
 
-from napari_restore import _isolate  # noqa: E402
+from napari_restore import _isolate
 
 
 @pytest.fixture

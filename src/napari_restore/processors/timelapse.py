@@ -26,7 +26,14 @@ from typing import Any
 
 import numpy as np
 
-from .._arrays import Resolved, _as_array, as_image, contiguous, drain, normalize_channel_axis
+from .._arrays import (
+    Resolved,
+    _as_array,
+    as_image,
+    contiguous,
+    drain,
+    normalize_channel_axis,
+)
 from .bm3d import BM4D_PROFILES, bm3d_plane, bm4d_plane
 from .noise import estimate_noise_sigma
 from .registry import Param, ProcessorSpec, register
@@ -290,16 +297,16 @@ class TimelapseSpec(ProcessorSpec):
 
 
 _REFS = (
-    "Maggioni, Boracchi, Foi & Egiazarian, 'Video denoising, deblocking, and enhancement "
-    "through separable 4-D nonlocal spatiotemporal transforms', IEEE TIP 21(9), 2012.",
-    "Dabov, Foi & Egiazarian, 'Video denoising by sparse 3D transform-domain collaborative "
-    "filtering', EUSIPCO 2007 (VBM3D).",
-    "Evangelidis & Psarakis, 'Parametric image alignment using enhanced correlation "
-    "coefficient maximization', IEEE TPAMI 30(10), 2008.",
-    "Dabov, Foi, Katkovnik & Egiazarian, 'Image denoising by sparse 3-D transform-domain "
-    "collaborative filtering', IEEE TIP 16(8), 2007.",
-    "Maggioni, Katkovnik, Egiazarian & Foi, 'Nonlocal transform-domain filter for "
-    "volumetric data denoising and reconstruction', IEEE TIP 22(1), 2013.",
+    ("Maggioni, Boracchi, Foi & Egiazarian, 'Video denoising, deblocking, and enhancement "
+     "through separable 4-D nonlocal spatiotemporal transforms', IEEE TIP 21(9), 2012."),
+    ("Dabov, Foi & Egiazarian, 'Video denoising by sparse 3D transform-domain collaborative "
+     "filtering', EUSIPCO 2007 (VBM3D)."),
+    ("Evangelidis & Psarakis, 'Parametric image alignment using enhanced correlation "
+     "coefficient maximization', IEEE TPAMI 30(10), 2008."),
+    ("Dabov, Foi, Katkovnik & Egiazarian, 'Image denoising by sparse 3-D transform-domain "
+     "collaborative filtering', IEEE TIP 16(8), 2007."),
+    ("Maggioni, Katkovnik, Egiazarian & Foi, 'Nonlocal transform-domain filter for "
+     "volumetric data denoising and reconstruction', IEEE TIP 22(1), 2013."),
 )
 
 _MODE_DOC = (
