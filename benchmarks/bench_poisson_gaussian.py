@@ -29,8 +29,7 @@ import sys
 import time
 
 import numpy as np
-
-from _common import best_of  # noqa: E402 (benchmarks/ is the script's folder)
+from _common import best_of
 
 from napari_restore import NoiseModel, bm3d_denoise, estimate_noise_model
 from napari_restore._sample_data import fluorescence_clean, poisson_gaussian
@@ -149,7 +148,7 @@ def flat_means() -> None:
 
 
 def timing(size: int = 256) -> None:
-    e, z = poisson_gaussian(fluorescence_clean(size, 0), peak=20, gain=4, read=3, offset=100)
+    _, z = poisson_gaussian(fluorescence_clean(size, 0), peak=20, gain=4, read=3, offset=100)
     t_pg = best_of(lambda: bm3d_denoise(z, noise_model="poisson-gaussian"))
     t_auto = best_of(lambda: bm3d_denoise(z))
     t_sigma = best_of(lambda: bm3d_denoise(z, 10.0, noise_model="white"))
@@ -167,7 +166,12 @@ def figure(path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from napari_restore._sample_data import FLUO_GAIN, FLUO_OFFSET, FLUO_READ, fluorescence
+    from napari_restore._sample_data import (
+        FLUO_GAIN,
+        FLUO_OFFSET,
+        FLUO_READ,
+        fluorescence,
+    )
 
     clean, noisy = fluorescence()
     model = estimate_noise_model(noisy)

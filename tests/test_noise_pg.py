@@ -82,7 +82,12 @@ def test_gain_and_bias_floors(name):
 
 
 def test_fluorescence_sample_model():
-    from napari_restore._sample_data import FLUO_GAIN, FLUO_OFFSET, FLUO_READ, fluorescence
+    from napari_restore._sample_data import (
+        FLUO_GAIN,
+        FLUO_OFFSET,
+        FLUO_READ,
+        fluorescence,
+    )
 
     clean, noisy = fluorescence()
     model = estimate_noise_model(noisy)
@@ -92,7 +97,7 @@ def test_fluorescence_sample_model():
 
 
 def test_integer_and_float_data_give_the_same_model():
-    expected, counts = poisson_gaussian(_clean("camera"), peak=20, gain=5, read=3,
+    _, counts = poisson_gaussian(_clean("camera"), peak=20, gain=5, read=3,
                                         offset=100, dtype=np.uint16)
     as_float = counts.astype(np.float32)
     m_int, m_float = estimate_noise_model(counts), estimate_noise_model(as_float)

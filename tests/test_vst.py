@@ -12,12 +12,18 @@ import warnings
 import numpy as np
 import pytest
 
-from napari_restore import (NoiseModel, Recipe, apply_recipe, bm3d_denoise, bm4d_denoise,
-                            classic_denoise)
+from napari_restore import (
+    NoiseModel,
+    Recipe,
+    apply_recipe,
+    bm3d_denoise,
+    bm4d_denoise,
+    classic_denoise,
+)
 from napari_restore._sample_data import fluorescence_clean, poisson_gaussian
 from napari_restore.processors import vst
 from napari_restore.processors.registry import get_processor
-from napari_restore.processors.vst import (algebraic_inverse, exact_unbiased_inverse, gat)
+from napari_restore.processors.vst import algebraic_inverse, exact_unbiased_inverse, gat
 
 GAIN, READ, OFFSET = 4.0, 3.0, 100.0
 TRUE = NoiseModel(GAIN, READ**2 - GAIN * OFFSET)
