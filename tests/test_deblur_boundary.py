@@ -9,7 +9,7 @@ import pytest
 
 from napari_restore import _compat, bm3d_deblur
 from napari_restore.processors import deblur_boundary
-from napari_restore.processors.bm3d import BM3D_DEBLUR, gaussian_psf
+from napari_restore.processors.bm3d import BM3D_DEBLUR, _deblur_stages, gaussian_psf
 
 CROP = 96
 BAND = 8
@@ -44,7 +44,12 @@ def _linear_case(scene, psf, noise, seed=0):
     return clean, crop + np.random.default_rng(seed).normal(0.0, noise, crop.shape)
 
 
-@pytest.mark.parametrize("name,size,noise", [("camera", (15, 7), 0.01), ("coins", (5, 21), 0.005)])
+@pytest.mark.parametrize("name,size,noise", [
+    ("camera", (15, 7), 0.01), ("coins", (5, 21), 0.005),
+    # smooth, low contrast, little noise: the library's fixed first-stage regularisation gained
+    # +1.54 dB here (37.94 dB from 36.40); scaled to the image's signal power, +2.27 dB
+    ("moon", (9, 9), 0.005),
+])
 def test_extend_floors_on_a_linearly_blurred_crop(name, size, noise):
     psf = gaussian_psf(size, 2.5)
     clean, blurred = _linear_case(_picture(name), psf, noise)
@@ -68,27 +73,77 @@ def test_periodic_is_the_raw_library_call_bit_for_bit():
     psf = gaussian_psf((9, 9), 2.0)
     z = convolve(clean, psf, mode="wrap") + np.random.default_rng(3).normal(0, 0.01, clean.shape)
     z = np.clip(z, 0, 1)
-    out = bm3d_deblur(z, psf_size=(9, 9), psf_sigma=2.0, sigma=0.01, boundary="periodic")
+    out = bm3d_deblur(z, psf_size=(9, 9), psf_sigma=2.0, sigma=0.01, boundary="periodic",
+                      clip=False)
     bm3d = _compat.bm3d_module()
     raw = bm3d.bm3d_deblurring(z, _compat.deblur_sigma(0.01, z.shape), psf,
                                _compat.bm3d_profile("np", 1))
     assert np.array_equal(np.squeeze(raw), out)
+    # by default clipped to the input's range ([0, 1] here): inside it, nothing changes
+    clipped = bm3d_deblur(z, psf_size=(9, 9), psf_sigma=2.0, sigma=0.01, boundary="periodic")
+    assert np.array_equal(np.clip(np.squeeze(raw), 0.0, 1.0), clipped)
+
+
+def test_the_two_stages_are_the_library_call_bit_for_bit():
+    """_deblur_stages (the library's bm3d_deblurring, with a first-stage regularisation
+    factor) at factor 1 is the library's own call, on a non-square plane."""
+    rng = np.random.default_rng(4)
+    z = _picture("coins")[50:110, 60:132] + rng.normal(0, 0.02, (60, 72))
+    psf = gaussian_psf((7, 5), 1.5)
+    bm3d = _compat.bm3d_module()
+    psd = _compat.deblur_sigma(0.02, z.shape)
+    pro = _compat.bm3d_profile("np", 1)
+    raw = bm3d.bm3d_deblurring(z, psd, psf, pro)
+    assert np.array_equal(np.squeeze(_deblur_stages(bm3d, z, psd, psf, pro)), np.squeeze(raw))
+    other = np.squeeze(_deblur_stages(bm3d, z, psd, psf, pro, ri_scale=16.0))
+    assert not np.allclose(other, np.squeeze(raw), atol=1e-4)
 
 
 def test_extend_is_the_library_on_the_extended_plane_with_the_psf_as_given():
-    """"extend" = bm3d_deblurring of deblur_boundary.extend(plane), cropped; the PSF (here an
-    asymmetric user PSF) reaches the library unchanged."""
+    """"extend" = the library's two stages (bm3d_deblurring, with the first-stage regularisation
+    scaled by ri_scale) on deblur_boundary.extend(plane), cropped; the PSF (here an asymmetric
+    user PSF) reaches the library unchanged."""
     rng = np.random.default_rng(1)
     plane = np.clip(_picture("camera")[100:164, 300:364] + rng.normal(0, 0.01, (64, 64)), 0, 1)
     psf = np.zeros((5, 7))
     psf[1:4, 2:7] = [[1, 2, 3, 2, 1], [2, 4, 6, 3, 1], [1, 2, 2, 1, 0]]
     psf /= psf.sum()
-    out = bm3d_deblur(plane, psf, sigma=0.01)
-    ext, inner = deblur_boundary.extend(plane, psf, 0.01)
+    out = bm3d_deblur(plane, psf, sigma=0.01, clip=False)
+    ext, inner, m = deblur_boundary.extend_for_deblurring(plane, psf, 0.01)
+    # a smooth 64² crop (sky and grass): weaker than a whole photograph, α scaled up, and
+    # the margin completed again with its regularisation scaled as much
+    first, _ = deblur_boundary.extend(plane, psf, 0.01)
+    assert m == deblur_boundary.ri_scale(first, psf, 0.01) > 2.0
+    assert np.array_equal(ext, deblur_boundary.extend(plane, psf, 0.01, m)[0])
+    assert not np.allclose(ext, first)
+    assert deblur_boundary.completion_alpha(0.01, m) == pytest.approx(
+        m * deblur_boundary.completion_alpha(0.01))
     bm3d = _compat.bm3d_module()
-    raw = bm3d.bm3d_deblurring(ext, _compat.deblur_sigma(0.01, ext.shape), psf,
-                               _compat.bm3d_profile("np", 1))
+    raw = _deblur_stages(bm3d, ext, _compat.deblur_sigma(0.01, ext.shape), psf,
+                         _compat.bm3d_profile("np", 1), ri_scale=m)
     assert np.array_equal(np.squeeze(raw)[inner], out)
+
+
+def test_extend_scales_the_first_stage_regularisation_with_the_signal_power():
+    """ri_scale = REFERENCE_POWER / measured signal power, in [1, MAX_RI_SCALE]: 1 on
+    photographs, above 1 on a smooth low-contrast picture, and for the same picture at a lower
+    contrast (and noise) higher by the square of the factor, so that the regularisation (α·σ²
+    over the signal power) no longer depends on where the data sit in the working range."""
+    psf = gaussian_psf((9, 9), 2.5)
+    for name in ("camera", "coins"):
+        _, z = _linear_case(_picture(name), psf, 0.01)
+        ext, _ = deblur_boundary.extend(z, psf, 0.01)
+        assert deblur_boundary.ri_scale(ext, psf, 0.01) == 1.0, name
+    _, z = _linear_case(_picture("moon"), psf, 0.005)
+    ext, _ = deblur_boundary.extend(z, psf, 0.005)
+    m = deblur_boundary.ri_scale(ext, psf, 0.005)
+    power = deblur_boundary.signal_power(ext, deblur_boundary.psf_otf(psf, ext.shape), 0.005)
+    assert 4.0 < m < 64.0 and m == pytest.approx(deblur_boundary.REFERENCE_POWER / power)
+    assert deblur_boundary.ri_scale(0.5 * ext, psf, 0.0025) == pytest.approx(4 * m, rel=1e-9)
+    assert deblur_boundary.ri_scale(1e-3 * ext, psf, 5e-6) == deblur_boundary.MAX_RI_SCALE
+    # a PSF that passes no frequency in the band (a delta): the library's α
+    delta = np.ones((1, 1))
+    assert deblur_boundary.ri_scale(ext, delta, 0.005) == 1.0
 
 
 def test_extension_keeps_the_plane_and_makes_the_wrap_continuous():

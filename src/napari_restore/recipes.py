@@ -71,8 +71,8 @@ def _jsonable(value: Any) -> Any:
 
 
 #: Parameters that did not exist in format 1, with the value that behaves as format 1 did:
-#: deblurring assumed periodic boundaries, BM3D/BM4D white noise.
-_FORMAT_1_BEHAVIOUR = {"boundary": "periodic", "noise_model": "white"}
+#: deblurring assumed periodic boundaries and did not clip, BM3D/BM4D white noise.
+_FORMAT_1_BEHAVIOUR = {"boundary": "periodic", "noise_model": "white", "clip": False}
 
 
 def _from_format_1(processor: str, params: Any, dtype: Any) -> Any:

@@ -188,15 +188,22 @@ def deblur_plane(
     sigma: float | None,
     profile: str,
     boundary: str = "extend",
+    clip: bool = True,
     threads: int = 1,
     psf: np.ndarray | None = None,
+    clip_low: float | None = None,
+    clip_high: float | None = None,
 ) -> np.ndarray:
     """BM3D deblurring of one greyscale working plane ``(H, W)``.
 
     ``boundary="periodic"`` is the raw ``bm3d.bm3d_deblurring`` call, which takes the plane
     as periodic; "extend" deblurs the plane extended past its edges by
-    :func:`.deblur_boundary.extend` and crops the result (for linearly blurred images). A
-    constant plane is returned unchanged (a blurred constant is that constant).
+    :func:`.deblur_boundary.extend_for_deblurring` and crops the result (for linearly blurred
+    images), with the library's two stages (:func:`_deblur_stages`) and a first-stage
+    regularisation scaled to the plane's signal power (:func:`.deblur_boundary.ri_scale`). A constant plane is
+    returned unchanged (a blurred constant is that constant). With ``clip``, the result is
+    clipped to ``[clip_low, clip_high]`` (working units; the boundary passes the input's
+    value range, see :func:`_deblur_prepare`); a bound that is None is not applied.
     """
     _check_block(plane.shape, profile)
     bm3d = _compat.bm3d_module()
@@ -220,12 +227,79 @@ def deblur_plane(
     if boundary == "periodic":
         noise = _compat.deblur_sigma(sigma, plane.shape)
         with _compat.BM4D_LOCK:
-            return bm3d.bm3d_deblurring(plane, noise, psf, pro)
-    extended, inner = deblur_boundary.extend(plane, psf, sigma)
-    noise = _compat.deblur_sigma(sigma, extended.shape)
-    with _compat.BM4D_LOCK:
-        out = bm3d.bm3d_deblurring(extended, noise, psf, pro)
-    return np.asarray(out)[inner].copy()
+            out = np.asarray(bm3d.bm3d_deblurring(plane, noise, psf, pro))
+    else:
+        extended, inner, scale = deblur_boundary.extend_for_deblurring(plane, psf, sigma)
+        noise = _compat.deblur_sigma(sigma, extended.shape)
+        with _compat.BM4D_LOCK:
+            out = _deblur_stages(bm3d, extended, noise, psf, pro, ri_scale=scale)
+        out = np.asarray(out)[inner].copy()
+    if clip and clip_low is not None:
+        np.maximum(out, float(clip_low), out=out)
+    if clip and clip_high is not None:
+        np.minimum(out, float(clip_high), out=out)
+    return out
+
+
+#: ``bm3d.bm3d_deblurring``'s regularisation of its two stages (bm3d 4.0.x).
+_ALPHA_RI = 4e-4
+_ALPHA_RWI = 5e-3
+
+
+def _deblur_stages(bm3d: Any, z: np.ndarray, psd: np.ndarray, psf: np.ndarray, profile: Any,
+                   ri_scale: float = 1.0) -> np.ndarray:
+    """``bm3d.bm3d_deblurring(z, psd, psf, profile)`` for a 2-D ``z`` and its (M, N) PSD, with
+    the first stage's regularisation ``α_RI · psd`` times ``ri_scale`` at every frequency but
+    zero (the mean is always well determined). ``ri_scale=1`` is the library's call bit for
+    bit (``tests/test_deblur_boundary.py`` checks it): the same operations in the same order.
+    """
+    from scipy.fftpack import fft2, ifft2
+
+    eps = 2.2204e-16  # the library's EPS
+    psd3 = np.atleast_3d(psd)
+    z3 = np.atleast_3d(z)
+    big_v = np.zeros(z3.shape[0:2])
+    big_v[0:psf.shape[0], 0:psf.shape[1]] = psf
+    big_v = np.roll(big_v, -np.array(np.round([(psf.shape[0] - 1) / 2,
+                                               (psf.shape[1] - 1) / 2]), dtype=int), axis=(0, 1))
+    fft_v = np.atleast_3d(fft2(big_v, axes=(0, 1)))
+    alpha = _ALPHA_RI
+    if ri_scale != 1.0:
+        alpha = np.full(psd3.shape, _ALPHA_RI * float(ri_scale))
+        alpha[0, 0] = _ALPHA_RI
+    regularized_inverse = np.conj(fft_v) / ((np.abs(fft_v) ** 2) + alpha * psd3 + eps)
+    z_ri = np.real(ifft2(fft2(z3, axes=(0, 1)) * regularized_inverse, axes=(0, 1)))
+    psd_ri = psd3 * abs(regularized_inverse) ** 2
+    y_hat = bm3d.bm3d(z_ri, psd_ri, profile, stage_arg=bm3d.BM3DStages.HARD_THRESHOLDING)
+    wiener_pilot = np.atleast_3d(abs(fft2(y_hat, axes=(0, 1))))
+    regularized_wiener_inverse = (np.conj(fft_v) * wiener_pilot ** 2) / (
+        wiener_pilot ** 2 * (np.abs(fft_v) ** 2) + _ALPHA_RWI * psd3 + eps)
+    z_rwi = np.real(ifft2(fft2(z3, axes=(0, 1)) * regularized_wiener_inverse, axes=(0, 1)))
+    psd_rwi = psd3 * np.abs(regularized_wiener_inverse) ** 2
+    return bm3d.bm3d(z_rwi, psd_rwi, profile, stage_arg=y_hat)
+
+
+def _deblur_prepare(params: dict, image: Any) -> dict:
+    """With ``clip`` on: the input's value range in its own units (``clip_low``,
+    ``clip_high``; None = that side open) for the plane function; the run reports it beside
+    the parameters. Integers: the dtype's range. Floats inside [0, 1]: [0, 1]. Other
+    non-negative floats (counts, intensities): [0, ∞). Floats with negative values: not
+    clipped. Never the image's own minimum and maximum: deblurring restores the contrast that
+    the blur took, so the sharp image reaches beyond the blurred one's extremes (clipping a
+    benchmark's crops there cost up to 0.8 dB); a range that the truth is known to lie in is
+    clipped to, and only that (clipping to it never increases any pixel's error)."""
+    if not params.get("clip"):
+        return params
+    from .._arrays import value_scale
+
+    scale = value_scale(image, offset=False)
+    if scale.dtype.kind != "f" or (scale.low, scale.high) == (0.0, 1.0):
+        low, high = float(scale.low), float(scale.high)
+    elif scale.low >= 0.0:
+        low, high = 0.0, None
+    else:
+        return params
+    return {**params, "clip_low": low, "clip_high": high}
 
 
 #: Volumes (Z, H, W) of exactly one bm4d block: bm4d 4.2.5 segfaults on them (_check_volume).
@@ -415,6 +489,13 @@ _BOUNDARY_DOC = (
     "blurred by circular convolution; elsewhere the borders ring)."
 )
 
+_CLIP_DOC = (
+    "Clip the result to the input's value range: the dtype's range for integer images, "
+    "[0, 1] for float images inside it, ≥ 0 for other non-negative float images; float "
+    "images with negative values are not clipped. Off = keep the overshoot of the inverse "
+    "(integers always saturate)."
+)
+
 BM3D_DEBLUR = register(
     ProcessorSpec(
         name="bm3d_deblur",
@@ -441,13 +522,17 @@ BM3D_DEBLUR = register(
             Param("psf_sigma", float, 2.0, "Gaussian PSF standard deviation (pixels).",
                   min=0.05, max=100.0, step=0.1, key=True, label="psfσ"),
             Param("sigma", float, None,
-                  _SIGMA_DOC + f" At least {DEBLUR_MIN_SIGMA:g} is used (regularisation).",
+                  _SIGMA_DOC + f" 0 and anything below {DEBLUR_MIN_SIGMA:g} × the image's span "
+                  "count as that much (the inverse needs regularisation).",
                   min=0.0, max=1.0, optional=True, key=True, step=0.005, label="σ",
                   intensity=1),
             Param("profile", str, "np", _PROFILE_DOC, choices=PROFILES),
             Param("boundary", str, "extend", _BOUNDARY_DOC, choices=deblur_boundary.BOUNDARIES),
+            Param("clip", bool, True, _CLIP_DOC),
             Param("threads", int, 1, _THREADS_DOC, min=0, max=256),
         ),
+        prepare=_deblur_prepare,
+        prepared_units=(("clip_low", 1), ("clip_high", 1)),
     )
 )
 
@@ -756,6 +841,7 @@ def bm3d_deblur(
     sigma: float | None = None,
     profile: str = "np",
     boundary: str = "extend",
+    clip: bool = True,
     channel_axis: int | None = None,
     threads: int = 1,
 ) -> np.ndarray:
@@ -776,8 +862,9 @@ def bm3d_deblur(
         Gaussian PSF standard deviation in pixels.
     sigma : float or None
         Noise standard deviation in the image's own units (grey levels for integer images,
-        values for float images); ``None`` estimates it per plane. At least ``1e-3`` of the
-        image's span is used, for regularisation.
+        values for float images); ``None`` estimates it per plane. The inverse needs some
+        regularisation: 0, and any σ below ``1e-3`` × the image's span (0.255 grey levels of
+        uint8; 0.001 for a float image in [0, 1]), is taken as ``1e-3`` × the span.
     profile : str
         bm3d profile (as in :func:`bm3d_denoise`).
     boundary : {"extend", "periodic"}
@@ -789,6 +876,18 @@ def bm3d_deblur(
         (starting from a mirror image: see :mod:`napari_restore.processors.deblur_boundary`),
         deblurs the padded plane and crops it; the PSF is used as given. "periodic" is the
         raw ``bm3d.bm3d_deblurring`` call: use it for images blurred by circular convolution.
+        With "extend", the first stage's regularisation is scaled up for images whose
+        signal is weaker than a typical photograph's (smooth, low-contrast or dim ones:
+        :func:`napari_restore.processors.deblur_boundary.ri_scale`).
+    clip : bool
+        True (default): the result is clipped to the input's value range, as scikit-image's
+        deconvolutions clip theirs to their nominal range: the dtype's range for integer
+        images (they always saturate), [0, 1] for float images inside [0, 1] (judged on the
+        whole stack), ≥ 0 for other non-negative float images (counts); float images with
+        negative values are not clipped. Never to the blurred image's own maximum: the sharp
+        image rises above it (see ``docs/processors/bm3d_deblur.md``). False keeps what the
+        inverse gives: overshoot at edges and, on an input that is not a blurred image (white
+        noise, σ=0), values far outside the input's range.
     channel_axis : int or None
         Colour axis of an RGB/RGBA image; None for greyscale.
     threads : int
@@ -797,7 +896,8 @@ def bm3d_deblur(
     Returns
     -------
     ndarray
-        Deblurred image, same shape and dtype as ``image``. A constant plane (all pixels
+        Deblurred image, same shape and dtype as ``image``; with ``clip``, inside the
+        input's value range. A constant plane (all pixels
         equal, e.g. all zeros) is returned unchanged: blurring does not change a constant,
         so it is its own deblurred image (bm3d itself fails on an all-zero plane).
 
@@ -813,7 +913,7 @@ def bm3d_deblur(
     """
     params = BM3D_DEBLUR.validate_params(
         {"psf_size": psf_size, "psf_sigma": psf_sigma, "sigma": sigma, "profile": profile,
-         "boundary": boundary, "threads": threads}
+         "boundary": boundary, "clip": clip, "threads": threads}
     )
     spec = BM3D_DEBLUR
     if psf is not None:

@@ -267,6 +267,9 @@ class ProcessorSpec:
         parameter resolved on the whole working plane, for all of its tiles of spatial shape
         ``window`` (default: a ``sigma`` of None is estimated; see
         :func:`napari_restore._tiles.plane_params`).
+    prepared_units : tuple of (name, power)
+        Values that ``prepare`` adds to a run in the image's units (e.g. the input's value
+        range): converted to working units like intensity parameters of that power.
     """
 
     name: str
@@ -291,6 +294,7 @@ class ProcessorSpec:
     detect_bits: bool = False
     footprint: Callable[[dict, tuple[int, ...]], int] | None = None
     tile_params: Callable[[Any, dict, tuple[int, int]], tuple[dict, dict]] | None = None
+    prepared_units: tuple[tuple[str, int], ...] = ()
 
     @property
     def plane_ndim(self) -> int:
@@ -372,7 +376,7 @@ class ProcessorSpec:
         run = self.prepare(dict(values), arr) if self.prepare is not None else values
         if resolved is not None:
             resolved.update({k: v for k, v in run.items() if values.get(k) != v})
-        units = self.units
+        units = {**self.units, **dict(self.prepared_units)}
         if self.arrays:
             run = {**run, **{name: value for name, value, _ in self.arrays}}
             units.update({name: power for name, _, power in self.arrays})
