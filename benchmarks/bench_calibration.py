@@ -16,7 +16,9 @@ Sections (all by default; name some to run only those)::
               region)
     figure    (only when named) docs/images/calibration_loss_curve.png
 
-``python benchmarks/bench_calibration.py [sections] [--json PATH]``. The oracle on a grid is
+``python benchmarks/bench_calibration.py [sections] [--json PATH] [--crop N]
+[--images a,b] [--sigmas 15,25] [--procs bm3d,wavelet] [--bm3d-grid default|N]`` (the
+options make a reduced run on a busy machine; the defaults are the floors' settings). The oracle on a grid is
 found by the same coarse-to-fine search on the true PSNR (it is unimodal in σ), so that
 the 25-value grids need about 10 runs per case, not 25.
 """
@@ -31,8 +33,13 @@ import numpy as np
 
 GREY = ("camera", "coins", "moon", "brick")
 COLOUR = ("astronaut", "chelsea", "coffee", "rocket")
+IMAGES = GREY + COLOUR
 SIGMAS = (15.0, 25.0, 40.0)
 CROP = 128
+#: Processors of the accuracy section (``--procs``), and the BM3D grid (``--bm3d-grid``:
+#: "default" = calibrate's 25-value grid; N = σ̂ × 2^(k/4), k = -(N//2)..N//2).
+PROCS = ("bm3d", "nl_means", "tv_chambolle", "wavelet")
+BM3D_GRID = "default"
 SWEEP = (0.5, 0.63, 0.8, 1.0, 1.25, 1.6, 2.0)
 METHODS = ("nl_means", "tv_chambolle", "wavelet")
 
@@ -76,56 +83,66 @@ def _spearman(a, b) -> float:
 
 
 def _cases():
-    for k, name in enumerate(GREY + COLOUR):
+    for k, name in enumerate(IMAGES):
         clean, cax = _image(name)
         for j, sigma in enumerate(SIGMAS):
             yield name, clean, cax, sigma, _noisy(clean, sigma, 10 * k + j)
 
 
-def accuracy(out: dict) -> None:
+def _bm3d_grid(noisy: np.ndarray, cax: int | None) -> dict | None:
+    """None (calibrate's default grid), or the reduced grid of ``--bm3d-grid N``."""
+    from napari_restore.processors.noise import estimate_noise_sigma
+
+    if BM3D_GRID == "default":
+        return None
+    n = int(BM3D_GRID)
+    s_hat = estimate_noise_sigma(noisy.astype(float), channel_axis=cax)
+    return {"sigma": sorted({round(s_hat * 2 ** (k / 4), 3) for k in range(-(n // 2), n // 2 + 1)})}
+
+
+def _accuracy_case(proc: str, name: str, clean, cax, sigma, noisy) -> dict:
     from napari_restore import bm3d_denoise, calibrate, classic_denoise
 
-    rows = []
+    t0 = time.perf_counter()
+    if proc == "bm3d":
+        cal = calibrate(noisy, "bm3d_denoise", channel_axis=cax, workers=1,
+                        grid=_bm3d_grid(noisy, cax))
+
+        def run(s):
+            return bm3d_denoise(noisy, s, channel_axis=cax)
+    else:
+        cal = calibrate(noisy, "classic_denoise", channel_axis=cax, fixed={"method": proc},
+                        workers=1)
+
+        def run(s):
+            return classic_denoise(noisy, method=proc, sigma=s, channel_axis=cax)
+    cache: dict = {}
+
+    def score(s):
+        if s not in cache:
+            cache[s] = _psnr(run(s), clean)
+        return cache[s]
+
+    best_s, best = _oracle(cal.grid["sigma"], score)
+    got = score(cal.best_params["sigma"])
+    row = {"image": name, "sigma": sigma, "processor": proc, "chosen": cal.best_params["sigma"],
+           "oracle": best_s, "gap_db": best - got, "grid": len(cal.grid["sigma"]),
+           "seconds": time.perf_counter() - t0}
+    print(f"{proc:12s} {name:10s} σ={sigma:4.0f} chosen {row['chosen']:8.3f} oracle "
+          f"{best_s:8.3f} gap {row['gap_db']:5.2f} dB", flush=True)
+    return row
+
+
+def accuracy(out: dict) -> None:
+    rows = out.setdefault("accuracy", [])
     for name, clean, cax, sigma, noisy in _cases():
-        t0 = time.perf_counter()
-        cal = calibrate(noisy, "bm3d_denoise", channel_axis=cax, workers=1)
-        grid = cal.grid["sigma"]
-        cache = {}
-
-        def score(s, noisy=noisy, cax=cax, clean=clean, cache=cache):
-            if s not in cache:
-                cache[s] = _psnr(bm3d_denoise(noisy, s, channel_axis=cax), clean)
-            return cache[s]
-
-        best_s, best = _oracle(grid, score)
-        got = score(cal.best_params["sigma"])
-        row = {"image": name, "sigma": sigma, "processor": "bm3d", "chosen": cal.best_params["sigma"],
-               "oracle": best_s, "gap_db": best - got, "seconds": time.perf_counter() - t0}
-        rows.append(row)
-        print(f"bm3d   {name:10s} σ={sigma:4.0f} chosen {row['chosen']:7.3f} oracle {best_s:7.3f} "
-              f"gap {row['gap_db']:5.2f} dB", flush=True)
-        for method in METHODS:
-            cal = calibrate(noisy, "classic_denoise", channel_axis=cax, fixed={"method": method},
-                            workers=1)
-            grid = cal.grid["sigma"]
-            cache = {}
-
-            def score(s, noisy=noisy, cax=cax, clean=clean, cache=cache, method=method):
-                if s not in cache:
-                    cache[s] = _psnr(classic_denoise(noisy, method=method, sigma=s,
-                                                     channel_axis=cax), clean)
-                return cache[s]
-
-            best_s, best = _oracle(grid, score)
-            got = score(cal.best_params["sigma"])
-            rows.append({"image": name, "sigma": sigma, "processor": method,
-                         "chosen": cal.best_params["sigma"], "oracle": best_s,
-                         "gap_db": best - got})
-    out["accuracy"] = rows
+        for proc in PROCS:
+            rows.append(_accuracy_case(proc, name, clean, cax, sigma, noisy))
     for proc, floor in (("bm3d", 0.3), *((m, 0.5) for m in METHODS)):
         gaps = [r["gap_db"] for r in rows if r["processor"] == proc]
-        print(f"accuracy {proc:12s}: worst gap {max(gaps):.3f} dB, mean {np.mean(gaps):.3f}, "
-              f"{sum(g <= floor for g in gaps)}/{len(gaps)} within {floor} dB")
+        if gaps:
+            print(f"accuracy {proc:12s}: worst gap {max(gaps):.3f} dB, mean {np.mean(gaps):.3f}, "
+                  f"{sum(g <= floor for g in gaps)}/{len(gaps)} within {floor} dB")
 
 
 def anchor(out: dict) -> None:
@@ -148,7 +165,7 @@ def anchor(out: dict) -> None:
 
     rows = []
     for name, clean, cax, sigma, noisy in _cases():
-        for method in METHODS:
+        for method in [m for m in METHODS if m in PROCS]:
             cal = calibrate(noisy, "classic_denoise", channel_axis=cax, fixed={"method": method},
                             workers=1)
             grid = cal.grid["sigma"]
@@ -167,6 +184,8 @@ def anchor(out: dict) -> None:
     out["anchor"] = rows
     for method in METHODS:
         r = [x for x in rows if x["method"] == method]
+        if not r:
+            continue
         print(f"anchor {method:12s}: same choice {sum(x['same'] for x in r)}/{len(r)}, "
               f"worst PSNR difference {max(x['diff_db'] for x in r):.3f} dB, "
               f"within 0.1 dB {sum(x['diff_db'] <= 0.1 for x in r)}/{len(r)}")
@@ -178,11 +197,11 @@ def spearman(out: dict) -> None:
 
     sigma = 25.0
     rows = []
-    for k, name in enumerate(GREY + COLOUR):
+    for k, name in enumerate(IMAGES):
         clean, cax = _image(name)
         noisy = _noisy(clean, sigma, 100 + k)
         sweep = tuple(round(sigma * f, 3) for f in SWEEP)
-        for proc in ("bm3d", "nl_means"):
+        for proc in [p for p in ("bm3d", "nl_means") if p in PROCS]:
             if proc == "bm3d":
                 cal = calibrate(noisy, "bm3d_denoise", channel_axis=cax, grid={"sigma": sweep},
                                 search="full", workers=1)
@@ -210,6 +229,8 @@ def spearman(out: dict) -> None:
     out["spearman"] = rows
     for proc in ("bm3d", "nl_means"):
         r = [x for x in rows if x["processor"] == proc]
+        if not r:
+            continue
         print(f"spearman {proc}: min {min(x['spearman'] for x in r):.3f}, "
               f"{sum(x['spearman'] >= 0.9 for x in r)}/{len(r)} >= 0.9; structure higher at 2×: "
               f"{sum(x['structure_2x'] > x['structure_oracle'] for x in r)}/{len(r)}")
@@ -330,12 +351,21 @@ SECTIONS = {"accuracy": accuracy, "anchor": anchor, "spearman": spearman, "speed
 
 
 def main(argv: list[str] | None = None) -> dict:
+    global CROP, IMAGES, SIGMAS, PROCS, BM3D_GRID
     argv = list(sys.argv[1:] if argv is None else argv)
-    path = None
-    if "--json" in argv:
-        i = argv.index("--json")
-        path = argv[i + 1]
-        del argv[i:i + 2]
+    opts = {}
+    for key in ("--json", "--crop", "--images", "--sigmas", "--procs", "--bm3d-grid"):
+        if key in argv:
+            i = argv.index(key)
+            opts[key] = argv[i + 1]
+            del argv[i:i + 2]
+    path = opts.get("--json")
+    CROP = int(opts.get("--crop", CROP))
+    IMAGES = tuple(opts["--images"].split(",")) if "--images" in opts else IMAGES
+    SIGMAS = tuple(float(v) for v in opts["--sigmas"].split(",")) if "--sigmas" in opts \
+        else SIGMAS
+    PROCS = tuple(opts["--procs"].split(",")) if "--procs" in opts else PROCS
+    BM3D_GRID = opts.get("--bm3d-grid", BM3D_GRID)
     chosen = argv or [k for k in SECTIONS if k != "figure"]
     out: dict = {}
     for name in chosen:

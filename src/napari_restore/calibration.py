@@ -60,6 +60,8 @@ TILE_3D, TILES_3D = 48, 4
 #: Default grid of an intensity parameter: the estimated noise σ times these factors
 #: (0.25× to 4×, six steps per octave: 25 values), clipped to the parameter's range.
 SIGMA_FACTORS = tuple(float(2.0 ** (k / 6.0)) for k in range(-12, 13))
+#: The search refines around this many local minima of an ordered axis (the best first).
+LOCAL_MINIMA = 2
 #: Below this σ (a fraction of the image's span) the region counts as noise-free.
 NOISE_FREE = 1e-6
 #: The coarse level of the search evaluates about this many values of an ordered axis.
@@ -552,17 +554,33 @@ class _Search:
             part = self.losses[sub]
             if not np.isfinite(part).any():
                 continue
-            local = np.unravel_index(int(np.nanargmin(part)), part.shape)
-            it = iter(local)
-            best = [next(it) if o else c for o, c in zip(self.ordered, combo, strict=True)]
-            around = []
-            for i, (o, s, n) in enumerate(zip(self.ordered, self.steps, self.sizes, strict=True)):
-                around.append(sorted({min(n - 1, max(0, best[i] + d)) for d in (-s, 0, s)})
-                              if o else [best[i]])
-            for idx in itertools.product(*around):
-                if not np.isfinite(self.losses[idx]):
-                    new.add(idx)
+            for local in self._minima(part):
+                it = iter(local)
+                best = [next(it) if o else c for o, c in zip(self.ordered, combo, strict=True)]
+                around = []
+                for i, (o, s, n) in enumerate(zip(self.ordered, self.steps, self.sizes,
+                                                  strict=True)):
+                    around.append(sorted({min(n - 1, max(0, best[i] + d)) for d in (-s, 0, s)})
+                                  if o else [best[i]])
+                for idx in itertools.product(*around):
+                    if not np.isfinite(self.losses[idx]):
+                        new.add(idx)
         return sorted(new)
+
+    @staticmethod
+    def _minima(part: np.ndarray) -> list[tuple[int, ...]]:
+        """Where to refine: the best point and, on one ordered axis, the next-best local
+        minimum of the evaluated points (an uneven loss curve — small images, wavelet
+        levels — can hide the global minimum next to a local one)."""
+        best = np.unravel_index(int(np.nanargmin(part)), part.shape)
+        if part.ndim != 1:
+            return [tuple(int(i) for i in best)]
+        idx = np.flatnonzero(np.isfinite(part))
+        vals = part[idx]
+        minima = [int(idx[k]) for k in range(len(idx))
+                  if (k == 0 or vals[k] < vals[k - 1]) and (k == len(idx) - 1 or vals[k] < vals[k + 1])]
+        minima.sort(key=lambda i: part[i])
+        return [(i,) for i in minima[:LOCAL_MINIMA]] or [(int(best[0]),)]
 
 
 # -- the engine -------------------------------------------------------------------------------
