@@ -424,6 +424,8 @@ def test_cancel_mid_call_terminates_the_worker():
     from skimage import data
 
     noisy = _noisy(data.camera() / 255.0, 0.1, seed=4)  # 512²: several seconds of BM3D
+    _isolate.shutdown()  # warm workers of earlier (parallel) runs: only this call's worker,
+    list(_isolate.run_isolated(np.copy, np.zeros(2)))  # started and ready beforehand
     cancel = threading.Event()
     run = BM3D_DENOISE.iter_apply(noisy, cancel=cancel, sigma=0.1)
     pids: list[int] = []

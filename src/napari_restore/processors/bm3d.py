@@ -749,7 +749,7 @@ def bm3d_denoise(
     channel_axis: int | None = None,
     colorspace: str = "opp",
     threads: int = 1,
-    tile: Any = None,
+    tile: Any = "off",
 ) -> np.ndarray:
     """Denoise with BM3D (white or correlated Gaussian noise; grey, colour or nD stacks).
 
@@ -923,7 +923,7 @@ def bm3d_deblur(
 
 def bm4d_denoise(volume: Any, sigma: float | None = None, *, noise_model: str = "auto",
                  profile: str = "np", psd: Any = None, threads: int = 1,
-                 tile: Any = None) -> np.ndarray:
+                 tile: Any = "off") -> np.ndarray:
     """Denoise a 3-D volume ``(Z, Y, X)`` with BM4D; a 4-D stack runs per time point.
 
     Parameters

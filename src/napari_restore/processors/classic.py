@@ -252,7 +252,7 @@ def classic_denoise(
     patch_distance: int = 6,
     bit_depth: str = "auto",
     channel_axis: int | None = None,
-    tile: Any = None,
+    tile: Any = "off",
     noise_model: Any = "auto",
 ) -> np.ndarray:
     """Denoise with a classic method (non-local means, TV, wavelet, OpenCV fastNlMeans).

@@ -671,7 +671,7 @@ def iter_deep_image_prior(
     every: int = 25,
     channel_axis: int | None = None,
     cancel: Any = None,
-    tile: Any = None,
+    tile: Any = "off",
 ) -> Generator[DIPStep | DIPSummary, None, np.ndarray]:
     """Deep Image Prior as a generator: yields :class:`DIPStep` / :class:`DIPSummary`,
     returns the denoised image.
@@ -736,7 +736,7 @@ def deep_image_prior(
     seed: int = 0,
     every: int = 25,
     channel_axis: int | None = None,
-    tile: Any = None,
+    tile: Any = "off",
 ) -> np.ndarray:
     """Denoise with Deep Image Prior, stopped early by ES-WMV.
 
