@@ -28,12 +28,12 @@ def test_sigma_is_labelled_and_stepped_in_the_layers_units(panel):
     viewer.add_image(u12, name="12-bit")
     w.layer_widget.value = viewer.layers["12-bit"]
     spin = w.param_widgets["sigma"]._spin
-    assert _label(w, "sigma") == "noise σ (grey levels)"
+    assert _label(w, "sigma") == "σ (grey levels)"
     assert spin.max == 65535 and spin.step >= 1 and spin.step <= 50
     counts = (1000 + 3000 * rng.random((48, 48))).astype(np.float32)
     viewer.add_image(counts, name="counts")
     w.layer_widget.value = viewer.layers["counts"]
-    assert _label(w, "sigma") == "noise σ (data units)"
+    assert _label(w, "sigma") == "σ (data units)"
     span = float(counts.max() - counts.min())
     assert span - spin.step <= spin.max <= span
     unit = rng.random((48, 48)).astype(np.float32)

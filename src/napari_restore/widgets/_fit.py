@@ -42,8 +42,32 @@ def fit_width(panel: Any, width: int = PANEL_WIDTH) -> None:
 
     for label in labels(panel):
         wrap(label)
+    align_labels(panel)
     panel.native.setMinimumWidth(width)
     panel.native.setMaximumWidth(max(width, PANEL_MAX_WIDTH))
+
+
+def align_labels(container: Any) -> None:
+    """Make the label column of ``container`` (and of its sub-containers) as wide as its
+    widest label in the font the panel really uses (magicgui measures with the application's
+    default font, so a label such as "σ (grey levels)" could be clipped under napari's)."""
+    from magicgui.widgets import Container
+
+    rows = [w._labeled_widget() for w in container
+            if callable(getattr(w, "_labeled_widget", None))]
+    rows = [r for r in rows if r is not None]
+    if rows:
+        def width(r: Any) -> int:
+            q = r._label_widget.native
+            return q.fontMetrics().horizontalAdvance(q.text()) + 4
+
+        widest = max(width(r) for r in rows)
+        for r in rows:
+            if r._label_widget.native.minimumWidth() < widest:
+                r.label_width = widest
+    for w in container:
+        if isinstance(w, Container):
+            align_labels(w)
 
 
 class _Refit(QObject):
@@ -77,9 +101,11 @@ def wrap(label: Any) -> None:
 
     def fit(*_: Any) -> None:
         try:
-            q.setMinimumHeight(q.heightForWidth(max(q.width(), 1)))
+            height = q.heightForWidth(max(q.width(), 1))
         except RuntimeError:  # deleted meanwhile
-            pass
+            return
+        if height > 0:  # -1: no height-for-width (e.g. empty)
+            q.setMinimumHeight(height)
 
     _Refit(q, fit)
     label.changed.connect(lambda *_: (q.setToolTip(str(label.value)), fit()))

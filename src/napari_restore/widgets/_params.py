@@ -22,7 +22,7 @@ _BIG = 1e9
 #: tooltips). A parameter not listed here is labelled with its name in words
 #: (``patch_size`` -> "patch size").
 WORDS: dict[str, str] = {
-    "sigma": "noise σ",
+    "sigma": "σ",
     "noise_model": "noise model",
     "patch_distance": "search radius",
     "bit_depth": "OpenCV bit depth",

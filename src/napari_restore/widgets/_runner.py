@@ -27,6 +27,10 @@ from .._compat import unwrap_worker_error
 STEPS = 1000
 #: How often a busy job refreshes its elapsed time (ms).
 TICK_MS = 500
+#: Jobs whose worker has not finished: kept referenced here, so a worker whose caller kept
+#: no reference (a background measurement) is never collected mid-run (its Qt signals
+#: object would be deleted, and its end would raise "wrapped C/C++ object ... deleted").
+_RUNNING: set[Job] = set()
 
 
 class Job:
@@ -164,6 +168,7 @@ def start_job(
 
     def finished() -> None:
         job._close("stopped" if job.cancel.is_set() else "done")
+        _RUNNING.discard(job)
         if on_finished is not None and alive():
             on_finished(job)
 
@@ -177,5 +182,6 @@ def start_job(
     job.on_tick = (lambda j: on_tick(j) if alive() else None) if on_tick else None
     job._open_bar(activity)
     job.t0 = time.perf_counter()
+    _RUNNING.add(job)
     worker.start()
     return job

@@ -30,7 +30,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
-from magicgui.widgets import Container, Label, PushButton
+from magicgui.widgets import Label, PushButton
 
 from .._arrays import to_working, value_scale
 from ._targets import layer_value_range
@@ -109,8 +109,8 @@ def noise_text(resolved: dict[str, Any], unit: str = "") -> str:
 
 
 def build(panel: Any) -> SimpleNamespace:
-    """Add the "Estimate σ" row under σ of a BM3D/BM4D panel (and the array input); returns
-    the extra widgets: ``estimate_button``, ``estimate_label``, ``row`` and
+    """Add the measured σ and the "Estimate σ" button under σ of a BM3D/BM4D panel (and the
+    array input); returns the extra widgets: ``estimate_button``, ``estimate_label`` and
     ``psd_layer_widget`` / ``psf_layer_widget`` where the processor has one."""
     from .. import _isolate
 
@@ -121,11 +121,8 @@ def build(panel: Any) -> SimpleNamespace:
                                 "white or correlated, as the run decides)." if auto_noise else
                                 "Measure the noise of the current plane (wavelet MAD) and put "
                                 "it into σ: the value 'auto' would use.")
-    result = Label(value="", name="sigma_estimate",
+    result = Label(value="", name="sigma_estimate", label="measured",
                    tooltip="The noise σ measured on the current plane of the chosen layer.")
-    row = Container(widgets=[button, result], layout="horizontal", labels=False,
-                    name="estimate_row", label="noise")
-    row.margins = (0, 0, 0, 0)
 
     def measure(layer: Any) -> tuple[str, float]:
         if auto_noise and panel.param_widgets["noise_model"].value == "auto":
@@ -174,8 +171,9 @@ def build(panel: Any) -> SimpleNamespace:
 
     button.changed.connect(on_click)
     panel.layer_widget.changed.connect(on_layer)
-    panel.add_section(row, after=panel.param_widgets["sigma"])
-    extras = SimpleNamespace(row=row, estimate_button=button, estimate_label=result,
+    panel.add_section(result, after=panel.param_widgets["sigma"])
+    panel.add_section(button, after=result)
+    extras = SimpleNamespace(estimate_button=button, estimate_label=result,
                              refresh_estimate=on_layer)
     on_layer()
     if panel.spec.name in ARRAY_INPUTS:
@@ -224,9 +222,9 @@ ARRAY_INPUTS = {
         "the level). In the volume's own units, as psd= of bm4d_denoise.",
     ),
     "bm3d_deblur": (
-        "psf", "PSF", "Gaussian (psf, psfσ)",
-        "The blur: a Gaussian built from the psf size and psfσ above, or a PSF layer (2-D, "
-        "finite, positive sum; normalised to 1).",
+        "psf", "PSF", "Gaussian (size, σ above)",
+        "The blur: a Gaussian built from the blur size and blur σ above, or a PSF layer "
+        "(2-D, finite, positive sum; normalised to 1).",
     ),
 }
 

@@ -222,8 +222,8 @@ class ComparePanel(LinkedDock, Container):
                 if item is not None:
                     item.setToolTip(item.text())
         view.resizeColumnsToContents()
-        for c in range(view.columnCount()):  # long names wrap instead of widening the panel
-            view.setColumnWidth(c, min(view.columnWidth(c), 260))
+        for c in range(view.columnCount()):  # long names wrap: PSNR and SSIM stay in view
+            view.setColumnWidth(c, min(view.columnWidth(c), 150 if c == 0 else 110))
         view.resizeRowsToContents()
 
     def _on_layers(self, *_: Any) -> None:

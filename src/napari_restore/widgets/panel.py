@@ -36,7 +36,7 @@ from ..processors.registry import ProcessorSpec, get_processor
 from ..settings import load_params, save_params
 from ._dock import ViewerLink, image_choices
 from ._extras import build_extras
-from ._fit import TextLabel, fit_width
+from ._fit import TextLabel, align_labels, fit_width
 from ._jobs import run_job
 from ._layers import add_results, snapshot
 from ._targets import Target, layer_value_range, select_target, targets_for
@@ -276,6 +276,7 @@ class ProcessorPanel(Container):
             if p.intensity:
                 set_intensity_units(self.param_widgets[p.name], p, unit, span, data_span,
                                     integer=dtype.kind in "iu")
+        align_labels(self)  # the unit changed a label's width
 
     @property
     def params(self) -> dict[str, Any]:
