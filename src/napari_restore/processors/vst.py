@@ -96,12 +96,6 @@ def asymptotic_inverse(d: Any, model: NoiseModel) -> np.ndarray:
 
 # -- the wrapper -----------------------------------------------------------------------------
 
-def wants_transform(values: dict[str, Any]) -> bool:
-    """Whether validated parameters ask for the Poisson–Gaussian path."""
-    nm = values.get("noise_model")
-    return isinstance(nm, str) and (nm == POISSON_GAUSSIAN or nm.startswith(POISSON_GAUSSIAN + "("))
-
-
 def _model_for(arr: Any, values: dict[str, Any], channel_axis: int | None,
                resolved: dict[str, Any] | None) -> NoiseModel | None:
     """The model of a run (given, or estimated from the whole input); None: fall back to
