@@ -852,7 +852,7 @@ def iter_calibrate(
     tuned_best = {n: axes[n][i] for n, i in zip(names, best, strict=True)}
     best_params = {**fixed, **tuned_best}
     recipe = Recipe(processor=spec.name, params=best_params, channel_axis=channel_axis,
-                    version=__version__, source_dtype=np.dtype(as_dtype(image)).name)
+                    version=__version__, source_dtype=np.dtype(_dtype_of(image)).name)
     losses_arr.setflags(write=False)
     return Calibration(
         processor=spec.name, best_params=best_params, best_loss=float(losses_arr[best]),
@@ -862,7 +862,7 @@ def iter_calibrate(
         masking=setup.masking, fixed=fixed)
 
 
-def as_dtype(image: Any) -> np.dtype:
+def _dtype_of(image: Any) -> np.dtype:
     return np.dtype(image.dtype) if hasattr(image, "dtype") else np.asarray(image).dtype
 
 
