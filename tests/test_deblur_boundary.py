@@ -66,6 +66,22 @@ def test_extend_floors_on_a_linearly_blurred_crop(name, size, noise):
     assert np.mean([after[b] - before[b] for b in before]) >= 1.0, (before, after)
 
 
+def test_12_bit_data_in_uint16_deblurs_as_well_as_full_range_data():
+    """12-bit data stored in uint16 sit in the bottom 1/16 of the working range: the library's
+    fixed regularisation (α·σ², σ in working units) was then 256 times weaker against the
+    signal, and the camera crop gained +1.24 dB (as floats at 1/16: 23.38 dB from 22.14).
+    Scaled to the signal power it gains as much as at full range, within 1.5 dB."""
+    psf = gaussian_psf((9, 9), 2.5)
+    clean, z = _linear_case(_picture("camera"), psf, 0.01)
+    z12 = np.round(np.clip(z, 0, 1) * 4095).astype(np.uint16)
+    out = bm3d_deblur(z12, psf, sigma=0.01 * 4095)
+    assert out.dtype == np.uint16
+    gain = _psnr(out / 4095, clean) - _psnr(z12 / 4095, clean)
+    full = bm3d_deblur(z12 / 4095, psf, sigma=0.01)
+    assert gain >= 2.0, gain
+    assert gain >= _psnr(full, clean) - _psnr(z12 / 4095, clean) - 1.5
+
+
 def test_periodic_is_the_raw_library_call_bit_for_bit():
     from scipy.ndimage import convolve
 

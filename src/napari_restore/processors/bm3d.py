@@ -904,7 +904,8 @@ def bm3d_deblur(
     Notes
     -----
     "extend" costs the padded area (a 256² plane with a 9×9 PSF becomes 288², about 27 %
-    more) plus up to 100 FFT pairs for the margin. Figures on linearly blurred scenes are in
+    more) plus up to 100 FFT pairs for the margin (200 when it is completed again for a weak
+    signal). Figures on linearly blurred scenes are in
     ``docs/processors/bm3d_deblur.md`` (``benchmarks/bench_deblur_boundary.py``).
 
     References
