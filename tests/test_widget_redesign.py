@@ -278,3 +278,39 @@ def test_the_documented_example_extra_works_through_the_hooks(qtbot, viewer):
     with pytest.raises(ValueError, match="at least 2 pixels"):
         panel.run_spec()
     assert panel.start() is None and panel.state == "idle"  # refused by the run hook
+
+
+def test_a_script_exiting_while_an_unreferenced_job_runs_ends_cleanly(tmp_path):
+    """A job nobody keeps (a background measurement) and a script that ends mid-job: no
+    'wrapped C/C++ object ... deleted', no abort."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = tmp_path / "exit_mid_job.py"
+    script.write_text(textwrap.dedent("""
+        import gc, time
+        from qtpy.QtWidgets import QApplication
+        app = QApplication([])
+        from napari_restore.widgets._runner import start_job
+
+        def slow(cancel):
+            for _ in range(40):       # up to 2 s, stops early when asked
+                if cancel.is_set():
+                    return "stopped"
+                time.sleep(0.05)
+            return "done"
+
+        start_job(slow, "unreferenced", activity=False)   # the Job is dropped at once
+        gc.collect()
+        app.processEvents()
+        time.sleep(0.2)
+        print("exiting")
+    """))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=120, check=False,
+                          env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "exiting" in proc.stdout
+    assert "wrapped C/C++ object" not in proc.stderr and "Traceback" not in proc.stderr, \
+        proc.stderr[-2000:]

@@ -10,6 +10,7 @@ ends, however it ends.
 
 from __future__ import annotations
 
+import atexit
 import inspect
 import threading
 import time
@@ -31,6 +32,22 @@ TICK_MS = 500
 #: no reference (a background measurement) is never collected mid-run (its Qt signals
 #: object would be deleted, and its end would raise "wrapped C/C++ object ... deleted").
 _RUNNING: set[Job] = set()
+
+
+def _finish_at_exit() -> None:
+    """At interpreter exit (a script that closed its viewer mid-run): ask every running job
+    to stop and wait for the workers, so none ends after Qt's objects are gone."""
+    from qtpy.QtCore import QThreadPool
+
+    for job in list(_RUNNING):
+        job.cancel.set()
+    try:
+        QThreadPool.globalInstance().waitForDone(30_000)
+    except RuntimeError:  # Qt already torn down
+        pass
+
+
+atexit.register(_finish_at_exit)
 
 
 class Job:

@@ -156,6 +156,9 @@ def build(panel: Any) -> SimpleNamespace:
         if layer is None:
             result.value = ""
             return
+        if panel.spec.plane_ndim == 3:  # a volume takes seconds to minutes: on request only
+            result.value = f"{layer.name}: press Estimate σ to measure"
+            return
         result.value = f"{layer.name}: measuring…"
 
         def done(value: tuple[str, float]) -> None:
