@@ -14,10 +14,10 @@ from pathlib import Path
 
 os.environ["NAPARI_RESTORE_CONFIG_DIR"] = tempfile.mkdtemp(prefix="napari-restore-shots-")
 
-import dask.array as da  # noqa: E402
-import napari  # noqa: E402
-import numpy as np  # noqa: E402
-from qtpy.QtWidgets import QApplication  # noqa: E402
+import dask.array as da
+import napari
+import numpy as np
+from qtpy.QtWidgets import QApplication
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "images" / "tiled_fill.png"
 

@@ -36,8 +36,18 @@ from typing import Any
 import numpy as np
 
 from . import _tiles
-from ._arrays import (CancelLike, Cancelled, Resolved, _back, _is_cancelled, _native_plane,
-                      _working_dtype, to_working, value_scale, working_params)
+from ._arrays import (
+    Cancelled,
+    CancelLike,
+    _back,
+    _is_cancelled,
+    _native_plane,
+    _working_dtype,
+    to_working,
+    value_scale,
+    working_params,
+)
+from .batch_io import Writer, check_input, input_kind, temp_path
 
 __all__ = ["STRIP_PLANE_BYTES", "WHOLE_BYTES", "StreamWriter", "iter_stream", "open_array",
            "stream_file", "stream_mode"]
@@ -62,8 +72,6 @@ def open_array(path: str | Path) -> Any:
     """
     import zarr
 
-    from .batch_io import check_input
-
     path = Path(path)
     kind = check_input(path)
     if kind == "zarr":
@@ -78,7 +86,7 @@ def open_array(path: str | Path) -> Any:
         store = tifffile.imread(path, aszarr=True)
         node = zarr.open(store, mode="r")
         if not hasattr(node, "shape"):  # a pyramid: level 0
-            node = node[sorted(node.array_keys())[0]]
+            node = node[min(node.array_keys())]
         return node
     if kind == "npy":
         return np.load(path, mmap_mode="r", allow_pickle=False)
@@ -185,7 +193,7 @@ def iter_stream(spec: Any, arr: Any, params: dict[str, Any], *, value_range: Any
     if mode is None:
         mode = stream_mode(spec, params, tuple(arr.shape), arr.dtype) or (
             "strips" if spec.name == "lb_clahe" else "tiles")
-    values, tile, kwargs, units, scale = _prepare(spec, arr, params, value_range)
+    _values, tile, kwargs, units, scale = _prepare(spec, arr, params, value_range)
     if mode == "tiles" and spec.footprint is None:
         raise ValueError(f"{spec.name} cannot run in tiles")
     if mode == "tiles" and tile == "off":
@@ -351,90 +359,77 @@ def _strips_plane(spec: Any, src: _Source, kwargs: dict[str, Any], tile: Any, wd
 
 
 # -- streamed outputs ----------------------------------------------------------------------------
-def _writer_class() -> type:
-    from .batch_io import Writer
+class StreamWriter(Writer):
+    """A :class:`~napari_restore.batch_io.Writer` fed row blocks of planes.
 
-    class StreamWriter(Writer):
-        """A :class:`~napari_restore.batch_io.Writer` fed row blocks of planes.
+    Zarr outputs are chunked in :data:`OUT_CHUNK`² pieces (a block rewrites only the
+    chunks it touches), NPY outputs are memory-mapped, TIFF outputs are tiled
+    (:data:`TIFF_TILE`²) and written as the rows arrive. Everything goes to the temporary
+    name; :meth:`commit` renames it only after every row of every plane was written.
+    """
 
-        Zarr outputs are chunked in :data:`OUT_CHUNK`² pieces (a block rewrites only the
-        chunks it touches), NPY outputs are memory-mapped, TIFF outputs are tiled
-        (:data:`TIFF_TILE`²) and written as the rows arrive. Everything goes to the temporary
-        name; :meth:`commit` renames it only after every row of every plane was written.
-        """
+    def __init__(self, final: Path, shape: tuple[int, ...], dtype: Any,
+                 meta: dict[str, Any]) -> None:
+        self.final, self.shape, self.dtype = final, tuple(shape), np.dtype(dtype)
+        self.plane_ndim, self.meta = 2, meta
+        final.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = temp_path(final)
+        self.kind = input_kind(final)
+        self._planes, self._target, self._count = [], None, 0
+        if self.kind == "zarr":
+            import zarr
 
-        def __init__(self, final: Path, shape: tuple[int, ...], dtype: Any,
-                     meta: dict[str, Any]) -> None:
-            self.final, self.shape, self.dtype = final, tuple(shape), np.dtype(dtype)
-            self.plane_ndim, self.meta = 2, meta
-            final.parent.mkdir(parents=True, exist_ok=True)
-            from .batch_io import input_kind, temp_path
+            chunks = (1,) * (len(shape) - 2) + tuple(min(s, OUT_CHUNK) for s in shape[-2:])
+            self._target = zarr.open_array(str(self.tmp), mode="w", shape=self.shape,
+                                           dtype=self.dtype, chunks=chunks)
+            self._target.attrs["napari_restore"] = meta
+        elif self.kind == "npy":
+            self._target = np.lib.format.open_memmap(self.tmp, mode="w+", dtype=self.dtype,
+                                                     shape=self.shape)
+        elif self.kind != "tiff":
+            raise ValueError(f"{final.name}: huge planes are written as TIFF, Zarr or NPY")
 
-            self.tmp = temp_path(final)
-            self.kind = input_kind(final)
-            self._planes, self._target, self._count = [], None, 0
-            if self.kind == "zarr":
-                import zarr
+    def write_blocks(self, blocks: Iterator[Block]) -> None:
+        h = self.shape[-1 - 1]
+        if self.kind == "tiff":
+            self._tiff_tiles(blocks)
+            return
+        for idx, r0, rows in blocks:
+            self._target[tuple(idx) + (slice(r0, r0 + rows.shape[0]),)] = rows
+            if r0 + rows.shape[0] == h:
+                self._count += 1
 
-                chunks = (1,) * (len(shape) - 2) + tuple(min(s, OUT_CHUNK) for s in shape[-2:])
-                self._target = zarr.open_array(str(self.tmp), mode="w", shape=self.shape,
-                                               dtype=self.dtype, chunks=chunks)
-                self._target.attrs["napari_restore"] = meta
-            elif self.kind == "npy":
-                self._target = np.lib.format.open_memmap(self.tmp, mode="w+", dtype=self.dtype,
-                                                         shape=self.shape)
-            elif self.kind != "tiff":
-                raise ValueError(f"{final.name}: huge planes are written as TIFF, Zarr or NPY")
+    def _tiff_tiles(self, blocks: Iterator[Block]) -> None:
+        import tifffile
 
-        def write_blocks(self, blocks: Iterator[Block]) -> None:
-            h = self.shape[-1 - 1]
-            if self.kind == "tiff":
-                self._tiff_tiles(blocks)
-                return
-            for idx, r0, rows in blocks:
-                self._target[tuple(idx) + (slice(r0, r0 + rows.shape[0]),)] = rows
-                if r0 + rows.shape[0] == h:
-                    self._count += 1
+        h, w = self.shape[-2:]
+        t = TIFF_TILE
 
-        def _tiff_tiles(self, blocks: Iterator[Block]) -> None:
-            import tifffile
+        def tiles() -> Iterator[np.ndarray]:
+            buf = np.zeros((t, w), self.dtype)
+            fill = 0
+            for _idx, r0, rows in blocks:
+                pos = 0
+                while pos < rows.shape[0]:
+                    n = min(t - fill, rows.shape[0] - pos)
+                    buf[fill:fill + n] = rows[pos:pos + n]
+                    fill += n
+                    pos += n
+                    if fill == t or r0 + pos == h:
+                        if r0 + pos == h:  # counted first: the writer stops pulling
+                            self._count += 1  # after the plane's last tile
+                        for c0 in range(0, w, t):
+                            tile = np.zeros((t, t), self.dtype)
+                            part = buf[:fill, c0:c0 + t]
+                            tile[:part.shape[0], :part.shape[1]] = part
+                            yield tile
+                        fill = 0
+                        buf[:] = 0
 
-            h, w = self.shape[-2:]
-            t = TIFF_TILE
-
-            def tiles() -> Iterator[np.ndarray]:
-                buf = np.zeros((t, w), self.dtype)
-                fill = 0
-                for _idx, r0, rows in blocks:
-                    pos = 0
-                    while pos < rows.shape[0]:
-                        n = min(t - fill, rows.shape[0] - pos)
-                        buf[fill:fill + n] = rows[pos:pos + n]
-                        fill += n
-                        pos += n
-                        if fill == t or r0 + pos == h:
-                            if r0 + pos == h:  # counted first: the writer stops pulling
-                                self._count += 1  # after the plane's last tile
-                            for c0 in range(0, w, t):
-                                tile = np.zeros((t, t), self.dtype)
-                                part = buf[:fill, c0:c0 + t]
-                                tile[:part.shape[0], :part.shape[1]] = part
-                                yield tile
-                            fill = 0
-                            buf[:] = 0
-
-            big = math.prod(self.shape) * self.dtype.itemsize > 2**31 - 2**25
-            self._target = tifffile.TiffWriter(self.tmp, bigtiff=big)
-            self._target.write(tiles(), shape=self.shape, dtype=self.dtype, tile=(t, t),
-                               photometric="minisblack", metadata={"napari_restore": self.meta})
-
-    return StreamWriter
-
-
-def __getattr__(name: str) -> Any:
-    if name == "StreamWriter":
-        return _writer_class()
-    raise AttributeError(name)
+        big = math.prod(self.shape) * self.dtype.itemsize > 2**31 - 2**25
+        self._target = tifffile.TiffWriter(self.tmp, bigtiff=big)
+        self._target.write(tiles(), shape=self.shape, dtype=self.dtype, tile=(t, t),
+                           photometric="minisblack", metadata={"napari_restore": self.meta})
 
 
 def stream_file(recipe: Any, src: Path, shape: tuple[int, ...], dtype: Any,
@@ -464,7 +459,7 @@ def stream_file(recipe: Any, src: Path, shape: tuple[int, ...], dtype: Any,
 
     meta = {"recipe": recipe.to_dict(), "input": str(src), "versions": versions(lite=True),
             "value_range": value_range, "run": secrets.token_hex(8), "streamed": mode}
-    writer = _writer_class()(finals[0], tuple(arr.shape), arr.dtype, meta)
+    writer = StreamWriter(finals[0], tuple(arr.shape), arr.dtype, meta)
     writers.append(writer)
     resolved: dict[str, Any] = {}
     steps = 1000

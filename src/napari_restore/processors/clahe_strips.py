@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from .._arrays import CancelLike, Cancelled, _is_cancelled
+from .._arrays import Cancelled, CancelLike, _is_cancelled
 from . import clahe_core
 from .clahe_colour import _finish
 from .guided_filter import guided_filter

@@ -73,7 +73,7 @@ def start(panel: Any, spec: Any, target: Any, layer: Any, params: dict[str, Any]
     kwargs = display_kwargs(spec.outputs[0], source)
     if "contrast_limits" not in kwargs:  # an empty layer has no range of its own yet
         kwargs["contrast_limits"] = source.get("contrast_limits") or (0, 1)
-    meta = dict(target=source.get("target"), source_dtype=source.get("dtype"))
+    meta = {"target": source.get("target"), "source_dtype": source.get("dtype")}
     result = viewer.add_image(out, name=name, scale=source["scale"],
                               translate=source["translate"],
                               metadata=result_metadata(spec, params, source["name"], None, 0.0,
