@@ -15,6 +15,7 @@ from .._arrays import companion_image, drain
 from .grain_analysis import analyze_working, working_image
 from .grain_profile import GrainProfile
 from .grain_synthesis import _check_profile, synthesize_working
+from .noise_model import noise_model_param
 from .registry import Output, Param, ProcessorSpec, register
 
 DENOISERS = ("bm3d", "bm3d_white", "wavelet", "nl_means", "tv_chambolle")
@@ -107,10 +108,13 @@ def preserve_working(plane: np.ndarray, den: np.ndarray, profile: GrainProfile, 
 
 
 def restore_grain_plane(plane: np.ndarray, *, denoiser: str, strength: float, mode: str,
-                        seed: int) -> Generator[Any, None, tuple[np.ndarray, ...]]:
+                        seed: int, noise_model: str = "auto",
+                        ) -> Generator[Any, None, tuple[np.ndarray, ...]]:
     """Plane function: (denoised, grain, regrained) of one working plane.
 
-    Yields sub-progress and, as a payload, the measured :class:`GrainProfile`.
+    Yields sub-progress and, as a payload, the measured :class:`GrainProfile`. The grain is
+    always measured here (``noise_model`` "auto"); a Poisson–Gaussian model never reaches
+    the plane: the registry runs this on the stabilised image (:mod:`.vst`).
     """
     profile = analyze_working(plane)
     yield profile
@@ -161,6 +165,13 @@ RESTORE_FILM_GRAIN = register(
                   choices=MODES, key=True),
             Param("seed", int, 0, "Random seed of the resynthesised grain.", min=0,
                   max=2**31 - 1),
+            noise_model_param(
+                "auto = the grain as measured on flat regions; poisson-gaussian = shot plus "
+                "read noise (estimated from the image, once per stack): the grain is measured "
+                "and removed after the generalised Anscombe transform, the denoised image "
+                "comes back through the exact unbiased inverse, the grain layer is image − "
+                "denoised in the image's units.",
+                choices=("auto", "poisson-gaussian")),
         ),
     )
 )
@@ -174,6 +185,7 @@ def restore_film_grain(
     mode: str = "adaptive",
     seed: int = 0,
     channel_axis: int | None = None,
+    noise_model: Any = "auto",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Grain-preserving denoising: ``(denoised, grain, regrained)``.
 
@@ -194,6 +206,13 @@ def restore_film_grain(
         Seed of resynthesised grain.
     channel_axis : int or None
         Colour axis (alpha passes through), None for greyscale.
+    noise_model : {"auto", "poisson-gaussian"} or NoiseModel
+        "auto": the grain as measured. "poisson-gaussian" (estimated from the image, once per
+        stack) or a :class:`~napari_restore.processors.noise_pg.NoiseModel` in the image's
+        units: the whole step runs on the generalised Anscombe transform of the image;
+        ``denoised`` comes back through the exact unbiased inverse, ``grain`` is
+        ``image − denoised`` and ``regrained`` is ``denoised`` plus the grain put back (its
+        transformed part through the algebraic inverse). See ``docs/noise-models.md``.
 
     Returns
     -------
@@ -205,7 +224,8 @@ def restore_film_grain(
     .. [1] Norkin & Birkbeck, DCC 2018. .. [2] Mäkinen, Azzari & Foi, IEEE TIP 29, 2020.
     """
     return RESTORE_FILM_GRAIN.apply(image, channel_axis=channel_axis, denoiser=denoiser,
-                                    strength=strength, mode=mode, seed=seed)
+                                    strength=strength, mode=mode, seed=seed,
+                                    noise_model=noise_model)
 
 
 def extract_grain(image: Any, denoised: Any = None, *, denoiser: str = "bm3d",

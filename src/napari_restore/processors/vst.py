@@ -134,21 +134,17 @@ def iter_apply_vst(spec: Any, arr: Any, values: dict[str, Any], *, channel_axis:
     model = _model_for(arr, values, channel_axis, resolved)
     inner = dict(values)
     if model is None or model.kind == "gaussian":
-        inner["noise_model"] = "white"
-        if model is not None:
-            inner["sigma"] = math.sqrt(model.bias)
-            if resolved is not None:
-                resolved["sigma"] = inner["sigma"]
+        _to_inner(spec, inner, stabilised=False,
+                  sigma=None if model is None else math.sqrt(model.bias))
+        if model is not None and inner.get("sigma") is not None and resolved is not None:
+            resolved["sigma"] = inner["sigma"]
         return (yield from spec.iter_apply(arr, channel_axis=channel_axis, cancel=cancel,
                                            value_range=value_range, resolved=resolved,
                                            **options, **inner))
     data = np.asarray(arr)
     dtype = np.dtype(data.dtype)
-    alpha = None
-    if channel_axis is not None and data.shape[channel_axis] == 4:
-        alpha = np.take(data, [3], axis=channel_axis)
     f = gat(data, model)
-    inner.update(noise_model="white", sigma=1.0)
+    _to_inner(spec, inner, stabilised=True)
     sub: dict[str, Any] = {}
     fr = None
     if value_range is not None:  # a part of a stack: the transformed stack's range
@@ -158,12 +154,69 @@ def iter_apply_vst(spec: Any, arr: Any, values: dict[str, Any], *, channel_axis:
                                      value_range=fr, resolved=sub, **options, **inner)
     if resolved is not None:
         resolved.update({k: v for k, v in sub.items() if k not in ("sigma", "noise_model")})
-    out = exact_unbiased_inverse(den, model)
-    if alpha is not None:
+    outputs = tuple(getattr(spec, "outputs", ()) or ())
+    if len(outputs) <= 1:
+        return _image_back(exact_unbiased_inverse(den, model), data, dtype, channel_axis)
+    return tuple(_outputs_back(outputs, den, data, model, dtype, channel_axis))
+
+
+def _to_inner(spec: Any, inner: dict[str, Any], *, stabilised: bool,
+              sigma: float | None = None) -> None:
+    """The inner run's noise parameters: white noise where the spec has that choice (else
+    its default, e.g. film grain's own measurement on the now stationary noise), and σ = 1
+    on the transformed image (or ``sigma``) where the spec has a σ."""
+    names = {p.name for p in getattr(spec, "params", ())}
+    param = spec.param("noise_model") if "noise_model" in names else None
+    choices = tuple(getattr(param, "choices", None) or ())
+    inner["noise_model"] = "white" if "white" in choices or param is None else param.default
+    if "sigma" in names:
+        inner["sigma"] = 1.0 if stabilised else sigma
+    else:
+        inner.pop("sigma", None)
+
+
+def _image_back(out: np.ndarray, data: np.ndarray, dtype: np.dtype,
+                channel_axis: int | None, *, residual: bool = False) -> np.ndarray:
+    """A float64 output in the image's units as the run's result: alpha passes through (a
+    residual's alpha is 0); images in the input's dtype, residuals signed float (float32
+    for integer input, as the array boundary returns them)."""
+    if channel_axis is not None and data.shape[channel_axis] == 4:
         idx = [slice(None)] * data.ndim
         idx[channel_axis] = slice(3, 4)
-        out[tuple(idx)] = alpha
+        out[tuple(idx)] = 0.0 if residual else np.take(data, [3], axis=channel_axis)
+    if residual:
+        return _to_dtype(out, dtype if dtype.kind == "f" else np.dtype(np.float32))
     return _to_dtype(out, dtype)
+
+
+def _outputs_back(outputs: tuple[Any, ...], den: Any, data: np.ndarray, model: NoiseModel,
+                  dtype: np.dtype, channel_axis: int | None) -> Generator[np.ndarray, None, None]:
+    """The outputs of a multi-output run (e.g. film grain: denoised, grain, regrained) back in
+    the image's units, by their :class:`~.registry.Output` kind:
+
+    - the first ``"image"`` output is the clean estimate: the exact unbiased inverse;
+    - a later ``"image"`` output is that estimate plus what it adds to it (e.g. grain put
+      back): the added part holds noise, whose inverse is the algebraic one (it maps f(z) back
+      to z exactly), so ``estimate + alg(out) − alg(estimate)``; a full put-back gives z back;
+    - a ``"residual"`` output is recomputed in data units as ``input − estimate``.
+    """
+    if len(den) != len(outputs):
+        raise RuntimeError(f"the run returned {len(den)} outputs for {len(outputs)} declared")
+    kinds = [o.kind for o in outputs]
+    if "image" not in kinds:
+        raise RuntimeError("a Poisson–Gaussian run needs an image output to invert")
+    first = kinds.index("image")
+    est_d = np.asarray(den[first], dtype=np.float64)
+    est = exact_unbiased_inverse(est_d, model)
+    for i, (o, d) in enumerate(zip(outputs, den, strict=True)):
+        if i == first:
+            yield _image_back(est.copy(), data, dtype, channel_axis)
+        elif o.kind == "residual":
+            x = data.astype(np.float64) - est
+            yield _image_back(x, data, dtype, channel_axis, residual=True)
+        else:
+            x = est + (algebraic_inverse(d, model) - algebraic_inverse(est_d, model))
+            yield _image_back(x, data, dtype, channel_axis)
 
 
 def _to_dtype(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
