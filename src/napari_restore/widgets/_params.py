@@ -18,6 +18,39 @@ from ..processors.registry import Param
 
 _BIG = 1e9
 
+
+class NoiseModelComboBox(ComboBox):
+    """The ``noise_model`` choice: its named choices and, once a recipe (or the API) gives a
+    Poisson–Gaussian model, that model as one more entry, shown short ("poisson-gaussian
+    a=4 b=-391") and holding its exact parameter form, so that the panel replays the recipe
+    bit-identically (the same model, not a new estimate). A later model replaces it."""
+
+    def __init__(self, *, choices: Any, **kwargs: Any) -> None:
+        self._named = tuple(choices)
+        self._extra: tuple[str, str] | None = None
+        super().__init__(choices=self._entries, **kwargs)
+
+    def _entries(self, _widget: Any = None) -> list[tuple[str, str]]:
+        return [(c, c) for c in self._named] + ([self._extra] if self._extra else [])
+
+    @property
+    def value(self) -> Any:
+        return ComboBox.value.fget(self)
+
+    @value.setter
+    def value(self, value: Any) -> None:
+        from ..processors.noise_pg import as_model
+
+        try:
+            model = as_model(value)
+        except ValueError:
+            model = None  # refused below as not a valid choice
+        if model is not None:
+            value = model.to_param()
+            self._extra = (f"poisson-gaussian a={model.gain:.4g} b={model.bias:.4g}", value)
+            self.reset_choices()
+        ComboBox.value.fset(self, value)
+
 #: Word labels of parameters in the panels (keyword names stay in recipes, layer names and
 #: tooltips). A parameter not listed here is labelled with its name in words
 #: (``patch_size`` -> "patch size").
@@ -268,6 +301,10 @@ def widget_for(p: Param) -> Widget:
     if p.type is bool:
         return CheckBox(value=bool(p.default), **common)
     if p.type is str and p.choices is not None:
+        from ..processors.noise_model import NoiseModelParam
+
+        if isinstance(p, NoiseModelParam):
+            return NoiseModelComboBox(choices=list(p.choices), value=p.default, **common)
         return ComboBox(choices=list(p.choices), value=p.default, **common)
     if p.type is tuple:
         return OptionalIntPair(p, **common) if p.optional else IntPair(p, **common)
