@@ -65,3 +65,23 @@ def test_film_grain_refuses_what_it_cannot_take():
         restore_film_grain(z, noise_model="white")
     with pytest.raises(ValueError, match="noise_model"):
         restore_film_grain(z, noise_model="poisson-gaussian(gain=x, bias=1)")
+
+
+def test_a_recipe_model_is_refused_on_another_dtype():
+    """The model is in the recording dtype's units: another integer dtype (or float data)
+    is refused, naming the parameter; the same dtype replays."""
+    from napari_restore import Recipe, apply_recipe
+
+    _, z = _crop()
+    recipe = Recipe("classic_denoise", {"method": "wavelet", "noise_model": TRUE.to_param()},
+                    source_dtype="uint16")
+    out = apply_recipe(recipe, z)
+    assert out.dtype == np.uint16
+    for other in (np.clip(z // 2, 0, 255).astype(np.uint8), z.astype(np.int32),
+                  z.astype(np.float64)):
+        with pytest.raises(ValueError, match=r"noise_model='poisson-gaussian\(gain=4\.0"):
+            apply_recipe(recipe, other)
+    # a named choice is re-estimated on the image: no refusal
+    named = Recipe("classic_denoise", {"method": "wavelet", "noise_model": "poisson-gaussian"},
+                   source_dtype="uint16")
+    assert apply_recipe(named, z.astype(np.float64)).dtype == np.float64

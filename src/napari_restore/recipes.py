@@ -213,6 +213,15 @@ class Recipe:
                 f"{dtype.name} ({_units(dtype)}): replaying it would change what the values "
                 f"mean. Convert the image to {src.name}, or set {set_intensities[0]} to auto "
                 "(None) or to its value in this image's units and save the recipe again")
+        model = self.params.get("noise_model")
+        if (isinstance(model, str) and model.startswith("poisson-gaussian(") and src is not None
+                and src != dtype and (src.kind in "iu" or dtype.kind in "iu")):
+            raise ValueError(
+                f"recipe {self.processor!r} gives noise_model={model!r} in {_units(src)}, but "
+                f"this image is {dtype.name} ({_units(dtype)}): the model's gain and bias "
+                "would mean something else. Convert the image to "
+                f"{src.name}, or use noise_model='poisson-gaussian' (estimated from this "
+                "image) and save the recipe again")
         if self.params.get("bit_depth") == "8" and dtype != np.uint8:
             raise ValueError(
                 f"recipe {self.processor!r} uses bit_depth='8' (an 8-bit working depth), but this "
