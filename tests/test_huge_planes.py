@@ -278,3 +278,24 @@ def test_panel_tiled_run_stopped_leaves_no_layer(qtbot, make_napari_viewer, monk
     qtbot.waitUntil(lambda: panel.state == "idle", timeout=30_000)
     assert len(viewer.layers) == n  # the half-filled layer is gone
     assert "stopped" in panel.status.value
+
+
+@pytest.mark.parametrize("whole", [True, False])
+def test_streamed_clahe_auto_parameters_equal_in_memory(tmp_path, monkeypatch, whole):
+    from napari_restore.processors import clahe_strips as cs
+
+    img = _pattern((420, 380), np.uint16, 4095)
+    if not whole:  # this plane "is huge": predicted on every 2nd pixel, in memory too
+        monkeypatch.setattr(cs, "PREDICT_WHOLE_BYTES", 1000)
+        monkeypatch.setattr(cs, "PREDICT_SIDE", 210)
+        assert cs.predict_step(img.shape) == 2
+    ref_res: dict = {}
+    ref = get_processor("lb_clahe").apply(img, resolved=ref_res)
+    z = zarr.open_array(str(_zarr(tmp_path / "a.zarr", img)), mode="r")
+    res: dict = {}
+    out = _collect(_stream.iter_stream(get_processor("lb_clahe"), z, {}, strip=50, resolved=res,
+                                       mode="strips"), img.shape, img.dtype)
+    np.testing.assert_array_equal(out, ref)
+    assert res["clip_limit"] == ref_res["clip_limit"]
+    assert tuple(res["tile_grid"]) == tuple(ref_res["tile_grid"])
+    assert ("predicted_on" in res) is (not whole)

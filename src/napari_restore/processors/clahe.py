@@ -97,11 +97,21 @@ def grid_for(shape: tuple[int, int], tiles: int) -> tuple[int, int]:
 
 def predict_plane(plane: np.ndarray) -> tuple[float, tuple[int, int]]:
     """Predicted ``(clip_limit, tile_grid)`` for a working plane (2-D or (H, W, 3)) or a
-    uint8 plane (scaled exactly as the boundary scales it)."""
+    uint8 plane (scaled exactly as the boundary scales it).
+
+    A plane whose float32 copy exceeds :data:`.clahe_strips.PREDICT_WHOLE_BYTES` has its
+    features computed on every ``step``-th pixel (:func:`.clahe_strips.predict_step`), in
+    memory as in strips, so that both give the same parameters."""
+    from .clahe_strips import predict_step
+
+    shape = plane.shape[:2]
+    step = predict_step(shape, plane.shape[2] if plane.ndim == 3 else 1)
+    if step > 1:
+        plane = np.ascontiguousarray(plane[::step, ::step])
     if plane.dtype == np.uint8:
         plane = plane.astype(np.float32) / np.float32(255.0)
     clip, tiles = predict_from_features(plane_features(plane))
-    return clip, grid_for(plane.shape[:2], tiles)
+    return clip, grid_for(shape, tiles)
 
 
 def predict_clahe_params(

@@ -16,10 +16,10 @@ Every output row therefore sees exactly the tables and the pixels the in-memory 
 ``tests/test_huge_planes.py`` checks that the result is bit-identical to :func:`lb_clahe
 <.clahe.lb_clahe>` (greyscale planes). Memory: two strips and their temporaries, never the plane.
 
-Parameters on auto need the whole plane's features (:func:`.clahe.predict_plane`). Up to
-:data:`PREDICT_WHOLE_BYTES` of working plane the whole plane is read once for them (the same
-prediction as in memory); beyond, they are predicted on the plane subsampled by an integer
-stride to at most :data:`PREDICT_SIDE` pixels a side (reported as ``predicted_on``).
+Parameters on auto are predicted from the plane's features (:func:`.clahe.predict_plane`):
+up to :data:`PREDICT_WHOLE_BYTES` of float32 plane on every pixel, beyond on the plane
+subsampled by an integer stride to at most :data:`PREDICT_SIDE` pixels a side (reported as
+``predicted_on``), in memory and in strips alike (:func:`predict_step`).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from .clahe_colour import _finish
 from .guided_filter import guided_filter
 
 __all__ = ["PREDICT_SIDE", "PREDICT_WHOLE_BYTES", "STRIP_BYTES", "clahe_strips",
-           "predict_streamed", "strip_rows"]
+           "predict_step", "predict_streamed", "strip_rows"]
 
 #: A strip of the working plane is about this many bytes (float32): 1024 rows of 16384.
 STRIP_BYTES = 64 << 20
@@ -55,32 +55,37 @@ def strip_rows(width: int, rows: int | None = None) -> int:
     return max(16, STRIP_BYTES // max(1, 4 * int(width)))
 
 
+def predict_step(shape: tuple[int, int], channels: int = 1) -> int:
+    """Stride of the pixels the auto parameters are predicted on: 1 while the float32 plane
+    is at most :data:`PREDICT_WHOLE_BYTES`, else the least that brings its longer side to at
+    most :data:`PREDICT_SIDE` (the same rule in memory and in strips)."""
+    h, w = (int(s) for s in shape)
+    if 4 * h * w * channels <= PREDICT_WHOLE_BYTES:
+        return 1
+    return max(1, math.ceil(max(h, w) / PREDICT_SIDE))
+
+
 def predict_streamed(read_rows: ReadRows, shape: tuple[int, int], *,
                      strip: int | None = None) -> tuple[float, tuple[int, int], dict[str, Any]]:
-    """``(clip_limit, tile_grid, note)`` predicted for a streamed plane (see the module doc)."""
-    from .clahe import predict_plane
-
-    h, w = (int(s) for s in shape)
-    rows = strip_rows(w, strip)
-    if 4 * h * w <= PREDICT_WHOLE_BYTES:
-        plane = np.concatenate([read_rows(r0, min(r0 + rows, h)) for r0 in range(0, h, rows)])
-        clip, grid = predict_plane(plane)
-        return clip, tuple(grid), {}
-    step = math.ceil(max(h, w) / PREDICT_SIDE)
-    parts = []
-    for r0 in range(0, h, rows):
-        first = -r0 % step  # rows r ≡ 0 (mod step)
-        block = read_rows(r0, min(r0 + rows, h))
-        parts.append(block[first::step, ::step])
-    small = np.ascontiguousarray(np.concatenate(parts))
-    clip, _ = predict_plane(small)
+    """``(clip_limit, tile_grid, note)`` predicted for a streamed plane: the same as
+    :func:`.clahe.predict_plane` on the whole plane (see :func:`predict_step`)."""
     from .clahe import grid_for, predict_from_features
     from .clahe_features import plane_features
 
-    plane = small.astype(np.float32) / np.float32(255.0) if small.dtype == np.uint8 else small
-    _, tiles = predict_from_features(plane_features(plane))
-    grid = grid_for((h, w), tiles)  # tiles of the same relative size on the whole plane
-    return clip, tuple(grid), {"predicted_on": f"every {step}th pixel ({small.shape[0]}x{small.shape[1]})"}
+    h, w = (int(s) for s in shape)
+    rows = strip_rows(w, strip)
+    step = predict_step((h, w))
+    parts = []
+    for r0 in range(0, h, rows):
+        first = -r0 % step  # the rows r ≡ 0 (mod step)
+        parts.append(read_rows(r0, min(r0 + rows, h))[first::step, ::step])
+    small = np.ascontiguousarray(np.concatenate(parts))
+    if small.dtype == np.uint8:
+        small = small.astype(np.float32) / np.float32(255.0)
+    clip, tiles = predict_from_features(plane_features(small))
+    note = {} if step == 1 else {
+        "predicted_on": f"every {step}th pixel ({small.shape[0]}x{small.shape[1]})"}
+    return clip, tuple(grid_for((h, w), tiles)), note
 
 
 def _histograms(read_rows: ReadRows, shape: tuple[int, int], grid: tuple[int, int],
