@@ -575,7 +575,7 @@ def test_huge_views_are_refused_by_the_memory_check_quickly():
     tileable = {n for n, s in nr.REGISTRY.items() if s.footprint is not None} | {"spec.apply"}
     assert {"bm3d_denoise", "bm4d_denoise", "classic_denoise", "deep_image_prior"} <= tileable
     for name, call in _lazy_calls().items():
-        image = vol if name == "bm4d_denoise" else flat
+        image = vol if name in ("bm4d_denoise", "timelapse_denoise") else flat  # (t, y, x)
         if name in nr.REGISTRY and name in tileable:
             spec = nr.REGISTRY[name]
             assert _tiles.needs_tiling(spec, image.shape[-spec.plane_ndim:], image.dtype,
