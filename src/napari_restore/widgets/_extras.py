@@ -14,13 +14,13 @@ from typing import Any
 #: name), or a tuple of them (built in order), imported when a panel for that processor is
 #: built.
 EXTRAS: dict[str, str | tuple[str, ...]] = {
-    "bm3d_denoise": (".bm3d_extras:build", ".noise_pg_extras:build"),
-    "bm4d_denoise": (".bm3d_extras:build", ".noise_pg_extras:build"),
-    "classic_denoise": ".noise_pg_extras:build",
+    "bm3d_denoise": (".bm3d_extras:build", ".noise_pg_extras:build", ".calibrate_extras:build"),
+    "bm4d_denoise": (".bm3d_extras:build", ".noise_pg_extras:build", ".calibrate_extras:build"),
+    "classic_denoise": (".noise_pg_extras:build", ".calibrate_extras:build"),
     "bm3d_deblur": ".bm3d_extras:build",
     "lb_clahe": ".clahe_extras:build",
     "deep_image_prior": ".dip_extras:build",
-    "restore_film_grain": ".grain_extras:build",
+    "restore_film_grain": (".grain_extras:build", ".calibrate_extras:build"),
     "timelapse_denoise": ".timelapse_extras:build",
 }
 
