@@ -45,7 +45,7 @@ def test_table_psnr_and_ssim_equal_skimage(viewer, camera_pair):
     assert rows[1]["processor"] == "classic_denoise" and "method=x" in rows[1]["parameters"]
     assert rows[0]["noise σ"] > rows[1]["noise σ"] > 0
     table = panel.table.to_dict("list") if hasattr(panel.table, "to_dict") else None
-    assert panel.table.shape == (2, 7)
+    assert panel.table.shape == (2, 11)
     assert table is None or table["layer"] == ["noisy", "tv"]
 
 
@@ -94,3 +94,64 @@ def test_compare_denoisers_runs_each_on_the_same_view(qtbot, viewer, camera_pair
     assert names == ["cam", "cam [classic_denoise nl_means σ=auto]"]
     assert viewer_grid(viewer).enabled
     assert panel.rows and panel.rows[0]["processor"] == "classic_denoise"
+
+
+def _recipe_result(viewer, source, method, sigma, name):
+    from napari_restore.processors.registry import get_processor
+    from napari_restore.widgets._layers import result_metadata
+
+    params = get_processor("classic_denoise").validate_params({"method": method, "sigma": sigma})
+    data = classic_denoise(np.asarray(source.data), **params)
+    meta = result_metadata(get_processor("classic_denoise"), params, source.name, None, 0.0,
+                           source_dtype=str(source.data.dtype))
+    return viewer.add_image(data, name=name, metadata=meta)
+
+
+def test_noref_columns_against_the_source_without_a_reference(viewer, camera_pair):
+    from napari_restore import Recipe, noref
+    from napari_restore.calibration import self_supervised_loss
+    from napari_restore.widgets.compare import NOREF_COLUMNS
+
+    clean, noisy = camera_pair
+    src = viewer.add_image(noisy, name="noisy")
+    good = _recipe_result(viewer, src, "tv_chambolle", 25.0, "tv25")
+    smooth = _recipe_result(viewer, src, "tv_chambolle", 150.0, "tv150")
+    _, panel = viewer.window.add_plugin_dock_widget("napari-restore", "Compare results")
+    panel.reference.value = None
+    panel.layers_widget.value = [good, smooth]
+    rows = panel.update_table()
+    assert [r["layer"] for r in rows] == ["tv25", "tv150"]
+    for row, lay in zip(rows, [good, smooth], strict=True):
+        assert row["PSNR (dB)"] == "" and row["SSIM"] == ""  # no reference: no PSNR/SSIM
+        m = noref.noref_metrics(noisy, lay.data)
+        assert row["structure"] == pytest.approx(m.structure, abs=1e-4)
+        assert row["lag-1 ρ"] == pytest.approx(m.lag1, abs=1e-4)
+        assert row["residual σ"] == pytest.approx(m.residual_std, rel=1e-3)
+        loss = self_supervised_loss(noisy, Recipe.from_dict(lay.metadata["napari_restore"]))
+        assert row["SS loss"] == pytest.approx(loss, rel=1e-3)
+    # over-smoothing removes structure: a higher structure score and a larger residual
+    assert rows[1]["structure"] > rows[0]["structure"]
+    assert rows[1]["residual σ"] > rows[0]["residual σ"]
+    assert all(c in panel.table.to_dict("list") for c in NOREF_COLUMNS) \
+        if hasattr(panel.table, "to_dict") else panel.table.shape == (2, 11)
+    # a reference chosen: PSNR/SSIM come back beside the no-reference columns
+    panel.reference.value = viewer.add_image(clean, name="clean")
+    rows = panel.update_table()
+    assert rows[0]["PSNR (dB)"] == pytest.approx(peak_signal_noise_ratio(clean, good.data), abs=1e-3)
+    assert rows[0]["structure"] == pytest.approx(noref.structure_score(noisy, good.data), abs=1e-4)
+
+
+def test_residual_layer_is_input_minus_result(viewer, camera_pair):
+    _, noisy = camera_pair
+    src = viewer.add_image(noisy, name="noisy")
+    res = _recipe_result(viewer, src, "tv_chambolle", 25.0, "tv25")
+    _, panel = viewer.window.add_plugin_dock_widget("napari-restore", "Compare results")
+    panel.layers_widget.value = [res]
+    n = len(viewer.layers)
+    panel.residual_button.native.click()
+    assert len(viewer.layers) == n + 1
+    resid = viewer.layers[-1]
+    assert resid.name == "residual noisy − tv25"
+    np.testing.assert_allclose(resid.data, noisy.astype(np.float64) - res.data.astype(np.float64),
+                               atol=1e-3)
+    assert resid.colormap.name == "PiYG"

@@ -27,7 +27,13 @@ from ._dock import LinkedDock, ViewerLink
 from ._fit import TextLabel, fit_width
 from ._runner import STEPS, start_job
 
-COLUMNS = ["layer", "PSNR (dB)", "SSIM", "noise σ", "grain std", "processor", "parameters"]
+COLUMNS = ["layer", "PSNR (dB)", "SSIM", "SS loss", "noise σ", "residual σ", "structure",
+           "lag-1 ρ", "grain std", "processor", "parameters"]
+#: The no-reference columns (:mod:`napari_restore.noref`), computed against the result's
+#: source layer (the noisy input named in its metadata, else the panel's source): the
+#: self-supervised loss of the result's recipe, the std of the residual (input − result),
+#: the structure score of the residual and its lag-1 autocorrelation (whiteness: 0 = white).
+NOREF_COLUMNS = ["SS loss", "residual σ", "structure", "lag-1 ρ"]
 
 
 def _meta(layer: Any) -> dict[str, Any]:
@@ -93,14 +99,61 @@ def params_summary(names: list[str]) -> str:
     return "\n".join(lines)
 
 
-def compare_rows(layers: list[Any], reference: Any | None) -> list[dict[str, Any]]:
-    """One row of metrics per layer (per plane for sweep layers)."""
+def source_of(layer: Any, layers: Any, default: Any = None) -> Any:
+    """The noisy input of result ``layer``: the layer its metadata names (when it is still
+    there, and not ``layer`` itself), else ``default``."""
+    name = _meta(layer).get("source")
+    if name and name in layers and layers[name] is not layer:
+        return layers[name]
+    return default if default is not layer else None
+
+
+def _g4(v: float) -> float:
+    return float(f"{v:.4g}")
+
+
+def noref_row(source: np.ndarray, arr: np.ndarray, meta: dict[str, Any], params: Any,
+              cax: int | None) -> dict[str, Any]:
+    """The no-reference columns of one result plane ``arr`` against ``source`` (aligned);
+    blank where a measure does not apply (e.g. no recipe, a processor calibration refuses)."""
+    from .. import noref
+    from ..calibration import self_supervised_loss
+    from ..recipes import Recipe
+
+    row: dict[str, Any] = {c: "" for c in NOREF_COLUMNS}
+    try:
+        m = noref.noref_metrics(source, arr, channel_axis=cax)
+    except (TypeError, ValueError):
+        return row
+    row["residual σ"] = _g4(m.residual_std)
+    row["structure"] = round(m.structure, 4)
+    row["lag-1 ρ"] = round(m.lag1, 4)
+    if meta.get("processor") and meta.get("output") is None:
+        recipe = {k: v for k, v in meta.items() if k not in ("sweep", "preview")}
+        recipe["params"] = params or {}
+        try:
+            row["SS loss"] = _g4(self_supervised_loss(source, Recipe.from_dict(recipe),
+                                                      channel_axis=cax))
+        except (TypeError, ValueError, KeyError):
+            pass
+    return row
+
+
+def compare_rows(layers: list[Any], reference: Any | None,
+                 source: Any | None = None, viewer_layers: Any = None) -> list[dict[str, Any]]:
+    """One row of metrics per layer (per plane for sweep layers).
+
+    PSNR/SSIM against ``reference`` (when given); the no-reference columns against each
+    result's source (:func:`source_of`, falling back to ``source``)."""
     rows = []
     for layer in layers:
         meta = _meta(layer)
         cax = -1 if layer.rgb else None
         data = np.asarray(layer.data)
         ref = aligned_reference(layer, reference) if reference is not None else None
+        src_layer = source_of(layer, viewer_layers, source) if viewer_layers is not None \
+            else (source if source is not layer else None)
+        src = aligned_reference(layer, src_layer) if src_layer is not None else None
         sweep = meta.get("sweep")
         planes = [(f"{layer.name}", data, meta.get("params"))]
         if sweep:  # the value first: it is what tells the rows apart
@@ -115,6 +168,8 @@ def compare_rows(layers: list[Any], reference: Any | None) -> list[dict[str, Any
                 if min(arr.shape[:2]) >= 7:
                     row["SSIM"] = round(metrics.ssim(arr, ref, channel_axis=cax), 4)
             row["noise σ"] = float(f"{metrics.noise_sigma(arr, channel_axis=cax):.4g}")
+            if src is not None:
+                row.update(noref_row(src, arr, meta, params, cax))
             if meta.get("output") == "grain":
                 row["grain std"] = round(float(np.std(arr)), 5)
             row["processor"] = meta.get("processor", "")
@@ -157,9 +212,14 @@ class ComparePanel(LinkedDock, Container):
         self.grid_button = PushButton(text="Grid view", name="grid")
         self.diff_button = PushButton(text="Difference A − B", name="difference")
         self.csv_button = PushButton(text="Export table as CSV…", name="export")
+        self.residual_button = PushButton(
+            text="Residual layer (input − result)", name="residual",
+            tooltip="Add what the first selected result removed from its source (the method "
+                    "noise): white noise when only noise was removed, edges when it "
+                    "over-smoothed.")
         rows = [Container(widgets=pair, layout="horizontal", labels=False)
                 for pair in ((self.update_button, self.grid_button),
-                             (self.diff_button, self.csv_button))]
+                             (self.diff_button, self.csv_button), (self.residual_button,))]
         for row in rows:
             row.margins = (0, 0, 0, 0)
         buttons = Container(widgets=rows, labels=False)
@@ -192,6 +252,7 @@ class ComparePanel(LinkedDock, Container):
         self.grid_button.changed.connect(lambda *_: self.grid_view())
         self.diff_button.changed.connect(lambda *_: self.difference())
         self.csv_button.changed.connect(lambda *_: self.export_csv())
+        self.residual_button.changed.connect(lambda *_: self.residual())
         self.run_denoisers.changed.connect(lambda *_: self._on_run_clicked())
         self.denoisers.changed.connect(lambda *_: self.show_params())
         self.source.changed.connect(self._on_source)
@@ -272,7 +333,8 @@ class ComparePanel(LinkedDock, Container):
 
     def update_table(self) -> list[dict[str, Any]]:
         try:
-            self.rows = compare_rows(self._selected(), self.reference.value)
+            self.rows = compare_rows(self._selected(), self.reference.value,
+                                     self.source.value, self._viewer.layers)
         except (TypeError, ValueError) as exc:
             show_error(f"Compare: {exc}")
             return self.rows
@@ -325,6 +387,32 @@ class ComparePanel(LinkedDock, Container):
             diff, name=f"{a.name} − {b.name}", colormap="PiYG", contrast_limits=(-lim, lim),
             scale=a.scale, translate=a.translate,
             metadata={"napari_restore_difference": {"a": a.name, "b": b.name}})
+
+    def residual(self) -> Any:
+        """Add the residual (source − result, the method noise) of the first selected result,
+        in the source's units, on a diverging colour map."""
+        from .. import noref
+
+        chosen = [lay for lay in self._selected() if "sweep" not in _meta(lay)]
+        layer = chosen[0] if chosen else None
+        src_layer = source_of(layer, self._viewer.layers, self.source.value) if layer else None
+        src = aligned_reference(layer, src_layer) if src_layer is not None else None
+        if layer is None or src is None:
+            show_error("Residual: select a result layer whose source layer (same shape, or "
+                       "the region it was computed on) is in the viewer.")
+            return None
+        cax = -1 if layer.rgb else None
+        resid = np.asarray(noref.method_noise(src, np.asarray(layer.data), channel_axis=cax),
+                           np.float32)
+        if layer.rgb:
+            resid = resid[..., :3].mean(axis=-1)
+        lim = float(np.abs(resid).max()) or 1.0
+        return self._viewer.add_image(
+            resid, name=f"residual {src_layer.name} − {layer.name}", colormap="PiYG",
+            contrast_limits=(-lim, lim), scale=layer.scale[-resid.ndim:] if layer.rgb
+            else layer.scale, translate=layer.translate,
+            metadata={"napari_restore_difference": {"a": src_layer.name, "b": layer.name,
+                                                    "kind": "residual"}})
 
     def export_csv(self, path: str | Path | None = None) -> Path | None:
         if not self.rows:
