@@ -9,7 +9,7 @@ import pytest
 
 napari = pytest.importorskip("napari")
 
-from napari_restore import _isolate, calibrate
+from napari_restore import Recipe, _isolate, apply_recipe, calibrate
 from napari_restore.calibration import CalibrationStep
 from napari_restore.widgets._layers import META_KEY
 from napari_restore.widgets.calibrate_extras import supported
@@ -77,8 +77,10 @@ def test_suggest_sets_params_to_best_and_plots(qtbot, viewer, title):
     meta = layer.metadata[META_KEY]
     assert meta["processor"] == panel.spec.name
     assert meta["params"]["sigma"] == pytest.approx(api.best_params["sigma"])
-    assert meta["calibration"]["best_loss"] == pytest.approx(api.best_loss)
+    assert layer.metadata["napari_restore_calibration"]["best_loss"] == pytest.approx(api.best_loss)
     assert layer.data.shape == img.shape
+    recipe = Recipe.from_dict(meta)  # the recipe replays the layer
+    np.testing.assert_array_equal(apply_recipe(recipe, img), layer.data)
 
 
 def test_suggest_without_add_layer_adds_nothing(qtbot, viewer):

@@ -11,7 +11,7 @@ what is on screen. The other parameters of the panel are held fixed.
 When it finishes, the panel shows the self-supervised loss curve (a heat map for two
 parameters) with the chosen point marked, sets the tuned parameters to the best point and,
 when "add the best result" is ticked, adds the best result (of the same slice / view) as a
-layer whose metadata is its recipe (plus ``"calibration"``: the loss, grid and region).
+layer whose metadata is its recipe (and ``metadata["napari_restore_calibration"]``: the loss, grid and region).
 Stop adds no layer and leaves the parameters as they were.
 
 Composed through the panel's public hooks only (``add_section``, ``report``, ``status``,
@@ -30,6 +30,8 @@ from .. import calibration as cal_mod
 from ._plots import draw_later, plot_canvas
 from ._section import Section
 
+#: Metadata key of a Suggest result's calibration (beside its recipe, which stays loadable).
+CALIBRATION_KEY = "napari_restore_calibration"
 #: Where the calibration works: label -> panel target mode (None: the current slice or
 #: volume, with the core's representative region).
 REGIONS = {
@@ -156,13 +158,13 @@ def build(panel: Any) -> SimpleNamespace | None:
         panel.status.value = (f"suggested {text} on {layer_name} (loss {result.best_loss:.4g}, "
                               f"{result.evaluations} candidates, {result.seconds:.1f} s)")
         if extra is not None:
-            from ._layers import META_KEY, add_results
+            from ._layers import add_results
 
             out, values, seconds, resolved = extra
             layers = add_results(panel.viewer, source, panel.spec, values,
                                  source.get("channel_axis"), out, seconds, resolved)
             for lay in layers:
-                lay.metadata[META_KEY]["calibration"] = {
+                lay.metadata[CALIBRATION_KEY] = {
                     "best_loss": float(result.best_loss),
                     "grid": {n: [float(v) if isinstance(v, (int, float)) else str(v)
                                  for v in vs] for n, vs in result.grid.items()},
