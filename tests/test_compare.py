@@ -129,6 +129,7 @@ def test_noref_columns_against_the_source_without_a_reference(viewer, camera_pai
         assert row["residual σ"] == pytest.approx(m.residual_std, rel=1e-3)
         loss = self_supervised_loss(noisy, Recipe.from_dict(lay.metadata["napari_restore"]))
         assert row["SS loss"] == pytest.approx(loss, rel=1e-3)
+    assert panel.table.native.isColumnHidden(1)  # PSNR: empty without a reference, hidden
     # over-smoothing removes structure: a higher structure score and a larger residual
     assert rows[1]["structure"] > rows[0]["structure"]
     assert rows[1]["residual σ"] > rows[0]["residual σ"]
@@ -138,6 +139,7 @@ def test_noref_columns_against_the_source_without_a_reference(viewer, camera_pai
     panel.reference.value = viewer.add_image(clean, name="clean")
     rows = panel.update_table()
     assert rows[0]["PSNR (dB)"] == pytest.approx(peak_signal_noise_ratio(clean, good.data), abs=1e-3)
+    assert not panel.table.native.isColumnHidden(1)
     assert rows[0]["structure"] == pytest.approx(noref.structure_score(noisy, good.data), abs=1e-4)
 
 

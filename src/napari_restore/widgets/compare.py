@@ -282,6 +282,9 @@ class ComparePanel(LinkedDock, Container):
                 item = view.item(r, c)
                 if item is not None:
                     item.setToolTip(item.text())
+        for c, name in enumerate(COLUMNS[:view.columnCount()]):  # empty columns hidden
+            view.setColumnHidden(c, c > 0 and bool(self.rows)
+                                 and all(r.get(name, "") == "" for r in self.rows))
         view.resizeColumnsToContents()
         for c in range(view.columnCount()):  # long names wrap: PSNR and SSIM stay in view
             view.setColumnWidth(c, min(view.columnWidth(c), 150 if c == 0 else 110))
