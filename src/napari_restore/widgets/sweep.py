@@ -8,7 +8,7 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from magicgui.widgets import ComboBox, LineEdit, PushButton
+from magicgui.widgets import CheckBox, ComboBox, LineEdit, PushButton
 from napari.utils.notifications import show_error, show_info
 
 from .._arrays import Cancelled, Progress
@@ -70,8 +70,13 @@ def parse_values(param: Param, text: str) -> list[Any]:
 
 def sweep_job(spec: ProcessorSpec, data: Any, channel_axis: int | None, params: dict,
               name: str, values: list, cancel: threading.Event,
-              value_range: tuple[float, float] | None = None) -> Generator[Progress, None, tuple[list, list, dict, float]]:
-    """Run ``spec`` once per value; yields progress counting runs; Stop keeps finished runs."""
+              value_range: tuple[float, float] | None = None, losses: list | None = None,
+              ) -> Generator[Progress, None, tuple[list, list, dict, float]]:
+    """Run ``spec`` once per value; yields progress counting runs; Stop keeps finished runs.
+
+    ``losses``: a list that receives each finished value's self-supervised loss
+    (:func:`~napari_restore.calibration.self_supervised_loss` on ``data``; None where the
+    processor or the input is not calibrated, e.g. a stack)."""
     t0 = time.perf_counter()
     results, done = [], []
     n = len(values)
@@ -82,10 +87,23 @@ def sweep_job(spec: ProcessorSpec, data: Any, channel_axis: int | None, params: 
             res = yield from run_part(spec, data, channel_axis, resolved, cancel, value_range, k, n)
         except Cancelled:
             break
+        if losses is not None:
+            losses.append(_loss(spec, data, channel_axis, resolved, cancel))
         results.append(res[0] if isinstance(res, tuple) else res)
         done.append(v)
         yield Progress(k + 1, n, (k + 1) / n)
     return results, done, resolved, time.perf_counter() - t0
+
+
+def _loss(spec: ProcessorSpec, data: Any, channel_axis: int | None, params: dict,
+          cancel: threading.Event) -> float | None:
+    from ..calibration import self_supervised_loss
+
+    try:
+        return float(self_supervised_loss(np.asarray(data), spec.name, params,
+                                          channel_axis=channel_axis, cancel=cancel))
+    except (TypeError, ValueError, Cancelled):  # Stop: the next run ends the sweep
+        return None
 
 
 class ParameterSweep:
@@ -103,7 +121,13 @@ class ParameterSweep:
         self.button = PushButton(text="Run sweep", name="sweep_run",
                                  tooltip="Run once per value into one stacked layer (the value "
                                          "is shown on the canvas); click again to stop.")
-        self.container = Section("Parameter sweep", [self.param, self.values, self.button],
+        self.with_loss = CheckBox(text="self-supervised loss per slice", value=False,
+                                  name="sweep_loss",
+                                  tooltip="Also compute each value's self-supervised loss (no "
+                                          "reference needed; reruns the processor on masked "
+                                          "input) and show it under the slider value.")
+        self.container = Section("Parameter sweep", [self.param, self.values, self.with_loss,
+                                                     self.button],
                                  name="sweep_section",
                                  tooltip="Run the processor once per value of one parameter.")
         self.container.visible = bool(params)
@@ -112,6 +136,7 @@ class ParameterSweep:
         self._cancel: threading.Event | None = None
         self.layer: Any = None
         self._labels: dict[int, tuple[str, list]] = {}
+        self._losses: dict[int, list] = {}
         panel.connect_viewer(panel.viewer.dims.events.current_step, self._update_overlay)
         panel.connect_viewer(panel.viewer.layers.events.removed, self._update_overlay)
 
@@ -146,9 +171,11 @@ class ParameterSweep:
         snap = snapshot(layer, target)
         self.button.text = "Stop sweep"
         panel.status.value = f"sweep of {name}: {len(vals)} runs…"
+        losses: list | None = [] if self.with_loss.value else None
+        self._pending_losses = losses
         job = start_job(
             lambda cancel: sweep_job(spec, target.data, cax, params, name, vals, cancel,
-                                     target.value_range),
+                                     target.value_range, losses),
             f"{spec.title} sweep of {name}",
             on_progress=lambda item: panel.report(item, job),
             on_returned=lambda v: self._finish(snap, cax, name, v),
@@ -169,8 +196,12 @@ class ParameterSweep:
         first, last = done[0], done[-1]
         fmt = (lambda v: f"{v:.3g}") if isinstance(first, float) else str
         base = f"{snap['name']} [{spec.name} sweep {label}={fmt(first)}…{fmt(last)}]"
+        losses = getattr(self, "_pending_losses", None)
+        sweep = {"param": name, "values": done}
+        if losses is not None:
+            sweep["losses"] = losses[: len(done)]
         meta = result_metadata(spec, {**params, name: done[0]}, snap["name"], cax, seconds,
-                               sweep={"param": name, "values": done}, target=snap.get("target"))
+                               sweep=sweep, target=snap.get("target"))
         kwargs = display_kwargs(spec.outputs[0], snap)
         self.layer = viewer.add_image(
             data, name=unique_name(viewer.layers, base), rgb=snap["rgb"], metadata=meta,
@@ -181,6 +212,8 @@ class ParameterSweep:
         viewer.dims.axis_labels = labels
         viewer.dims.set_current_step(axis, 0)
         self._labels[id(self.layer)] = (name, done)
+        if losses is not None:
+            self._losses[id(self.layer)] = losses[: len(done)]
         self._update_overlay()
         stopped = self._cancel is not None and self._cancel.is_set()
         self.panel.status.value = (f"sweep {'stopped' if stopped else 'done'}: {len(done)} runs "
@@ -205,7 +238,11 @@ class ParameterSweep:
         overlay.visible = True
         value = values[k]
         shown = f"{value:.6g}" if isinstance(value, float) else value
-        overlay.text = f"{layer.name.split(' [')[0]}: {name} = {shown}"
+        text = f"{layer.name.split(' [')[0]}: {name} = {shown}"
+        losses = self._losses.get(id(layer))
+        if losses and k < len(losses) and losses[k] is not None:
+            text += f"\nself-supervised loss {losses[k]:.4g}"
+        overlay.text = text
 
     def _error(self, exc: BaseException) -> None:
         show_error(f"{self.panel.spec.title} sweep failed: {type(exc).__name__}: {exc}")
