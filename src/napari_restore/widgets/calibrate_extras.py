@@ -120,7 +120,8 @@ def build(panel: Any) -> SimpleNamespace | None:
     add_layer = CheckBox(text="add the best result", value=False, name="suggest_add_layer",
                          tooltip="Also add the best result as a layer (its recipe in metadata).")
     row = Container(widgets=[button, add_layer], layout="horizontal", labels=False,
-                    name="suggest_row")
+                    name="suggest_row", label="calibrate")
+    row.margins = (0, 0, 0, 0)
     canvas, fig = plot_canvas()
     ax = fig.add_subplot(1, 1, 1)
     plot = Section("Suggest: loss", [], expanded=True, name="suggest_plot",
