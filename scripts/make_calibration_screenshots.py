@@ -9,10 +9,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import napari  # noqa: E402
-import numpy as np  # noqa: E402
-from make_screenshots import OUT, WINDOW, _bm3d_crop, shot, wait_idle  # noqa: E402
-from qtpy.QtWidgets import QApplication  # noqa: E402
+import napari
+from make_screenshots import WINDOW, _bm3d_crop, shot, wait_idle
+from qtpy.QtWidgets import QApplication
 
 
 def wait(pred, timeout=900.0):
@@ -49,7 +48,6 @@ def main() -> None:
     if scroll is not None:
         scroll.ensureWidgetVisible(extra.canvas)
     shot(viewer, "calibration_suggest")
-    suggested = extra.state.layers[0]
     for factor in (0.5, 2.0):
         panel.set_params({"sigma": float(f"{best * factor:.4g}")})
         panel.start()

@@ -7,8 +7,8 @@ import pytest
 
 napari = pytest.importorskip("napari")
 
-from napari_restore._compat import viewer_text_overlay  # noqa: E402
-from napari_restore.calibration import self_supervised_loss  # noqa: E402
+from napari_restore._compat import viewer_text_overlay
+from napari_restore.calibration import self_supervised_loss
 
 
 @pytest.fixture
