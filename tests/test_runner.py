@@ -137,6 +137,7 @@ def test_compare_denoisers_has_progress_and_stop(qtbot, viewer, temp_processor):
         panel.run_denoisers.native.click()  # Stop
     assert time.perf_counter() - t0 < 3.0
     assert panel.worker is None and panel.run_denoisers.text == "Compare denoisers on view"
+    qtbot.waitUntil(lambda: panel.table_job is None, timeout=10_000)  # the finished runs' table
     assert not _bars("Compare")
     assert panel.status.value.startswith("stopped")
 

@@ -193,7 +193,9 @@ def test_compare_source_default_parameters_shown_and_cells_readable(qtbot, viewe
                                                     "values": [0.01, 0.020000000000000004]}}})
     compare.layers_widget.value = [viewer.layers[-1]]
     compare.reference.value = viewer.layers["camera (clean)"]
-    rows = compare.update_table()
+    compare.update_table()
+    qtbot.waitUntil(lambda: compare.table_job is None, timeout=30_000)
+    rows = compare.rows
     assert [r["layer"].split(" · ")[0] for r in rows] == ["sigma=0.01", "sigma=0.02"]
     view = compare.table.native
     assert view.wordWrap()

@@ -139,43 +139,94 @@ def noref_row(source: np.ndarray, arr: np.ndarray, meta: dict[str, Any], params:
     return row
 
 
-def compare_rows(layers: list[Any], reference: Any | None,
-                 source: Any | None = None, viewer_layers: Any = None) -> list[dict[str, Any]]:
-    """One row of metrics per layer (per plane for sweep layers).
+def _cell_text(v: Any, digits: int = 4) -> str:
+    """A table cell as a person reads it: numbers to ``digits`` significant digits, never in
+    e-notation between 1e-3 and 1e5 (−0.0777, 31.23, 12345); text unchanged."""
+    if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating):
+        return str(v)
+    if isinstance(v, int | np.integer):
+        return str(int(v))
+    v = float(v)
+    if not np.isfinite(v) or v == 0:
+        return "0" if v == 0 else str(v)
+    mag = abs(v)
+    if not 1e-3 <= mag < 1e5:
+        return f"{v:.{digits - 1}e}"
+    decimals = max(0, digits - 1 - int(np.floor(np.log10(mag))))
+    text = f"{v:.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
-    PSNR/SSIM against ``reference`` (when given); the no-reference columns against each
-    result's source (:func:`source_of`, falling back to ``source``)."""
-    rows = []
+
+def gather_rows(layers: list[Any], reference: Any | None, source: Any | None = None,
+                viewer_layers: Any = None) -> list[dict[str, Any]]:
+    """What :func:`table_rows` needs of each layer, read on the main thread: plain values and
+    numpy arrays (views of the layers' data), no layer objects."""
+    items = []
     for layer in layers:
-        meta = _meta(layer)
-        cax = -1 if layer.rgb else None
-        data = np.asarray(layer.data)
-        ref = aligned_reference(layer, reference) if reference is not None else None
+        ref = aligned_reference(layer, reference) if reference is not None \
+            and reference is not layer else None
         src_layer = source_of(layer, viewer_layers, source) if viewer_layers is not None \
             else (source if source is not layer else None)
         src = aligned_reference(layer, src_layer) if src_layer is not None else None
-        sweep = meta.get("sweep")
-        planes = [(f"{layer.name}", data, meta.get("params"))]
-        if sweep:  # the value first: it is what tells the rows apart
-            planes = [(f"{sweep['param']}={_value_text(v)} · {layer.name}", data[k],
-                       {**(meta.get("params") or {}), sweep["param"]: v})
-                      for k, v in enumerate(sweep["values"])]
-        for name, arr, params in planes:
-            row = {c: "" for c in COLUMNS}
-            row["layer"] = name
-            if ref is not None and reference is not layer:
-                row["PSNR (dB)"] = round(metrics.psnr(arr, ref, channel_axis=cax), 3)
-                if min(arr.shape[:2]) >= 7:
-                    row["SSIM"] = round(metrics.ssim(arr, ref, channel_axis=cax), 4)
-            row["noise σ"] = float(f"{metrics.noise_sigma(arr, channel_axis=cax):.4g}")
-            if src is not None:
-                row.update(noref_row(src, arr, meta, params, cax))
-            if meta.get("output") == "grain":
-                row["grain std"] = round(float(np.std(arr)), 5)
-            row["processor"] = meta.get("processor", "")
-            row["parameters"] = _params_text({"params": params}) if params else ""
-            rows.append(row)
+        items.append({"name": layer.name, "meta": _meta(layer), "rgb": bool(layer.rgb),
+                      "data": np.asarray(layer.data), "ref": ref, "src": src})
+    return items
+
+
+def _item_rows(item: dict[str, Any]) -> list[dict[str, Any]]:
+    meta, data, ref, src = item["meta"], item["data"], item["ref"], item["src"]
+    cax = -1 if item["rgb"] else None
+    sweep = meta.get("sweep")
+    planes = [(item["name"], data, meta.get("params"))]
+    if sweep:  # the value first: it is what tells the rows apart
+        planes = [(f"{sweep['param']}={_value_text(v)} · {item['name']}", data[k],
+                   {**(meta.get("params") or {}), sweep["param"]: v})
+                  for k, v in enumerate(sweep["values"])]
+    rows = []
+    for name, arr, params in planes:
+        row = {c: "" for c in COLUMNS}
+        row["layer"] = name
+        if ref is not None:
+            row["PSNR (dB)"] = round(metrics.psnr(arr, ref, channel_axis=cax), 3)
+            if min(arr.shape[:2]) >= 7:
+                row["SSIM"] = round(metrics.ssim(arr, ref, channel_axis=cax), 4)
+        row["noise σ"] = float(f"{metrics.noise_sigma(arr, channel_axis=cax):.4g}")
+        if src is not None:
+            row.update(noref_row(src, arr, meta, params, cax))
+        if meta.get("output") == "grain":
+            row["grain std"] = round(float(np.std(arr)), 5)
+        row["processor"] = meta.get("processor", "")
+        row["parameters"] = _params_text({"params": params}) if params else ""
+        rows.append(row)
     return rows
+
+
+def table_rows(items: list[dict[str, Any]], cancel: threading.Event | None = None,
+               ) -> Generator[Progress, None, list[dict[str, Any]]]:
+    """The table's rows of :func:`gather_rows`' items (the work of a worker: no Qt, no layer);
+    progress counts layers; a set ``cancel`` raises :class:`Cancelled` between layers."""
+    rows: list[dict[str, Any]] = []
+    n = len(items)
+    for k, item in enumerate(items):
+        if cancel is not None and cancel.is_set():
+            raise Cancelled
+        rows += _item_rows(item)
+        yield Progress(k + 1, n, (k + 1) / n)
+    return rows
+
+
+def compare_rows(layers: list[Any], reference: Any | None,
+                 source: Any | None = None, viewer_layers: Any = None) -> list[dict[str, Any]]:
+    """One row of metrics per layer (per plane for sweep layers), computed here (blocking).
+
+    PSNR/SSIM against ``reference`` (when given); the no-reference columns against each
+    result's source (:func:`source_of`, falling back to ``source``)."""
+    gen = table_rows(gather_rows(layers, reference, source, viewer_layers))
+    try:
+        while True:
+            next(gen)
+    except StopIteration as stop:
+        return stop.value
 
 
 def compare_job(specs: list[str], data: Any, channel_axis: int | None,
@@ -248,7 +299,8 @@ class ComparePanel(LinkedDock, Container):
         self.rows: list[dict[str, Any]] = []
         self.worker: Any = None
         self.job: Any = None
-        self.update_button.changed.connect(lambda *_: self.update_table())
+        self.table_job: Any = None  # the table's computation (its own Stop: Update table)
+        self.update_button.changed.connect(lambda *_: self._on_update_clicked())
         self.grid_button.changed.connect(lambda *_: self.grid_view())
         self.diff_button.changed.connect(lambda *_: self.difference())
         self.csv_button.changed.connect(lambda *_: self.export_csv())
@@ -334,17 +386,63 @@ class ComparePanel(LinkedDock, Container):
                       if isinstance(lay, napari.layers.Image) and META_KEY in lay.metadata]
         return chosen
 
-    def update_table(self) -> list[dict[str, Any]]:
+    def update_table(self) -> Any:
+        """Compute the table in a worker (progress in the activity dock; the button becomes
+        Stop; Stop keeps the previous table); returns the job, None when none started."""
+        if self.table_job is not None:
+            return self.table_job
         try:
-            self.rows = compare_rows(self._selected(), self.reference.value,
-                                     self.source.value, self._viewer.layers)
+            items = gather_rows(self._selected(), self.reference.value, self.source.value,
+                                self._viewer.layers)
         except (TypeError, ValueError) as exc:
-            show_error(f"Compare: {exc}")
-            return self.rows
-        self.table.value = {"data": [[r[c] for c in COLUMNS] for r in self.rows],
-                            "index": list(range(1, len(self.rows) + 1)), "columns": COLUMNS}
+            self._table_error(exc)
+            return None
+        self.update_button.text = "Stop"
+        before = str(self.status.value).split(" · table:")[0]  # e.g. a denoisers run's outcome
+        self._status_before = "" if before.startswith("table") else before
+        self.status.value = f"computing the table of {len(items)} layers…"
+        self.table_job = start_job(
+            lambda cancel: table_rows(items, cancel), f"Compare table ({len(items)} layers)",
+            on_progress=self._on_table_progress, on_returned=self._show_rows,
+            on_error=self._table_error, on_finished=self._on_table_finished,
+            alive=lambda: self._alive)
+        return self.table_job
+
+    def _on_update_clicked(self) -> None:
+        if self.table_job is None:
+            self.update_table()
+        elif not self.table_job.stopping:
+            self.table_job.stop()
+            self.update_button.text = "Stopping…"
+
+    def _on_table_progress(self, p: Progress) -> None:
+        self.status.value = f"table: {p.done}/{p.total} layers · {self.table_job.elapsed:.1f} s"
+
+    def _table_error(self, exc: BaseException) -> None:
+        self.status.value = f"table failed: {exc}"
+        show_error(f"Compare: {type(exc).__name__}: {exc}")
+
+    def _on_table_finished(self, job: Any) -> None:
+        self.table_job = None
+        self.update_button.text = "Update table"
+        if job.outcome == "stopped":
+            self.status.value = "table stopped: the previous table is kept"
+
+    def _show_rows(self, rows: list[dict[str, Any]]) -> None:
+        self.rows = rows
+        self.table.value = {"data": [[_cell_text(r[c]) for c in COLUMNS] for r in rows],
+                            "index": list(range(1, len(rows) + 1)), "columns": COLUMNS}
         self._fit_cells()
-        return self.rows
+        keep = self._status_before
+        self.status.value = f"{keep} · table: {len(rows)} rows" if keep else \
+            f"table: {len(rows)} rows"
+
+    _status_before = ""
+
+    def _stop_job(self) -> None:
+        for job in (self.job, self.table_job):
+            if job is not None:
+                job.stop()
 
     def grid_view(self) -> None:
         """Grid mode with the compared layers (and the reference) visible, contrast linked."""
@@ -418,8 +516,9 @@ class ComparePanel(LinkedDock, Container):
                                                     "kind": "residual"}})
 
     def export_csv(self, path: str | Path | None = None) -> Path | None:
-        if not self.rows:
-            self.update_table()
+        if not self.rows:  # the table is computed in a worker: never here, blocking
+            show_error("Export: update the table first (Update table).")
+            return None
         if path is None:  # pragma: no cover - dialog
             from qtpy.QtWidgets import QFileDialog
 
@@ -476,6 +575,8 @@ class ComparePanel(LinkedDock, Container):
         self.run_denoisers.text = "Compare denoisers on view"
         if job.outcome == "stopped":
             self.status.value = f"stopped · {self.status.value}"
+            if self.table_job is not None:  # the finished runs' table: it keeps the outcome
+                self._status_before = f"stopped · {self._status_before}"
 
     def _show_denoisers(self, snap: dict, cax: int | None, out: list) -> None:
         if not out:
