@@ -58,6 +58,7 @@ def noisy_crop(size=40, seed=0):
 
 def plane_params(**kw):
     params = D.DEEP_IMAGE_PRIOR.defaults()
+    params.pop("tile")  # the registry's (tiles of the plane), not a plane-function parameter
     params.update(channels=8, depth=3, device="cpu", precision="fp32")
     params.update(kw)
     return params
