@@ -31,9 +31,16 @@ from typing import Any
 
 import numpy as np
 
-from .._arrays import Cancelled, check_image, from_working, value_scale
+from .._arrays import Cancelled, check_image, drain, from_working, value_scale
 from .dip_net import CPU, PAPER, NetPreset, build_skip_net
-from .registry import TILE, Param, ProcessorSpec, register
+from .registry import (
+    TILE,
+    Param,
+    ProcessorSpec,
+    params_docstring,
+    public_signature,
+    register,
+)
 
 #: Channels of the U(0, 0.1) noise input (the paper's denoising setting).
 INPUT_CHANNELS = 32
@@ -475,21 +482,7 @@ def _clear_out_of_memory(device: str, shape: tuple[int, ...], channels: int):
 
 def dip_plane(
     plane: np.ndarray,
-    *,
-    iterations: int,
-    early_stopping: bool,
-    window: int,
-    patience: int,
-    channels: int | None,
-    depth: int,
-    skip_channels: int,
-    reg_noise_std: float,
-    learning_rate: float,
-    ema: float | None,
-    device: str,
-    precision: str,
-    seed: int,
-    every: int,
+    **params: Any,
 ) -> Generator[Any, None, np.ndarray]:
     """Fit Deep Image Prior to one working plane (``(H, W)`` or ``(H, W, 3)`` in [0, 1]).
 
@@ -508,9 +501,15 @@ def dip_plane(
     allocating, and torch's out-of-memory error becomes a ``MemoryError`` suggesting a
     smaller field of view.
     """
+    # the parameters are the spec's (validated and resolved by the registry): named once there
+    iterations, early_stopping, window, patience = (
+        params["iterations"], params["early_stopping"], params["window"], params["patience"])
+    every, reg_noise_std, learning_rate = (
+        params["every"], params["reg_noise_std"], params["learning_rate"])
+    ema, precision, seed = params["ema"], params["precision"], params["seed"]
     t_start = time.perf_counter()
-    dev = resolve_device(device)
-    preset = preset_for(dev, channels, depth, skip_channels)
+    dev = resolve_device(params["device"])
+    preset = preset_for(dev, params["channels"], params["depth"], params["skip_channels"])
     check_device_memory(dev, plane.shape, preset.channels, window)
     with _clear_out_of_memory(dev, plane.shape, preset.channels):
         fit = DIPFit(plane, preset=preset, reg_noise_std=reg_noise_std,
@@ -652,27 +651,8 @@ DEEP_IMAGE_PRIOR = register(
 )
 
 
-def iter_deep_image_prior(
-    image: Any,
-    *,
-    iterations: int = 3000,
-    early_stopping: bool = True,
-    window: int = 100,
-    patience: int = 200,
-    channels: int | None = None,
-    depth: int = 5,
-    skip_channels: int = 4,
-    reg_noise_std: float = 1 / 30,
-    learning_rate: float = 0.01,
-    ema: float | None = None,
-    device: str = "auto",
-    precision: str = "auto",
-    seed: int = 0,
-    every: int = 25,
-    channel_axis: int | None = None,
-    cancel: Any = None,
-    tile: Any = "off",
-) -> Generator[DIPStep | DIPSummary, None, np.ndarray]:
+def iter_deep_image_prior(image: Any, *, channel_axis: int | None = None, cancel: Any = None,
+                          **params: Any) -> Generator[DIPStep | DIPSummary, None, np.ndarray]:
     """Deep Image Prior as a generator: yields :class:`DIPStep` / :class:`DIPSummary`,
     returns the denoised image.
 
@@ -694,10 +674,12 @@ def iter_deep_image_prior(
     >>> [step.iteration for step in gen if hasattr(step, "loss")]
     [1, 2, 3]
     """
-    params = dict(iterations=iterations, early_stopping=early_stopping, window=window,
-                  patience=patience, channels=channels, depth=depth, skip_channels=skip_channels,
-                  reg_noise_std=reg_noise_std, learning_rate=learning_rate, ema=ema,
-                  device=device, precision=precision, seed=seed, every=every, tile=tile)
+    DEEP_IMAGE_PRIOR.validate_params(params)  # names and values checked at the call
+    return _iter_dip(image, channel_axis, cancel, params)
+
+
+def _iter_dip(image: Any, channel_axis: int | None, cancel: Any,
+              params: dict[str, Any]) -> Generator[DIPStep | DIPSummary, None, np.ndarray]:
     arr, cax = check_image(image, channel_axis=channel_axis, min_size=DEEP_IMAGE_PRIOR.min_size)
     scale = value_scale(arr)
     gen = DEEP_IMAGE_PRIOR.iter_apply(image, channel_axis=channel_axis, cancel=cancel, **params)
@@ -718,26 +700,7 @@ def iter_deep_image_prior(
             yield replace(info, plane=item.done)
 
 
-def deep_image_prior(
-    image: Any,
-    *,
-    iterations: int = 3000,
-    early_stopping: bool = True,
-    window: int = 100,
-    patience: int = 200,
-    channels: int | None = None,
-    depth: int = 5,
-    skip_channels: int = 4,
-    reg_noise_std: float = 1 / 30,
-    learning_rate: float = 0.01,
-    ema: float | None = None,
-    device: str = "auto",
-    precision: str = "auto",
-    seed: int = 0,
-    every: int = 25,
-    channel_axis: int | None = None,
-    tile: Any = "off",
-) -> np.ndarray:
+def deep_image_prior(image: Any, *, channel_axis: int | None = None, **params: Any) -> np.ndarray:
     """Denoise with Deep Image Prior, stopped early by ES-WMV.
 
     Parameters
@@ -746,51 +709,38 @@ def deep_image_prior(
         2-D image, RGB/RGBA image (with ``channel_axis``) or nD stack of either (plane by
         plane); any real dtype and strides; not modified. Planes smaller than the net's
         ``2**(depth+1)`` are reflection-padded.
-    iterations : int
-        Iteration budget; early stopping usually ends sooner.
-    early_stopping : bool
-        ES-WMV: stop when the mean per-pixel variance of the last ``window`` outputs has not
-        reached a new minimum (2 % below the last, :data:`MIN_DECREASE`) for ``patience``
-        iterations, and return the estimate at that minimum (never before the window is
-        full, so never a stop before ``window + patience`` iterations). With False, the estimate after ``iterations`` is returned.
-    window, patience : int
-        ES-WMV window and patience. The mean of the same window is the estimate.
-    channels : int or None
-        Channels per scale of the skip net; None = 128 (the paper) on a GPU and a narrow CPU
-        preset on the CPU (see ``benchmarks/bench_dip.py``).
-    depth, skip_channels : int
-        Scales of the net and channels of each skip connection (paper: 5 and 4).
-    reg_noise_std : float
-        Std of the perturbation of the noise input drawn every iteration (paper: 1/30).
-    learning_rate : float
-        Adam learning rate (paper: 0.01).
-    ema : float or None
-        The estimate. None (default): the mean of the last ``window`` outputs, the window
-        whose variance ES-WMV watches. A weight in [0, 1): the exponential average of all
-        outputs with Adam's bias correction (the paper averages with 0.99, uncorrected); 0
-        gives the last output. Either is a fair average at every iteration; the window mean
-        is within 1 dB of the best estimate of a run on more images (see the docs).
-    device : {"auto", "cpu", "cuda", "mps"}
-        "auto" picks CUDA, then MPS, then the CPU. An unavailable device raises ValueError.
-    precision : {"auto", "fp32", "fp16", "bf16"}
-        "auto": fp16 autocast with a GradScaler on a CUDA GPU of compute capability 7.0 or
-        newer; fp32 otherwise (the CPU included). It depends only on the device and what
-        it supports, never on a timing: the same call gives the same bits in every process.
-    seed : int
-        Seed of the weights, the noise input and the perturbations: CPU runs repeat exactly.
-    every : int
-        Interval of the estimates reported by :func:`iter_deep_image_prior`; no effect here.
+{params}
     channel_axis : int or None
         Colour axis of an RGB/RGBA image (alpha passes through); None for greyscale.
-    tile : None, "off", "auto" or (rows, cols)
-        Overlapping tiles, blended, each its own fit, run in parallel worker processes (one
-        CPU thread each): "auto" = tiles of about 512 px. None/"off" fits whole planes (tiled
-        anyway only when a plane cannot fit; see ``docs/large-images.md``).
 
     Returns
     -------
     ndarray
         Denoised image, same shape and dtype (and value range) as ``image``.
+
+    Notes
+    -----
+    Each parameter is written once, in the spec (``DEEP_IMAGE_PRIOR.params``): this
+    signature, the parameter list above, the panel and the docs' table are made from it.
+
+    - ES-WMV (``early_stopping``) stops when the mean per-pixel variance of the last
+      ``window`` outputs has not reached a new minimum (2 % below the last,
+      :data:`MIN_DECREASE`) for ``patience`` iterations, and returns the estimate at that
+      minimum: never a stop before ``window + patience`` iterations. Without it, the estimate
+      after ``iterations`` is returned.
+    - ``channels=None`` is 128 (the paper) on a GPU and a narrow CPU preset on the CPU (see
+      ``benchmarks/bench_dip.py``); ``depth`` and ``skip_channels`` are the paper's 5 and 4.
+    - ``ema=None`` is the mean of the ES-WMV window; a weight in [0, 1) is the exponential
+      average of all outputs with Adam's bias correction (0: the last output). Either is a fair
+      average at every iteration.
+    - ``precision="auto"`` is fp16 autocast with a GradScaler on a CUDA GPU of compute
+      capability 7.0 or newer, fp32 otherwise: by the device's capabilities, never a timing, so
+      the same call gives the same bits in every process. ``seed`` fixes the weights, the noise
+      input and the perturbations: CPU runs repeat exactly.
+    - ``tile``: overlapping tiles, blended, each its own fit, in parallel worker processes (one
+      CPU thread each); "auto" = tiles of about 512 px; whole planes otherwise (tiled anyway
+      only when a plane cannot fit; see ``docs/large-images.md``).
+    - Planes smaller than the net's ``2**(depth+1)`` are reflection-padded.
 
     References
     ----------
@@ -805,14 +755,15 @@ def deep_image_prior(
     >>> deep_image_prior(noisy, iterations=2, depth=2, channels=4).dtype
     dtype('uint8')
     """
-    gen = iter_deep_image_prior(
-        image, iterations=iterations, early_stopping=early_stopping, window=window,
-        patience=patience, channels=channels, depth=depth, skip_channels=skip_channels,
-        reg_noise_std=reg_noise_std, learning_rate=learning_rate, ema=ema, device=device,
-        precision=precision, seed=seed, every=every, channel_axis=channel_axis, tile=tile,
-    )
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
+    return drain(iter_deep_image_prior(image, channel_axis=channel_axis, **params))
+
+
+# The public signatures and the parameter list of the docstring, made from the spec.
+iter_deep_image_prior.__signature__ = public_signature(  # type: ignore[attr-defined]
+    DEEP_IMAGE_PRIOR, after=(("channel_axis", None), ("cancel", None)),
+    returns="Generator[DIPStep | DIPSummary, None, np.ndarray]")
+deep_image_prior.__signature__ = public_signature(  # type: ignore[attr-defined]
+    DEEP_IMAGE_PRIOR, after=(("channel_axis", None),))
+if deep_image_prior.__doc__:  # None under python -OO
+    deep_image_prior.__doc__ = deep_image_prior.__doc__.replace(
+        "{params}", params_docstring(DEEP_IMAGE_PRIOR))

@@ -540,6 +540,40 @@ def with_arrays(spec: ProcessorSpec, units: Mapping[str, int] | None = None,
         (name, value, int(units.get(name, 0))) for name, value in arrays.items()))
 
 
+def public_signature(spec: ProcessorSpec, *, after: tuple[tuple[str, Any], ...] = (),
+                     returns: Any = "np.ndarray") -> Any:
+    """The signature of a processor's public function, made from its spec.
+
+    ``image`` first, then every spec parameter as keyword-only with its default (so the
+    spec is the one place a parameter is written), then the ``after`` (name, default)
+    pairs such as ``channel_axis``. Set it as the function's ``__signature__``.
+    """
+    import inspect
+
+    kw = inspect.Parameter.KEYWORD_ONLY
+    params = [inspect.Parameter("image", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    for p in spec.params:
+        annotation = p.type.__name__ + (" | None" if p.optional else "")
+        params.append(inspect.Parameter(p.name, kw, default=p.default, annotation=annotation))
+    params += [inspect.Parameter(name, kw, default=default) for name, default in after]
+    return inspect.Signature(params, return_annotation=returns)
+
+
+def params_docstring(spec: ProcessorSpec, indent: str = "    ") -> str:
+    """The numpydoc ``Parameters`` entries of ``spec``'s parameters (name : type, doc)."""
+    import textwrap
+
+    lines = []
+    for p in spec.params:
+        kind = p.type.__name__ + (" or None" if p.optional else "")
+        if p.choices:
+            kind = "{" + ", ".join(repr(c) for c in p.choices) + "}"
+        lines.append(f"{indent}{p.name} : {kind}")
+        lines += textwrap.wrap(f"{p.doc} Default {p.default!r}.", 88 - 2 * len(indent),
+                               initial_indent=2 * indent, subsequent_indent=2 * indent)
+    return "\n".join(lines)
+
+
 def _isolated_call(plane_func: Callable[..., Any], cancel: CancelLike, name: str,
                    plane: Any, **params: Any) -> Any:
     """One plane call in a worker process that Stop can end (see :mod:`.._isolate`)."""
