@@ -171,7 +171,6 @@ def test_residual_layer_is_input_minus_result(viewer, camera_pair):
 def test_table_is_computed_off_the_main_thread_and_stop_keeps_the_previous_table(
         qtbot, viewer, camera_pair, monkeypatch):
     import threading
-    import time
 
     from napari_restore.widgets import compare
 
@@ -192,8 +191,10 @@ def test_table_is_computed_off_the_main_thread_and_stop_keeps_the_previous_table
     assert len(threads) == 2 and threading.main_thread() not in threads
     before = panel.table.to_dict("list")["layer"] if hasattr(panel.table, "to_dict") else None
 
-    def slow(item):
-        time.sleep(0.4)
+    release = threading.Event()
+
+    def slow(item):  # held until the test has pressed Stop, however loaded the machine
+        release.wait(30)
         return real(item)
 
     monkeypatch.setattr(compare, "_item_rows", slow)
@@ -201,7 +202,8 @@ def test_table_is_computed_off_the_main_thread_and_stop_keeps_the_previous_table
     panel.update_button.native.click()
     assert panel.update_button.text == "Stop" and panel.table_job is not None
     panel.update_button.native.click()  # Stop
-    qtbot.waitUntil(lambda: panel.table_job is None, timeout=10_000)
+    release.set()
+    qtbot.waitUntil(lambda: panel.table_job is None, timeout=30_000)
     assert panel.update_button.text == "Update table"
     assert [r["layer"] for r in panel.rows] == ["a", "b"]  # the previous table is kept
     assert before is None or panel.table.to_dict("list")["layer"] == before

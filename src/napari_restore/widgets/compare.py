@@ -204,7 +204,8 @@ def _item_rows(item: dict[str, Any]) -> list[dict[str, Any]]:
 def table_rows(items: list[dict[str, Any]], cancel: threading.Event | None = None,
                ) -> Generator[Progress, None, list[dict[str, Any]]]:
     """The table's rows of :func:`gather_rows`' items (the work of a worker: no Qt, no layer);
-    progress counts layers; a set ``cancel`` raises :class:`Cancelled` between layers."""
+    progress counts layers; a set ``cancel`` raises :class:`Cancelled` between layers and
+    after the last one (a Stop during the last layer keeps the previous table too)."""
     rows: list[dict[str, Any]] = []
     n = len(items)
     for k, item in enumerate(items):
@@ -212,6 +213,8 @@ def table_rows(items: list[dict[str, Any]], cancel: threading.Event | None = Non
             raise Cancelled
         rows += _item_rows(item)
         yield Progress(k + 1, n, (k + 1) / n)
+    if cancel is not None and cancel.is_set():
+        raise Cancelled
     return rows
 
 
