@@ -43,6 +43,7 @@ from ._arrays import (
     _is_cancelled,
     _native_plane,
     _working_dtype,
+    contiguous,
     to_working,
     value_scale,
     working_params,
@@ -287,7 +288,7 @@ def _tiled_plane(spec: Any, src: _Source, kwargs: dict[str, Any], tile: Any, wd:
     n_rows = len(rstarts)
     for iy, r0 in enumerate(rstarts):
         band = src.work(slice(r0, r0 + wh))
-        items = [np.ascontiguousarray(band[:, c0:c0 + ww]) for c0 in cstarts]
+        items = [contiguous(band[:, c0:c0 + ww]) for c0 in cstarts]
         del band
         results = yield from _scaled(_run_windows(job, items, cancel, workers), iy, n_rows)
         del items

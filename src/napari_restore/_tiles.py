@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from ._arrays import CancelLike, Resolved
+from ._arrays import CancelLike, Resolved, contiguous
 
 __all__ = ["AUTO_CORE", "UNTILED_BYTES", "TileGrid", "TiledPlane", "check_tile", "grid_for",
            "needs_tiling", "overlap", "untiled_bytes"]
@@ -293,7 +293,7 @@ class TiledPlane:
         items = []
         for rs, cs in grid.windows():
             index[ay], index[ax] = rs, cs
-            items.append(np.ascontiguousarray(plane[tuple(index)]))
+            items.append(contiguous(plane[tuple(index)]))
         job = PlaneJob(self.spec.plane_func, tuple(sorted(run.items())), False)
         results = yield from run_jobs(job, items, cancel=self.cancel, workers=self.workers)
         return _blend(results, grid, plane, (ay, ax))

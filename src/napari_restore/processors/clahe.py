@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .._arrays import Resolved, single_image
+from .._arrays import Resolved, contiguous, single_image
 from . import clahe_colour
 from .clahe_core import clahe_channel
 from .clahe_features import FEATURES, plane_features
@@ -107,7 +107,7 @@ def predict_plane(plane: np.ndarray) -> tuple[float, tuple[int, int]]:
     shape = plane.shape[:2]
     step = predict_step(shape, plane.shape[2] if plane.ndim == 3 else 1)
     if step > 1:
-        plane = np.ascontiguousarray(plane[::step, ::step])
+        plane = contiguous(plane[::step, ::step])
     if plane.dtype == np.uint8:
         plane = plane.astype(np.float32) / np.float32(255.0)
     clip, tiles = predict_from_features(plane_features(plane))

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from .._arrays import Cancelled, CancelLike, _is_cancelled
+from .._arrays import Cancelled, CancelLike, _is_cancelled, contiguous
 from . import clahe_core
 from .clahe_colour import _finish
 from .guided_filter import guided_filter
@@ -79,7 +79,7 @@ def predict_streamed(read_rows: ReadRows, shape: tuple[int, int], *,
     for r0 in range(0, h, rows):
         first = -r0 % step  # the rows r ≡ 0 (mod step)
         parts.append(read_rows(r0, min(r0 + rows, h))[first::step, ::step])
-    small = np.ascontiguousarray(np.concatenate(parts))
+    small = contiguous(np.concatenate(parts))
     if small.dtype == np.uint8:
         small = small.astype(np.float32) / np.float32(255.0)
     clip, tiles = predict_from_features(plane_features(small))
@@ -147,12 +147,12 @@ def clahe_strips(read_rows: ReadRows, shape: tuple[int, int], *, clip_limit: flo
         a0, a1 = max(r0 - halo, 0), min(r1 + halo, h)
         v = read_rows(a0, a1)
         if v.dtype != np.uint8:
-            v = np.ascontiguousarray(v, dtype=np.float32)
+            v = contiguous(v, dtype=np.float32)
             out = clahe_core._map_continuous(v, cdf, grid, (h, w), a0)
         else:
-            out = clahe_core._map_levels(np.ascontiguousarray(v), cdf, grid, (h, w), a0)
+            out = clahe_core._map_levels(contiguous(v), cdf, grid, (h, w), a0)
         if refine:
             out = guided_filter(out, radius=refine_radius, eps=refine_eps)
         keep = slice(r0 - a0, r1 - a0)
-        yield r0, _finish(np.ascontiguousarray(out[keep]), v)
+        yield r0, _finish(contiguous(out[keep]), v)
         yield 0.5 + 0.5 * r1 / h

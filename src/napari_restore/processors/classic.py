@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .._arrays import from_uint, to_uint
+from .._arrays import contiguous, from_uint, to_uint
 from .noise import AutoSigma, estimate_noise_sigma
 from .noise_model import noise_model_param
 from .registry import TILE, Param, ProcessorSpec, register
@@ -180,7 +180,7 @@ def classic_tile_params(plane: np.ndarray, params: dict[str, Any],
         chans = [crop] if not colour else [crop[..., c] for c in range(crop.shape[-1])]
         weight = out["sigma"] * out["strength"]
         out["tv_iterations"] = tuple(
-            tv_iteration_count(np.ascontiguousarray(c), weight) for c in chans)
+            tv_iteration_count(contiguous(c), weight) for c in chans)
     return out, resolved
 
 

@@ -292,7 +292,7 @@ class TimelapseSpec(ProcessorSpec):
                                             **params)
         if dest == axis:
             return out
-        back = (lambda o: np.ascontiguousarray(np.moveaxis(o, dest, axis)))
+        back = (lambda o: contiguous(np.moveaxis(o, dest, axis)))
         return tuple(back(o) for o in out) if isinstance(out, tuple) else back(out)
 
 
