@@ -34,8 +34,10 @@ def test_estimate_noise_model_plots_and_suggests(qtbot, viewer, title):
     extra = panel.extras["noise_pg_extras"]
     assert "poisson-gaussian" in list(panel.param_widgets["noise_model"].choices)
     panel.layer_widget.value = src
+    assert extra.canvas.isHidden() and not extra.label.visible  # nothing to show yet
     extra.estimate()
     qtbot.waitUntil(lambda: extra.state.model is not None, timeout=30_000)
+    assert not extra.canvas.isHidden()
     model = extra.state.model
     assert model.kind == "poisson-gaussian" and abs(model.gain / 4 - 1) < 0.15
     assert "a=" in panel.status.value and "try noise model 'poisson-gaussian'" in \

@@ -84,6 +84,7 @@ def build(panel: Any) -> SimpleNamespace | None:
 
     def shown(layer: Any, model: NoiseModel) -> None:
         state.model = model
+        canvas.setVisible(True)
         unit = _unit(layer)
         label.value = f"{layer.name}: {model_text(model)}"
         draw_model(ax, model, unit)
@@ -102,6 +103,7 @@ def build(panel: Any) -> SimpleNamespace | None:
         if layer is None:
             show_warning(f"{panel.spec.title}: choose an image layer first.")
             return
+        label.visible = True
         label.value = f"{layer.name}: estimating…"
 
         def failed(exc: BaseException) -> None:
@@ -119,6 +121,8 @@ def build(panel: Any) -> SimpleNamespace | None:
     panel.add_section(button, after=after)
     panel.add_section(label, after=button)
     panel.add_section(canvas)
+    label.visible = False  # the label and the plot appear with the first estimate
+    canvas.setVisible(False)
     panel.events.results.connect(lambda layers: _tag_results(panel, layers))
     return SimpleNamespace(button=button, label=label, canvas=canvas, figure=fig, axes=ax,
                            state=state, estimate=on_click)
