@@ -52,10 +52,12 @@ def test_suggest_sets_params_to_best_and_plots(qtbot, viewer, title):
     extra.state.search = "full"
     extra.add_layer.value = True
     before = len(viewer.layers)
+    assert extra.plot.native.isHidden()  # no empty plot before the first suggestion
     assert extra.suggest() is not None
     assert extra.button.text == "Stop"
     qtbot.waitUntil(lambda: extra.state.job is None, timeout=120_000)
     assert extra.state.outcome == "done"
+    assert not extra.plot.native.isHidden()
     result = extra.state.result
     # the same calibration through the API (same data, grid, fixed parameters) picks the same
     fixed = {k: v for k, v in panel.params.items() if k not in ("sigma", "noise_model")}

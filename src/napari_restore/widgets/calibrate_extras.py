@@ -154,6 +154,7 @@ def build(panel: Any) -> SimpleNamespace | None:
             panel.status.value = f"Suggest: {exc}"
             return
         draw_calibration(ax, result, fig)
+        plot.native.setVisible(True)
         draw_later(canvas)
         text = ", ".join(f"{n}={_fmt(v)}" for n, v in tuned.items())
         panel.status.value = (f"suggested {text} on {layer_name} (loss {result.best_loss:.4g}, "
@@ -243,6 +244,7 @@ def build(panel: Any) -> SimpleNamespace | None:
     panel.add_section(row, after=after)
     panel.add_section(region, after=row)
     panel.add_section(plot, after=region)
+    plot.native.setVisible(False)  # the loss plot appears with the first suggestion
     return SimpleNamespace(button=button, region=region, add_layer=add_layer, canvas=canvas,
                            plot=plot,
                            figure=fig, axes=ax, state=state, suggest=suggest)
