@@ -179,13 +179,57 @@ def test_refine_finds_the_full_search_minimum_with_fewer_evaluations():
     grid = {"sigma": list(np.round(np.geomspace(4, 120, 17), 2))}
     full = calibrate(noisy, "classic_denoise", fixed={"method": "wavelet"}, grid=grid,
                      search="full", workers=1)
-    ref = calibrate(noisy, "classic_denoise", fixed={"method": "wavelet"}, grid=grid, workers=1)
+    ref = calibrate(noisy, "classic_denoise", fixed={"method": "wavelet"}, grid=grid,
+                    search="refine", workers=1)
+    assert (ref.search, full.search) == ("refine", "full")
     assert ref.best_params == full.best_params
     assert ref.evaluations < 0.7 * full.evaluations == 0.7 * 17
     evaluated = np.isfinite(ref.losses)
     np.testing.assert_allclose(ref.losses[evaluated], full.losses[evaluated], rtol=1e-6)
     i = ref.best_index[0]
     assert evaluated[max(0, i - 1)] and evaluated[min(16, i + 1)]  # a local minimum
+
+
+def test_auto_search_is_full_on_small_given_grids_and_cheap_processors():
+    _, noisy = _noisy(25.0, crop=(slice(200, 264), slice(200, 264)))
+    grid = {"sigma": [8.0, 14.0, 20.0, 30.0, 45.0, 60.0]}
+    cal = calibrate(noisy, "classic_denoise", fixed={"method": "wavelet"}, grid=grid, workers=1)
+    assert cal.search == "full" and cal.evaluations == 6 and np.isfinite(cal.losses).all()
+    # the default 25-value grid: full for a classic denoiser ...
+    cal = calibrate(noisy, "classic_denoise", fixed={"method": "wavelet"}, workers=1)
+    assert cal.search == "full" and cal.evaluations == len(cal.grid["sigma"]) == 25
+    # ... coarse to fine for BM3D (its grid derived, not given), full for a given small grid
+    assert cal_mod.FULL_GRID < 2 * 25 and "bm3d_denoise" not in cal_mod.CHEAP
+    bm = calibrate(noisy[:32, :32], "bm3d_denoise", grid={"sigma": [10.0, 25.0, 50.0]},
+                   workers=1)
+    assert bm.search == "full"
+
+
+@pytest.mark.parametrize("colour", [False, True])
+def test_batched_nlm_equals_the_registry_run_on_the_masked_pixels(colour):
+    """Every NLM candidate evaluated at once (shared patch distances, masked pixels only)
+    predicts what the processor itself returns there."""
+    img = data.astronaut() if colour else data.camera()
+    clean, noisy = _noisy(20.0, crop=(slice(150, 198), slice(150, 202)), image=img)
+    setup = cal_mod._prepare(noisy, cal_mod.get_processor("classic_denoise"), roi=None,
+                             channel_axis=-1 if colour else None, stride=4,
+                             approximate_loss=True)
+    cands = [{"method": "nl_means", "sigma": s, "patch_size": p, "patch_distance": 4}
+             for s in (6.0, 20.0, 55.0) for p in (5,)] + [
+        {"method": "nl_means", "sigma": 20.0, "strength": 1.7, "patch_distance": 4}]
+    assert cal_mod._nlm_candidates(setup, cands)
+    (job, owners, target), = cal_mod._batched_jobs(setup, cands)
+    batched = cal_mod._run_job(job)
+    assert batched.shape[0] == len(cands) == len(owners)
+    for k, params in enumerate(cands):
+        ref = cal_mod._run_job(cal_mod._jobs(setup, params)[0][0])
+        np.testing.assert_allclose(batched[k].ravel(), ref.ravel(), atol=1e-3)  # grey levels
+        assert np.abs(batched[k].ravel() - target.ravel()).mean() > 1.0  # not the input
+    # anything it does not reproduce goes through the registry
+    assert not cal_mod._nlm_candidates(setup, [{"method": "nl_means", "sigma": None}])
+    assert not cal_mod._nlm_candidates(setup, [{"method": "wavelet", "sigma": 5.0}])
+    assert not cal_mod._nlm_candidates(setup, [{"method": "nl_means", "sigma": 5.0,
+                                                "noise_model": "poisson-gaussian"}])
 
 
 def test_parallel_workers_give_the_same_losses():

@@ -66,6 +66,12 @@ LOCAL_MINIMA = 2
 NOISE_FREE = 1e-6
 #: The coarse level of the search evaluates about this many values of an ordered axis.
 COARSE_POINTS = 5
+#: ``search="auto"`` evaluates every candidate of a grid up to this size when the grid is
+#: yours or the processor is in :data:`CHEAP` (the exact minimum on the grid, as
+#: scikit-image's ``calibrate_denoiser``), else searches coarse to fine.
+FULL_GRID = 25
+CHEAP = frozenset({"classic_denoise"})
+SEARCHES = ("auto", "refine", "full")
 
 #: How masked pixels are filled: "interpolate" = the mean of their 2·d axis neighbours
 #: (scikit-image's ``denoise_invariant``); "interpolate+noise" = that mean plus independent
@@ -165,6 +171,8 @@ class Calibration:
         How the masked pixels were filled ("interpolate" or "interpolate+noise").
     fixed : dict
         Parameters held fixed (yours, plus ``noise_model`` when given).
+    search : str
+        The search that ran ("refine" or "full"; "auto" resolved).
     """
 
     processor: str
@@ -182,6 +190,7 @@ class Calibration:
     approximate_loss: bool = True
     masking: str = "interpolate"
     fixed: dict[str, Any] = field(default_factory=dict)
+    search: str = "refine"
 
     def candidates(self) -> list[tuple[dict[str, Any], float]]:
         """Every evaluated candidate as ``(params, loss)``, in grid order."""
@@ -398,8 +407,101 @@ class _Job:
     value_range: tuple[float, float] | None
 
 
-def _run_job(job: _Job, cancel: CancelLike = None) -> np.ndarray:
-    """The processor's prediction of the masked pixels (first output, float64)."""
+@dataclass(frozen=True)
+class _NLMJob:
+    """Every candidate of scikit-image's fast non-local means (classic ``nl_means``) on one
+    masked tile at once (picklable). ``h`` and ``var`` are per candidate, in image units;
+    ``copy`` marks candidates whose σ is below the noise-free level (the plane function
+    returns its input unchanged there)."""
+
+    masked: np.ndarray
+    mask: tuple[slice, ...]
+    h: tuple[float, ...]
+    var: tuple[float, ...]
+    copy: tuple[bool, ...]
+    patch_size: int
+    patch_distance: int
+
+
+def _fast_exp(y: np.ndarray) -> np.ndarray:
+    """scikit-image's ``fast_exp`` (Schraudolph's approximation: the high word of a double
+    built from ``1512775·y + 1072632447``, the low word zero), bit for bit."""
+    hi = (1512775.0 * y + 1072632447.0).astype(np.int32)  # C's cast truncates toward zero
+    return (hi.astype(np.int64) << 32).view(np.float64)
+
+
+#: scikit-image's DISTANCE_CUTOFF: patch distances above it get weight 0.
+_NLM_CUTOFF = 5.0
+
+
+def _nlm_predict(job: _NLMJob, cancel: CancelLike = None) -> np.ndarray:
+    """The predictions of ``denoise_nl_means(masked, h=h_k, sigma=sqrt(var_k), patch_size,
+    patch_distance, fast_mode=True)`` at the masked pixels only, for every candidate k:
+    shape (K, masked pixels[, channels]).
+
+    The same sums as scikit-image's ``_fast_nl_means_denoising_2d`` (Darbon et al.'s shift
+    loop; its patch is the 2o×2o box ``(r-o, r+o]`` of the integral image, normalised by
+    ``s²``; the weights are its ``fast_exp``), evaluated only where the loss needs them: for
+    each shift ``t`` the squared-difference image and its integral image are computed once
+    and shared by all candidates (σ only moves the distances by a constant), and the weights
+    of a masked pixel ``p`` as the reference (``p`` vs ``p + t``) and as the target
+    (``p - t`` vs ``p``) are read at ``p`` and ``p - t``. Equal to the library's result to
+    ~1e-7 of the span (tests/test_calibration.py)."""
+    x = job.masked if job.masked.ndim == 3 else job.masked[..., None]
+    n_ch = x.shape[-1]
+    s = job.patch_size + (job.patch_size % 2 == 0)
+    o, d = s // 2, job.patch_distance
+    pad = o + d + 1
+    padded = np.pad(x.astype(np.float64), ((pad, pad), (pad, pad), (0, 0)), mode="reflect")
+    rows = np.arange(x.shape[0])[job.mask[0]] + pad
+    cols = np.arange(x.shape[1])[job.mask[1]] + pad
+    rr, cc = (a.ravel() for a in np.meshgrid(rows, cols, indexing="ij"))
+    var = np.asarray(job.var, np.float64)[:, None]
+    h = np.asarray(job.h, np.float64)[:, None]
+    sub = n_ch * 2.0 * var * (2 * o) ** 2  # the integral image's "- 2·var" per box pixel
+    den = n_ch * h * h * s * s
+    k = len(job.h)
+    num = np.zeros((k, rr.size, n_ch))
+    wsum = np.zeros((k, rr.size))
+    n_row, n_col = padded.shape[:2]
+    diff2 = np.zeros((n_row, n_col))
+    integral = np.zeros((n_row + 1, n_col + 1))
+
+    def box(r: np.ndarray, c: np.ndarray) -> np.ndarray:
+        return (integral[r + o + 1, c + o + 1] - integral[r - o + 1, c + o + 1]
+                - integral[r + o + 1, c - o + 1] + integral[r - o + 1, c - o + 1])
+
+    def add(dist: np.ndarray, values: np.ndarray) -> None:
+        dist = np.maximum(dist[None, :] - sub, 0.0) / den
+        w = np.where(dist > _NLM_CUTOFF, 0.0, _fast_exp(-dist))
+        wsum[...] += w
+        num[...] += w[..., None] * values[None]
+
+    for t_row in range(-d, d + 1):
+        check_cancel(cancel)
+        for t_col in range(0, d + 1):
+            if t_col == 0 and t_row < 0:  # (-r, 0) is (r, 0) seen from the other end
+                continue
+            r0, r1 = max(0, -t_row), min(n_row, n_row - t_row)
+            diff2[...] = 0.0
+            delta = padded[r0:r1, :n_col - t_col] - padded[r0 + t_row:r1 + t_row, t_col:]
+            diff2[r0:r1, :n_col - t_col] = np.einsum("ijc,ijc->ij", delta, delta)
+            np.cumsum(diff2, axis=0, out=integral[1:, 1:])
+            np.cumsum(integral[1:, 1:], axis=1, out=integral[1:, 1:])
+            add(box(rr, cc), padded[rr + t_row, cc + t_col])
+            if t_row or t_col:
+                add(box(rr - t_row, cc - t_col), padded[rr - t_row, cc - t_col])
+    out = num / wsum[..., None]
+    if any(job.copy):
+        out[np.asarray(job.copy)] = x[job.mask].reshape(-1, n_ch)[None]
+    return out if job.masked.ndim == 3 else out[..., 0]
+
+
+def _run_job(job: _Job | _NLMJob, cancel: CancelLike = None) -> np.ndarray:
+    """The processor's prediction of the masked pixels (first output, float64; for an
+    :class:`_NLMJob` every candidate's, stacked)."""
+    if isinstance(job, _NLMJob):
+        return _nlm_predict(job, cancel)
     spec = get_processor(job.processor)
     out = spec.apply(job.masked, channel_axis=job.channel_axis, value_range=job.value_range,
                      cancel=cancel, **job.params)
@@ -705,31 +807,104 @@ def _jobs(setup: _Setup, params: dict[str, Any]) -> list[tuple[_Job, np.ndarray]
     return out
 
 
+#: classic_denoise parameters the batched non-local means (:class:`_NLMJob`) reproduces,
+#: with the values it accepts (None: any); any other value runs through the registry.
+_NLM_PARAMS = {"method": ("nl_means",), "sigma": None, "strength": None, "patch_size": None,
+               "patch_distance": None, "bit_depth": None, "noise_model": ("auto", "white"),
+               "tile": ("off", "auto")}
+
+
+def _nlm_candidates(setup: _Setup, candidates: list[dict[str, Any]]) -> bool:
+    """Whether every candidate is classic ``nl_means`` on white noise with a given σ, on
+    planes small enough to run untiled: then :class:`_NLMJob` evaluates them together."""
+    if setup.spec.name != "classic_denoise" or setup.spatial_ndim != 2 or setup.model is not None:
+        return False
+    if max(max(b - a for a, b in box) for box in setup.boxes) > 1024:
+        return False
+    groups = set()
+    for params in candidates:
+        full = {p.name: p.default for p in setup.spec.params}
+        full.update(params)
+        for name, value in full.items():
+            allowed = _NLM_PARAMS.get(name, ())
+            if allowed is not None and value not in allowed:
+                return False
+        if full["sigma"] is None:  # estimated per (masked) plane: the registry's path
+            return False
+        groups.add((int(full["patch_size"]), int(full["patch_distance"])))
+    return len(groups) == 1
+
+
+def _batched_jobs(setup: _Setup, candidates: list[dict[str, Any]],
+                  ) -> list[tuple[_NLMJob, list[int], np.ndarray]]:
+    """One :class:`_NLMJob` per tile and mask offset for all candidates (NLM is invariant
+    to the affine the boundary applies, so it runs in image units: h and σ scale with the
+    data)."""
+    from .processors.classic import _NOISE_FREE
+
+    h, var, copy = [], [], []
+    for params in candidates:
+        full = {p.name: p.default for p in setup.spec.params}
+        full.update(params)
+        sigma, strength = float(full["sigma"]), float(full["strength"])
+        h.append(0.8 * sigma * strength)
+        var.append(sigma * sigma)
+        copy.append(sigma / setup.span < _NOISE_FREE)
+    patch, dist = int(full["patch_size"]), int(full["patch_distance"])
+    owners = list(range(len(candidates)))
+    out = []
+    for job, target in _jobs(setup, candidates[0]):
+        out.append((_NLMJob(job.masked, job.mask, tuple(h), tuple(var), tuple(copy), patch,
+                            dist), owners, target))
+    return out
+
+
 def _evaluate(setup: _Setup, candidates: list[dict[str, Any]], executor: _Executor,
               on_done: Callable[[int, float], Any], counter: list[int], total: Callable[[], int],
               ) -> Generator[Progress, None, list[float]]:
     """Losses of ``candidates`` (mean squared error on the masked pixels, image units²)."""
-    jobs, owner, targets = [], [], []
-    for c, params in enumerate(candidates):
-        for job, target in _jobs(setup, params):
-            jobs.append(job)
-            owner.append(c)
-            targets.append(target)
+    jobs: list[Any] = []
+    owners: list[list[int]] = []
+    targets = []
+    if _nlm_candidates(setup, candidates):
+        # split the candidates so that every worker has a share when there are few jobs
+        runs = _batched_jobs(setup, candidates)
+        parts = max(1, min(len(candidates), -(-executor.workers // len(runs))))
+        for job, who, target in runs:
+            for part in np.array_split(np.arange(len(who)), parts):
+                if part.size:
+                    jobs.append(_NLMJob(job.masked, job.mask,
+                                        *(tuple(getattr(job, f)[i] for i in part)
+                                          for f in ("h", "var", "copy")),
+                                        job.patch_size, job.patch_distance))
+                    owners.append([who[i] for i in part])
+                    targets.append(target)
+    else:
+        for c, params in enumerate(candidates):
+            for job, target in _jobs(setup, params):
+                jobs.append(job)
+                owners.append([c])
+                targets.append(target)
     sse = np.zeros(len(candidates))
     count = np.zeros(len(candidates))
-    left = np.bincount(owner, minlength=len(candidates))
+    left = np.zeros(len(candidates), int)
+    for who in owners:
+        left[who] += 1
     for i, pred in executor.run(jobs):
-        c = owner[i]
-        diff = targets[i].astype(np.float64) - pred
-        sse[c] += float(np.sum(diff * diff))
-        count[c] += diff.size
-        left[c] -= 1
-        counter[0] += 1
-        info = None
-        if left[c] == 0:
-            info = on_done(c, sse[c] / count[c])
-        tot = max(total(), counter[0])
-        yield Progress(counter[0], tot, counter[0] / tot, info)
+        if isinstance(jobs[i], _Job):
+            pred = pred[None]
+        target = targets[i].astype(np.float64).ravel()
+        for c, p in zip(owners[i], pred, strict=True):
+            diff = target - p.ravel()
+            sse[c] += float(np.sum(diff * diff))
+            count[c] += diff.size
+            left[c] -= 1
+            counter[0] += 1
+            info = None
+            if left[c] == 0:
+                info = on_done(c, sse[c] / count[c])
+            tot = max(total(), counter[0])
+            yield Progress(counter[0], tot, counter[0] / tot, info)
     return list(sse / count)
 
 
@@ -769,7 +944,7 @@ def iter_calibrate(
     stride: int = STRIDE,
     approximate_loss: bool = True,
     masking: str = "auto",
-    search: str = "refine",
+    search: str = "auto",
     workers: int | None = None,
     cancel: CancelLike = None,
 ) -> Generator[Progress, None, Calibration]:
@@ -789,8 +964,9 @@ def iter_calibrate(
     if grid is not None and len(grid) == 0:
         raise ValueError("grid is empty; give candidate values for at least one parameter "
                          "(or grid=None for the default grid)")
-    if search not in ("refine", "full"):
-        raise ValueError(f"search={search!r:.40} is not allowed; choose 'refine' or 'full'")
+    if search not in SEARCHES:
+        raise ValueError(f"search={search!r:.40} is not allowed; choose one of "
+                         f"{', '.join(repr(m) for m in SEARCHES)}")
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, numbers.Integral)
                                 or workers < 1):
         raise ValueError(f"workers must be a positive integer or None; got {workers!r:.40}")
@@ -816,6 +992,12 @@ def iter_calibrate(
                     except ValueError as exc:
                         raise ValueError(f"grid[{n!r}]: {exc}") from None
     names = list(axes)
+    if search == "auto":
+        size = math.prod(len(v) for v in axes.values())
+        first = {**fixed, **{n: v[0] for n, v in axes.items()}}
+        cheap = spec.name in CHEAP or _nlm_candidates(setup, [first])
+        search = "full" if size <= FULL_GRID and (cheap or set(user_grid) == set(axes)) \
+            else "refine"
     searcher = _Search(axes, full=search == "full")
     executor = _Executor(_default_workers() if workers is None else int(workers), cancel)
     per_candidate = len(setup.tiles) * len(setup.offsets)
@@ -859,7 +1041,7 @@ def iter_calibrate(
         grid=axes, losses=losses_arr, best_index=best, seconds=time.perf_counter() - t0,
         evaluations=evaluated, recipe=recipe, noise_sigma=setup.noise_sigma,
         region=tuple(setup.boxes), stride=setup.stride, approximate_loss=bool(approximate_loss),
-        masking=setup.masking, fixed=fixed)
+        masking=setup.masking, fixed=fixed, search=search)
 
 
 def _dtype_of(image: Any) -> np.dtype:
@@ -879,7 +1061,7 @@ def calibrate(
     stride: int = STRIDE,
     approximate_loss: bool = True,
     masking: str = "auto",
-    search: str = "refine",
+    search: str = "auto",
     workers: int | None = None,
     cancel: CancelLike = None,
     progress: Callable[[Progress], None] | None = None,
@@ -924,9 +1106,12 @@ def calibrate(
         How masked pixels are filled (:data:`MASKINGS`): the mean of their neighbours
         (scikit-image's ``calibrate_denoiser``), or that mean plus noise restoring the
         estimated noise level; "auto": the second for BM3D/BM4D, the first otherwise.
-    search : {"refine", "full"}
+    search : {"auto", "refine", "full"}
         "refine": coarse to fine on ordered axes (every few values, then around the minimum;
-        finds a local minimum on the grid). "full": every candidate.
+        finds a local minimum on the grid). "full": every candidate. "auto" (default):
+        "full" when the grid has at most :data:`FULL_GRID` candidates and either you gave
+        the grid or the processor is cheap (:data:`CHEAP`: the classic denoisers, whose
+        non-local means candidates are evaluated together), else "refine".
     workers : int, optional
         Parallel worker processes (None: the usable CPUs, at most 8; 1: in this process).
     cancel : threading.Event or callable, optional

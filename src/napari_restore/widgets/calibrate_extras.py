@@ -128,7 +128,7 @@ def build(panel: Any) -> SimpleNamespace | None:
                    tooltip="Self-supervised loss of each candidate; the star is the best.")
     plot.add_native(canvas)
     #: ``grid``/``search`` let a script (or a test) pass a grid to iter_calibrate.
-    state = SimpleNamespace(job=None, result=None, layers=[], grid=None, search="refine",
+    state = SimpleNamespace(job=None, result=None, layers=[], grid=None, search="auto",
                             outcome=None)
 
     def idle() -> None:
