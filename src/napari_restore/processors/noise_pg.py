@@ -51,10 +51,15 @@ import numpy as np
 
 #: Side (in 2×2 blocks) of the window whose block means give the local expected value.
 WINDOW = 4
-#: A window is smooth up to 1 + this many standard deviations of a noise window's variance.
-SMOOTH_SPREAD = 2.5
-#: Intervals of the local expected value (level sets) and the blocks each needs.
-BINS = 40
+#: A window is smooth when the variance of its block means is at most 1 + this many
+#: standard deviations of a noise window's ...
+SMOOTH_SPREAD = 1.0
+#: ... and (once a model is fitted) its selecting half's detail variance at most 1 + this
+#: many standard deviations above the model's.
+DETAIL_SPREAD = 1.0
+#: Intervals of the local expected value (level sets: equal counts and equal steps, merged)
+#: and the windows each needs.
+BINS = 30
 MIN_PER_BIN = 24
 #: At least this many smooth blocks are needed for a model.
 MIN_BLOCKS = 200
@@ -290,32 +295,43 @@ def _estimate(planes: Sequence[Any], dtype: str | None) -> NoiseModel:
     hi = max(s["high"] for s in stats)
     if not hi > lo:
         raise ValueError(f"the image is constant ({lo:.6g}): it has no noise to model")
-    m = np.concatenate([s["M"] for s in stats])
-    vm = np.concatenate([s["V"] for s in stats])
-    e2 = np.concatenate([s["D2"] for s in stats])
-    if m.size < MIN_BLOCKS:
-        raise ValueError(_no_smooth(m.size))
-    if not (e2 > 0).any():
+    st = {k: np.concatenate([s[k] for s in stats]) for k in stats[0] if k not in ("low", "high")}
+    if st["n"].size < MIN_BLOCKS:
+        raise ValueError(_no_smooth(st["n"].size))
+    if not ((st["vA"] > 0) | (st["vB"] > 0)).any():
         raise ValueError("the image has no measurable noise (every fine-scale detail is "
                          "zero): no noise model can be fitted")
-    y = e2  # the variance paired with the window's mean M (see the module docstring)
     k2 = WINDOW * WINDOW
-    spread = math.sqrt(2.0 / (k2 - 1))  # of a noise window's variance of block means
-    corr = k2 / (k2 - 1)
-    limit = 1.0 + SMOOTH_SPREAD * spread
-    # pass 1: smooth = block means vary as the local detail energy says noise does
-    pred = np.maximum(e2, 1e-300) / 4.0
-    smooth = vm * corr <= limit * pred
-    model, fit = _fit(m[smooth], y[smooth])
-    for _ in range(2):  # pass 2 (and a check): the model says how much noise to expect
-        var = model.variance(m) if model.gain > 0 else np.full(m.shape, model.bias)
-        smooth = (var > 0) & (vm * corr <= limit * np.maximum(var, 0) / 4.0)
-        model, fit = _fit(m[smooth], y[smooth])
-    # the variance change that matters is across the image's intensities (all windows: on a
-    # fluorescence image the smooth ones are mostly background)
-    lo_x, hi_x = np.percentile(m, [1, 99])
+    limit = 1.0 + SMOOTH_SPREAD * math.sqrt(2.0 / (k2 - 1))  # of a noise window's spread
+    # pass 1 judges smoothness against the window's own detail energy, then (twice) against
+    # the model of the previous fit, which also bounds the detail energy of the selecting half
+    model: Any = None
+    for _ in range(3):
+        model, fit = _fit(*_pairs(st, model, limit))
+    lo_x, hi_x = np.percentile(np.concatenate([st["MA"], st["MB"]]), [1, 99])
     fit.spread = max(fit.spread, float(hi_x - lo_x))
     return _decide(model, fit, dtype)
+
+
+def _pairs(st: dict[str, np.ndarray], model: Any,
+           limit: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The smooth windows' (selection mean, measured mean, measured variance), both halves
+    of the checkerboard taking each role once."""
+    sel, xs, ys = [], [], []
+    for one, other in (("A", "B"), ("B", "A")):
+        m = st["M" + one]
+        if model is None:
+            pred = st["v" + one]
+            smooth = pred > 0
+        else:
+            pred = model.variance(m) if model.gain > 0 else np.full(m.shape, model.bias)
+            sd = np.sqrt(2.0 / np.maximum(3.0 * st["n"] - 2.0, 1.0))
+            smooth = (pred > 0) & (st["v" + one] <= (1.0 + DETAIL_SPREAD * sd) * pred)
+        smooth &= st["Vm"] <= limit * np.maximum(pred, 0.0) / 4.0
+        sel.append(m[smooth])
+        xs.append(st["M" + other][smooth])
+        ys.append(st["v" + other][smooth])
+    return np.concatenate(sel), np.concatenate(xs), np.concatenate(ys)
 
 
 def _no_smooth(n: int) -> str:
@@ -326,8 +342,11 @@ def _no_smooth(n: int) -> str:
 
 
 def _block_stats(z: np.ndarray) -> dict[str, Any]:
-    """Per 2×2 block: the window's mean ``M``, variance of block means ``V`` and mean squared
-    diagonal detail ``D2`` (windows fully inside the plane and free of clipped pixels only)."""
+    """Per window of ``WINDOW``×``WINDOW`` 2×2 blocks (windows fully inside the plane and free
+    of clipped pixels only): the variance of all its block means ``Vm``, and for each half of
+    the checkerboard of blocks (``A``, ``B``) the mean of its block means ``M*`` and its
+    noise variance ``v*`` from the three Haar details (diagonal: mean square; horizontal and
+    vertical: variance about their window mean, which removes a constant gradient)."""
     from scipy import ndimage
 
     low, high = float(z.min()), float(z.max())
@@ -335,20 +354,35 @@ def _block_stats(z: np.ndarray) -> dict[str, Any]:
     z = z[:h, :w]
     a, b, c, d = z[0::2, 0::2], z[0::2, 1::2], z[1::2, 0::2], z[1::2, 1::2]
     mean = (a + b + c + d) / 4.0
-    det = (a - b - c + d) / 2.0
+    diag = (a - b - c + d) / 2.0
+    hor = (a + b - c - d) / 2.0
+    ver = (a - b + c - d) / 2.0
     clip = ((z == low) | (z == high)).reshape(h // 2, 2, w // 2, 2).any(axis=(1, 3))
-    # clipping only matters where many pixels sit at an extreme (a saturated or zero-clipped
-    # camera); a single extreme pixel of float data removes just its neighbourhood
-    big_m = ndimage.uniform_filter(mean, WINDOW, mode="reflect")
-    v = ndimage.uniform_filter(mean * mean, WINDOW, mode="reflect") - big_m * big_m
-    e2 = ndimage.uniform_filter(det * det, WINDOW, mode="reflect")
     bad = ndimage.maximum_filter(clip, WINDOW, mode="constant", cval=True) if clip.any() else clip
     r = WINDOW // 2
     inside = np.zeros(mean.shape, bool)
     inside[r: mean.shape[0] - r, r: mean.shape[1] - r] = True
     ok = inside & ~bad
-    return {"low": low, "high": high, "M": big_m[ok], "V": np.maximum(v[ok], 0.0),
-            "D2": e2[ok]}
+    k2 = WINDOW * WINDOW
+
+    def wsum(x: np.ndarray) -> np.ndarray:
+        return ndimage.uniform_filter(x, WINDOW, mode="reflect")[ok] * k2
+
+    out: dict[str, Any] = {"low": low, "high": high}
+    s1, s2 = wsum(mean), wsum(mean * mean)
+    out["Vm"] = np.maximum(s2 - s1 * s1 / k2, 0.0) / (k2 - 1)
+    ii, jj = np.indices(mean.shape)
+    checker = (ii + jj) % 2 == 0
+    for half, mask in (("A", checker), ("B", ~checker)):
+        f = mask.astype(np.float64)
+        n = wsum(f)
+        sh, sv = wsum(hor * f), wsum(ver * f)
+        energy = (wsum(diag * diag * f) + wsum(hor * hor * f) - sh * sh / n
+                  + wsum(ver * ver * f) - sv * sv / n)
+        out["M" + half] = wsum(mean * f) / n
+        out["v" + half] = np.maximum(energy, 0.0) / (3.0 * n - 2.0)
+        out["n"] = n
+    return out
 
 
 @dataclass
@@ -361,18 +395,21 @@ class _Fit:
     const: float  # the weighted constant fit (the Gaussian model's variance)
 
 
-def _fit(m: np.ndarray, d2: np.ndarray) -> tuple[NoiseModel | _Gauss, _Fit]:
-    """Fit ``d2 ≈ a·E + b`` on level sets of the local means ``m``."""
+def _fit(s: np.ndarray, m: np.ndarray,
+         d2: np.ndarray) -> tuple[NoiseModel | _Gauss, _Fit]:
+    """Fit ``d2 ≈ a·E + b`` on level sets of the selecting half's means ``s``; each level
+    set's point is the mean of the other half's means ``m`` and variances ``d2``."""
     if m.size < MIN_BLOCKS:
         raise ValueError(_no_smooth(int(m.size)))
-    # level sets: equal steps over the whole range, so sparse bright objects get points of
-    # their own (equal-count steps would cut the dense background finer than the noise of
-    # its local means, and those points — same variance, spread-out means — flatten the fit)
-    x_lo, x_hi = float(m.min()), float(m.max())
-    edges = np.unique(np.linspace(x_lo, x_hi, BINS + 1))
+    # level sets: equal counts (resolution where the windows are) and equal steps (sparse
+    # bright objects get points of their own). Binning on the selecting half does not bias
+    # the other half's means: their noise is independent of the selection.
+    x_lo, x_hi = float(s.min()), float(s.max())
+    edges = np.unique(np.concatenate([np.quantile(s, np.linspace(0, 1, BINS + 1)),
+                                      np.linspace(x_lo, x_hi, BINS + 1)]))
     nb = max(len(edges) - 1, 1)
-    idx = np.clip(np.searchsorted(edges, m, side="right") - 1, 0, nb - 1)
-    # sparse neighbouring intervals are merged until each holds MIN_PER_BIN blocks (the
+    idx = np.clip(np.searchsorted(edges, s, side="right") - 1, 0, nb - 1)
+    # sparse neighbouring intervals are merged until each holds MIN_PER_BIN windows (the
     # mean of a·E + b over a group is a·mean(E) + b: merging keeps the points on the line)
     per = np.bincount(idx, minlength=nb)
     group = np.zeros(nb, int)
