@@ -632,13 +632,32 @@ def _acf_of_spectrum(spec: np.ndarray) -> np.ndarray:
     return acf / acf[spec.shape[0] // 2, spec.shape[1] // 2]
 
 
-def _model_coeffs(profile: Any, notes: list[tuple[str, str]]) -> np.ndarray:
-    """The lag-3 AR coefficients for the luma template: the profile's own, unless its grain
-    size limits its spectrum (``GrainProfile.unit_spectrum``), in which case the Yule–Walker
-    fit of that limited spectrum (a note says so)."""
+def _model_coeffs(profile: Any, notes: list[tuple[str, str]], bit_depth: int = 8) -> np.ndarray:
+    """The lag-3 AR coefficients for the luma template.
+
+    A measured profile (a 17-point spectrum, grain of ``grain_av1_fit.MIN_SIZE`` to
+    ``MAX_SIZE`` px, not read from a table): integers fitted on the decoder's own templates
+    to the profile's spectrum and grain size (:func:`.grain_av1_fit.fit_luma_coeffs`).
+    Otherwise the profile's own, unless its grain size limits its spectrum
+    (``GrainProfile.unit_spectrum``): then the Yule–Walker fit of that limited spectrum. A
+    note says what changed."""
+    from . import grain_av1_fit as F
     from .grain_profile import ar_spectrum
 
     a = np.asarray(profile.ar_coeffs, dtype=np.float64)
+    size = float(profile.grain_size_px)
+    if (F.MIN_SIZE <= size <= F.MAX_SIZE and len(profile.spectrum_power) == 17
+            and not getattr(profile, "av1_table", None)):
+        shift = next((s for s in (9, 8, 7) if np.all(np.abs(np.rint(a * (1 << s))) <= 120)), 6)
+        q, got = F.fit_luma_coeffs(profile, shift, bit_depth=bit_depth, max_clipped=MAX_CLIPPED)
+        fit = q / float(1 << shift)
+        notes.append(("adapted", (
+            f"AR coefficients refitted to the spectrum limited by the grain size "
+            f"({size:.2f} px): fitted at ar_coeff_shift {shift} on the decoder's templates to "
+            f"the profile's spectrum and grain size (they measure {got['size']:.2f} px, "
+            f"spectrum correlation {got['spectrum_corr']:.3f}); largest change "
+            f"{float(np.max(np.abs(fit - a))):.3f}")))
+        return fit
     raw = ar_spectrum(a, (64, 64))
     capped = ar_spectrum(a, (64, 64), size=profile.grain_size_px)
     if float(np.max(np.abs(capped / raw - 1.0))) <= 1e-3:
@@ -771,7 +790,7 @@ def profile_to_params(profile: Any, *, bit_depth: int = 8, seed: int = DEFAULT_S
             sig_c = np.stack([merge(sig_c[:, 0]), merge(sig_c[:, 1])], axis=1)
             xs = keep_x
     # -- AR coefficients and their shift
-    a = _model_coeffs(profile, notes)
+    a = _model_coeffs(profile, notes, scale.bit_depth)
     ac = _chroma_coeffs(a, profile.grain_size_px, sub) if colour else np.zeros(24)
     big = float(np.max(np.abs(np.concatenate([a, ac]))))
     shifts = [s for s in (9, 8, 7, 6) if np.all(np.abs(_quantise(np.concatenate([a, ac]), s))
