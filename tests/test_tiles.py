@@ -44,10 +44,12 @@ def test_weights_cover_every_pixel_once_and_ignore_each_window_edge_halo(length,
     assert weights[0][0] == 1 and weights[-1][-1] == 1  # plane borders: full weight
 
 
-def test_auto_tiles_a_1024_plane_into_2x2_windows():
+def test_auto_cuts_a_1024_plane_into_two_strips_and_a_wide_plane_into_columns_too():
     grid = _tiles.grid_for("auto", (1024, 1024), 27)
-    assert grid.count == 4
-    assert grid.window[0] == -(-(1024 + _tiles.overlap(27)) // 2)
+    assert grid.count == 2
+    assert grid.window == (-(-(1024 + _tiles.overlap(27)) // 2), 1024)
+    wide = _tiles.grid_for("auto", (600, 5000), 27)  # 2 strips, each cut into 3 columns
+    assert wide.count == 6 and wide.window[1] == -(-(5000 + 2 * _tiles.overlap(27)) // 3)
     assert _tiles.grid_for("auto", (300, 500), 27) is None  # one window: untiled
 
 
@@ -144,7 +146,7 @@ def test_a_plane_that_cannot_fit_untiled_is_tiled_by_default_and_says_so(monkeyp
     image, _ = _noisy((200, 200))
     spec = get_processor("classic_denoise")
     monkeypatch.setattr(_tiles, "UNTILED_BYTES", 1000)  # every plane "cannot fit"
-    monkeypatch.setattr(_tiles, "AUTO_CORE", 100)
+    monkeypatch.setattr(_tiles, "AUTO_WINDOW", (100, 100))
     resolved: dict = {}
     out = spec.apply(image, method="tv_chambolle", sigma=0.08, resolved=resolved)
     assert "tiled by default" in resolved["tile_reason"] and resolved["tiles"] == 4

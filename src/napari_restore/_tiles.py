@@ -33,12 +33,15 @@ import numpy as np
 
 from ._arrays import CancelLike, Resolved, contiguous
 
-__all__ = ["AUTO_CORE", "UNTILED_BYTES", "TileGrid", "TiledPlane", "check_tile", "grid_for",
+__all__ = ["AUTO_WINDOW", "UNTILED_BYTES", "TileGrid", "TiledPlane", "check_tile", "grid_for",
            "needs_tiling", "overlap", "untiled_bytes"]
 
-#: ``tile="auto"`` cuts each axis into ceil(length / AUTO_CORE) windows (512: a 1024² plane
-#: becomes 2 × 2 windows, one per worker on two cores, with ~14 % of the pixels computed twice).
-AUTO_CORE = 512
+#: ``tile="auto"`` cuts the rows into ceil(rows / 512) windows and the columns into
+#: ceil(cols / 2048): strips about 512 rows high and at most about 2048 px wide. A 1024² plane
+#: becomes 2 strips of 546 × 1024 (BM3D), one per worker on two cores, with 6.5 % of the pixels
+#: computed twice; 2 × 2 windows would compute 14 % twice for the same parallelism. A function of
+#: the shape only, so that the same input gives the same bits on any machine.
+AUTO_WINDOW = (512, 2048)
 #: An untiled run whose estimated working memory (:func:`untiled_bytes`) exceeds this is
 #: tiled by default ("auto"). A constant, so that the choice never depends on the machine.
 UNTILED_BYTES = 8 << 30
@@ -196,8 +199,8 @@ def grid_for(tile: Any, shape: tuple[int, int], halo: int, *, name: str = "proce
     shape = (int(shape[0]), int(shape[1]))
     if tile == "auto":
         window, ns = [], []
-        for length in shape:
-            n = max(1, math.ceil(length / AUTO_CORE))
+        for length, core in zip(shape, AUTO_WINDOW, strict=True):
+            n = max(1, math.ceil(length / core))
             while n > 1 and math.ceil((length + (n - 1) * o) / n) < min_tile(halo):
                 n -= 1
             w = length if n == 1 else math.ceil((length + (n - 1) * o) / n)

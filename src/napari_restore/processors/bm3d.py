@@ -796,7 +796,8 @@ def bm3d_denoise(
         may vary very slightly between runs).
     tile : None, "off", "auto" or (rows, cols)
         Overlapping tiles, blended, run on all cores in worker processes (the same bits for
-        any number of workers): "auto" cuts planes into tiles of about 512 px, (rows, cols)
+        any number of workers): "auto" cuts planes into strips about 512 rows high (at most
+        about 2048 px wide), (rows, cols)
         gives the tile size. None/"off" runs whole planes (the raw library's result; tiled
         anyway only when a plane cannot fit: see ``docs/large-images.md``). Planes of a
         stack run in parallel either way.

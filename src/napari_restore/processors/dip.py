@@ -738,7 +738,7 @@ def deep_image_prior(image: Any, *, channel_axis: int | None = None, **params: A
       the same call gives the same bits in every process. ``seed`` fixes the weights, the noise
       input and the perturbations: CPU runs repeat exactly.
     - ``tile``: overlapping tiles, blended, each its own fit, in parallel worker processes (one
-      CPU thread each); "auto" = tiles of about 512 px; whole planes otherwise (tiled anyway
+      CPU thread each); "auto" = strips about 512 rows high, at most about 2048 px wide; whole planes otherwise (tiled anyway
       only when a plane cannot fit; see ``docs/large-images.md``).
     - Planes smaller than the net's ``2**(depth+1)`` are reflection-padded.
 

@@ -520,8 +520,8 @@ REGISTRY: dict[str, ProcessorSpec] = {}
 TILE = Param(
     "tile", str, "off",
     "Overlapping tiles, blended: off = the whole plane at once (tiled anyway only when it "
-    "cannot fit, see Large images in the docs); auto = tiles of about 512 px run on all "
-    "cores; (rows, cols) in the Python API and recipes = that tile size in pixels.",
+    "cannot fit, see Large images in the docs); auto = strips about 512 rows high (at most "
+    "about 2048 px wide) run on all cores; (rows, cols) in the Python API and recipes = that tile size in pixels.",
     choices=("off", "auto"), validator=_tiles.check_tile)
 
 
