@@ -186,3 +186,28 @@ def test_local_cluster_equals_single_process(tmp_path):
         assert dist.shape == (16, 64, 64)
         for p in range(16):
             np.testing.assert_array_equal(dist[p], local[p])
+
+
+@pytest.mark.parametrize("suffix", [".tif", ".zarr", ".npy"])
+def test_the_task_graph_holds_paths_not_pixels(tmp_path, suffix):
+    """Cluster workers read their own planes: the graph does not grow with the planes."""
+    import pickle
+
+    import zarr
+
+    sizes = []
+    for side in (32, 256):
+        planes = np.random.default_rng(0).integers(0, 255, (4, side, side), dtype=np.uint8)
+        path = tmp_path / f"s{side}{suffix}"
+        if suffix == ".tif":
+            tifffile.imwrite(path, planes, photometric="minisblack")
+        elif suffix == ".npy":
+            np.save(path, planes)
+        else:
+            zarr.open(str(path), mode="w", shape=planes.shape, chunks=(1, side, side),
+                      dtype=planes.dtype)[:] = planes
+        result, _ = batch.plan(WAVELET, open_lazy(path))
+        sizes.append(len(pickle.dumps(dict(result.__dask_graph__()))))
+        np.testing.assert_array_equal(result.blocks[1].compute(scheduler="sync")[0],
+                                      apply_recipe(WAVELET, planes[1]))
+    assert sizes[1] - sizes[0] < 200, sizes  # 4 × (256² − 32²) bytes more if pixels travelled
