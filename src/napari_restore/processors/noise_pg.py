@@ -6,23 +6,33 @@ photon, a dark level (offset) ``p0`` and read noise ``σ_r`` counts,
 ``var(z) = a·E[z] + b`` with ``b = σ_r² − a·p0`` (signed). :func:`estimate_noise_model`
 measures ``a`` and ``b`` from a single image, after Foi et al. (2008):
 
-1. **Local pairs.** The image is cut into 2×2 blocks. Each block gives a finest-scale
-   diagonal Haar detail ``(z00 − z01 − z10 + z11) / 2`` (its variance is the noise variance
-   there; the block's mean and any linear trend cancel) and a block mean. Around each
-   block, a window of ``WINDOW``×``WINDOW`` blocks gives a local mean ``M`` and a local mean
-   squared detail: the mean over the window of ``a·E + b`` is ``a·M + b`` exactly, so the
-   pair stays on the model's line even where the signal varies inside the window.
-2. **Smooth regions.** A window is smooth when its block means vary no more than noise
+1. **Local pairs.** The image is cut into 2×2 blocks. Each block gives a block mean and its
+   three Haar details, diagonal ``(z00 − z01 − z10 + z11)/2``, horizontal and vertical; each
+   has the noise variance of the block as variance. The blocks form a checkerboard of two
+   halves, A and B. Around each block, a window of ``WINDOW``×``WINDOW`` blocks gives, per
+   half, a local mean ``M`` (of its block means) and a local noise variance ``v`` (mean square
+   of the diagonal details; variance about their window mean of the horizontal and vertical
+   ones, which removes a constant gradient): the window's mean of ``a·E + b`` is ``a·M + b``,
+   so the pairs stay on the model's line even where the signal varies inside the window.
+2. **Select on one half, measure on the other.** Each window is used twice, once selected and
+   binned by half A and measured by half B, once the other way round. The noise of the
+   measuring half is independent of the selection, so the level sets' mean of ``M`` is the
+   mean of ``E`` (binning on a noisy mean would spread a flat background's points along
+   the axis — regression dilution — and flatten the fit), and their mean of ``v`` is
+   ``a·E + b``, also for the skewed noise of a few photons (the skew couples a half's own
+   mean and variance).
+3. **Smooth windows.** A window is smooth when its block means vary no more than noise
    does: their sample variance, against the variance the noise gives a 4-pixel mean (first
-   from the local detail energy, then — twice — from the model of the previous fit), is at
-   most ``1 + SMOOTH_SPREAD`` standard deviations of a pure-noise window's. Edges and
-   texture, whose diagonal detail is not noise, are left out; so are windows touching
-   pixels at the data's minimum or maximum (clipping).
-3. **Level sets and robust fit.** The smooth windows are grouped by ``M`` into intervals:
-   ``BINS`` equal steps over the whole range (sparse bright objects get points of their
-   own), neighbouring sparse intervals merged until each holds ``MIN_PER_BIN`` windows. Each gives a (mean, variance) point (mean
-   squared details: unbiased, also for the skewed noise of a few photons). ``a`` and ``b``
-   are fitted by iteratively reweighted least squares (each point weighted by its count
+   from the selecting half's detail energy, then — twice — from the model of the previous
+   fit), is at most ``1 + SMOOTH_SPREAD`` standard deviations of a pure-noise window's; and,
+   once a model is fitted, the selecting half's noise variance is at most ``1 +
+   DETAIL_SPREAD`` standard deviations above the model's. Edges and texture are left out;
+   so are windows touching pixels at the data's minimum or maximum (clipping).
+4. **Level sets and robust fit.** The smooth windows are grouped by the selecting half's
+   ``M`` into intervals: ``BINS`` equal-count and ``BINS`` equal-step intervals together
+   (resolution where the windows are; sparse bright objects get points of their own),
+   neighbouring sparse intervals merged until each holds ``MIN_PER_BIN`` windows. ``a`` and
+   ``b`` are fitted by iteratively reweighted least squares (each point weighted by its count
    over the square of its predicted variance, as a sample variance's spread is), dropping
    points beyond ``OUTLIER`` standard errors once.
 
