@@ -17,7 +17,8 @@ Sections (all by default; name some to run only those)::
     figure    (only when named) docs/images/calibration_loss_curve.png
 
 ``python benchmarks/bench_calibration.py [sections] [--json PATH] [--crop N]
-[--images a,b] [--sigmas 15,25] [--procs bm3d,wavelet] [--bm3d-grid default|N]`` (the
+[--images a,b] [--sigmas 15,25] [--procs bm3d,wavelet] [--bm3d-grid default|N]
+[--speed-bm3d 0|1] [--masking auto|interpolate|interpolate+noise] [--loss one|all|auto]`` (the
 options make a reduced run on a busy machine; the defaults are the floors' settings). The oracle on a grid is
 found by the same coarse-to-fine search on the true PSNR (it is unimodal in σ), so that
 the 25-value grids need about 10 runs per case, not 25.
@@ -34,12 +35,17 @@ import numpy as np
 GREY = ("camera", "coins", "moon", "brick")
 COLOUR = ("astronaut", "chelsea", "coffee", "rocket")
 IMAGES = GREY + COLOUR
+ALL_IMAGES = IMAGES
 SIGMAS = (15.0, 25.0, 40.0)
 CROP = 128
 #: Processors of the accuracy section (``--procs``), and the BM3D grid (``--bm3d-grid``:
 #: "default" = calibrate's 25-value grid; N = σ̂ × 2^(k/4), k = -(N//2)..N//2).
 PROCS = ("bm3d", "nl_means", "tv_chambolle", "wavelet")
 BM3D_GRID = "default"
+#: ``--speed-bm3d 0`` leaves out the BM3D timings of the speed section (minutes on 2 cores).
+SPEED_BM3D = True
+#: ``--masking M`` / ``--loss one|all|auto``: the accuracy section's loss (default: calibrate's).
+LOSS_OPTS: dict = {}
 SWEEP = (0.5, 0.63, 0.8, 1.0, 1.25, 1.6, 2.0)
 METHODS = ("nl_means", "tv_chambolle", "wavelet")
 
@@ -83,7 +89,8 @@ def _spearman(a, b) -> float:
 
 
 def _cases():
-    for k, name in enumerate(IMAGES):
+    for name in IMAGES:
+        k = ALL_IMAGES.index(name) if name in ALL_IMAGES else len(ALL_IMAGES)  # seed as in the full run
         clean, cax = _image(name)
         for j, sigma in enumerate(SIGMAS):
             yield name, clean, cax, sigma, _noisy(clean, sigma, 10 * k + j)
@@ -106,13 +113,13 @@ def _accuracy_case(proc: str, name: str, clean, cax, sigma, noisy) -> dict:
     t0 = time.perf_counter()
     if proc == "bm3d":
         cal = calibrate(noisy, "bm3d_denoise", channel_axis=cax, workers=1,
-                        grid=_bm3d_grid(noisy, cax))
+                        grid=_bm3d_grid(noisy, cax), **LOSS_OPTS)
 
         def run(s):
             return bm3d_denoise(noisy, s, channel_axis=cax)
     else:
         cal = calibrate(noisy, "classic_denoise", channel_axis=cax, fixed={"method": proc},
-                        workers=1)
+                        workers=1, **LOSS_OPTS)
 
         def run(s):
             return classic_denoise(noisy, method=proc, sigma=s, channel_axis=cax)
@@ -151,9 +158,11 @@ def anchor(out: dict) -> None:
 
     from napari_restore import calibrate, classic_denoise
 
-    def theirs(method, colour):
-        def f(image, s):
-            s = s / 255.0
+    def theirs(method):
+        # channel_axis travels in the parameters: calibrate_denoiser reads it there to mask
+        # and interpolate the spatial axes only (without it a colour axis is masked as space)
+        def f(image, s, channel_axis=None):
+            s, colour = s / 255.0, channel_axis
             if method == "tv_chambolle":
                 return denoise_tv_chambolle(image, weight=s, channel_axis=colour)
             if method == "wavelet":
@@ -164,12 +173,21 @@ def anchor(out: dict) -> None:
         return f
 
     rows = []
+    from napari_restore.calibration import default_grid, get_processor
+    from napari_restore.processors.noise import estimate_noise_sigma
+
+    spec = get_processor("classic_denoise")
     for name, clean, cax, sigma, noisy in _cases():
+        # the same grid for both: calibrate's default 25 values around σ̂, given explicitly
+        grid = default_grid(spec, "sigma", estimate_noise_sigma(noisy.astype(np.float32),
+                                                                channel_axis=cax), 255.0)
         for method in [m for m in METHODS if m in PROCS]:
+            # scikit-image's default loss: one mask, neighbour mean
             cal = calibrate(noisy, "classic_denoise", channel_axis=cax, fixed={"method": method},
-                            workers=1)
-            grid = cal.grid["sigma"]
-            _, (tested, losses) = calibrate_denoiser(noisy, theirs(method, cax), {"s": grid},
+                            grid={"sigma": grid}, approximate_loss=True,
+                            masking="interpolate", workers=1)
+            params = {"s": grid, **({"channel_axis": [cax]} if cax is not None else {})}
+            _, (tested, losses) = calibrate_denoiser(noisy, theirs(method), params,
                                                      extra_output=True)
             sk = tested[int(np.argmin(losses))]["s"]
             ours = cal.best_params["sigma"]
@@ -197,7 +215,8 @@ def spearman(out: dict) -> None:
 
     sigma = 25.0
     rows = []
-    for k, name in enumerate(IMAGES):
+    for name in IMAGES:
+        k = ALL_IMAGES.index(name) if name in ALL_IMAGES else len(ALL_IMAGES)
         clean, cax = _image(name)
         noisy = _noisy(clean, sigma, 100 + k)
         sweep = tuple(round(sigma * f, 3) for f in SWEEP)
@@ -274,6 +293,9 @@ def speed(out: dict) -> None:
         print(f"NLM 256², {len(grid)} values, {key}: calibrate_denoiser {t_sk:.2f} s, ours "
               f"{t_us:.2f} s ({t_us / t_sk:.2f}×, {cal.evaluations} evaluated), same choice "
               f"{cal.best_params['sigma'] == sk}", flush=True)
+    out["speed"] = fig
+    if not SPEED_BM3D:
+        return
     big = data.camera().astype(np.float64)
     noisy512 = _noisy(big, 25.0, 8)
     for label, roi in (("512² default region", None), ("512² whole (roi='all')", "all")):
@@ -351,10 +373,11 @@ SECTIONS = {"accuracy": accuracy, "anchor": anchor, "spearman": spearman, "speed
 
 
 def main(argv: list[str] | None = None) -> dict:
-    global CROP, IMAGES, SIGMAS, PROCS, BM3D_GRID
+    global CROP, IMAGES, SIGMAS, PROCS, BM3D_GRID, SPEED_BM3D
     argv = list(sys.argv[1:] if argv is None else argv)
     opts = {}
-    for key in ("--json", "--crop", "--images", "--sigmas", "--procs", "--bm3d-grid"):
+    for key in ("--json", "--crop", "--images", "--sigmas", "--procs", "--bm3d-grid",
+                "--speed-bm3d", "--masking", "--loss"):
         if key in argv:
             i = argv.index(key)
             opts[key] = argv[i + 1]
@@ -366,6 +389,11 @@ def main(argv: list[str] | None = None) -> dict:
         else SIGMAS
     PROCS = tuple(opts["--procs"].split(",")) if "--procs" in opts else PROCS
     BM3D_GRID = opts.get("--bm3d-grid", BM3D_GRID)
+    SPEED_BM3D = opts.get("--speed-bm3d", "1") != "0"
+    if "--masking" in opts:
+        LOSS_OPTS["masking"] = opts["--masking"]
+    if "--loss" in opts:
+        LOSS_OPTS["approximate_loss"] = {"one": True, "all": False, "auto": "auto"}[opts["--loss"]]
     chosen = argv or [k for k in SECTIONS if k != "figure"]
     out: dict = {}
     for name in chosen:

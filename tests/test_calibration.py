@@ -67,7 +67,7 @@ def test_same_losses_and_choice_as_scikit_image_calibrate_denoiser(method):
     _, (tested, theirs) = calibrate_denoiser(noisy, skimage_denoiser, {"s": grid},
                                              extra_output=True)
     cal = calibrate(noisy, "classic_denoise", fixed={"method": method}, grid={"sigma": grid},
-                    search="full", workers=1, masking="interpolate")
+                    search="full", workers=1, masking="interpolate", approximate_loss=True)
     ours = np.asarray(cal.losses) / 255.0**2
     np.testing.assert_allclose(ours, theirs, rtol=2e-3)
     assert cal.best_params["sigma"] == tested[int(np.argmin(theirs))]["s"]
@@ -142,8 +142,14 @@ def test_full_offsets_equal_scikit_image_full_loss():
     full = calibrate(noisy, "classic_denoise", fixed={"method": "wavelet"}, grid={"sigma": grid},
                      search="full", workers=1, approximate_loss=False)
     one = calibrate(noisy, "classic_denoise", fixed={"method": "wavelet"}, grid={"sigma": grid},
-                    search="full", workers=1)
+                    search="full", workers=1, approximate_loss=True)
+    auto = calibrate(noisy, "classic_denoise", fixed={"method": "wavelet"}, grid={"sigma": grid},
+                     search="full", workers=1)  # "auto": every offset for wavelet and NLM
+    tv = calibrate(noisy, "classic_denoise", fixed={"method": "tv_chambolle"},
+                   grid={"sigma": grid}, workers=1)  # ... one mask for TV
     assert not full.approximate_loss and one.approximate_loss
+    assert not auto.approximate_loss and tv.approximate_loss
+    np.testing.assert_array_equal(auto.losses, full.losses)
     np.testing.assert_allclose(np.asarray(full.losses) / 255.0**2, theirs, rtol=2e-3)
     assert not np.allclose(full.losses, one.losses)
 

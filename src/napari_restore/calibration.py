@@ -71,6 +71,10 @@ COARSE_POINTS = 5
 #: scikit-image's ``calibrate_denoiser``), else searches coarse to fine.
 FULL_GRID = 25
 CHEAP = frozenset({"classic_denoise"})
+#: ``approximate_loss="auto"`` covers every mask offset for these (processor, method) pairs
+#: — cheap runs (the batched non-local means, wavelet) whose single-mask loss was too noisy
+#: on small regions (docs/tuning-without-reference.md) — and uses one mask for the others.
+ALL_OFFSETS = frozenset({("classic_denoise", "nl_means"), ("classic_denoise", "wavelet")})
 SEARCHES = ("auto", "refine", "full")
 
 #: How masked pixels are filled: "interpolate" = the mean of their 2·d axis neighbours
@@ -459,7 +463,7 @@ def _nlm_predict(job: _NLMJob, cancel: CancelLike = None) -> np.ndarray:
     var = np.asarray(job.var, np.float64)[:, None]
     h = np.asarray(job.h, np.float64)[:, None]
     sub = n_ch * 2.0 * var * (2 * o) ** 2  # the integral image's "- 2·var" per box pixel
-    den = n_ch * h * h * s * s
+    den = np.where(h > 0, n_ch * h * h * s * s, 1.0)  # h = 0: a copied candidate (below)
     k = len(job.h)
     num = np.zeros((k, rr.size, n_ch))
     wsum = np.zeros((k, rr.size))
@@ -473,7 +477,7 @@ def _nlm_predict(job: _NLMJob, cancel: CancelLike = None) -> np.ndarray:
 
     def add(dist: np.ndarray, values: np.ndarray) -> None:
         dist = np.maximum(dist[None, :] - sub, 0.0) / den
-        w = np.where(dist > _NLM_CUTOFF, 0.0, _fast_exp(-dist))
+        w = np.where(dist > _NLM_CUTOFF, 0.0, _fast_exp(-np.minimum(dist, _NLM_CUTOFF)))
         wsum[...] += w
         num[...] += w[..., None] * values[None]
 
@@ -702,6 +706,30 @@ class _Setup:
     refill: list[float]  # std of the noise added to the masked pixels, per tile (0: none)
     masking: str
     model: Any = None  # a Poisson–Gaussian NoiseModel: the refill follows its variance
+
+
+def _approximate(spec: ProcessorSpec, approximate_loss: Any, methods: Iterable[Any]) -> Any:
+    """``approximate_loss`` with "auto" resolved: False (every offset) when every candidate
+    method is in :data:`ALL_OFFSETS`, else True (one mask)."""
+    if isinstance(approximate_loss, str):
+        if approximate_loss != "auto":
+            raise ValueError(f"approximate_loss={approximate_loss!r:.40} is not allowed; give "
+                             "True (one mask), False (every offset) or 'auto'")
+        methods = list(methods)
+        return not (methods and all((spec.name, m) in ALL_OFFSETS for m in methods))
+    return approximate_loss
+
+
+def _methods(spec: ProcessorSpec, fixed: Mapping[str, Any], grid: Mapping[str, Any],
+             tuned: Iterable[str]) -> list[Any]:
+    """The ``method`` values the candidates will have (None for processors without one)."""
+    if "method" not in {p.name for p in spec.params}:
+        return [None]
+    if "method" in grid:
+        return list(grid["method"])
+    if "method" in tuned:
+        return list(spec.param("method").choices or ())
+    return [fixed.get("method", spec.param("method").default)]
 
 
 def _masking(spec: ProcessorSpec, masking: Any) -> str:
@@ -942,7 +970,7 @@ def iter_calibrate(
     channel_axis: int | None = None,
     noise_model: Any = None,
     stride: int = STRIDE,
-    approximate_loss: bool = True,
+    approximate_loss: bool | str = "auto",
     masking: str = "auto",
     search: str = "auto",
     workers: int | None = None,
@@ -973,6 +1001,8 @@ def iter_calibrate(
     tuned = _tuned_names(spec, params, grid, noise_model)
     fixed = _fixed_params(spec, fixed, tuned, noise_model)
     user_grid = {n: _check_values(spec, n, v) for n, v in (grid or {}).items()}
+    approximate_loss = _approximate(spec, approximate_loss,
+                                    _methods(spec, fixed, user_grid, tuned))
     setup = _prepare(image, spec, roi=roi, channel_axis=channel_axis, stride=stride,
                      approximate_loss=approximate_loss, masking=masking,
                      noise_model=fixed.get("noise_model"))
@@ -1059,7 +1089,7 @@ def calibrate(
     channel_axis: int | None = None,
     noise_model: Any = None,
     stride: int = STRIDE,
-    approximate_loss: bool = True,
+    approximate_loss: bool | str = "auto",
     masking: str = "auto",
     search: str = "auto",
     workers: int | None = None,
@@ -1099,9 +1129,11 @@ def calibrate(
         they do); a ``ValueError`` for one that does not.
     stride : int
         Spacing of the masking grid.
-    approximate_loss : bool
-        True (default): one mask (offset ``stride**d // 2``, as scikit-image). False: every
-        offset, so that every pixel is predicted once.
+    approximate_loss : bool or "auto"
+        True: one mask (offset ``stride**d // 2``, scikit-image's default). False: every
+        offset, so that every pixel is predicted once. "auto" (default): every offset for
+        the cheap runs of :data:`ALL_OFFSETS` (classic non-local means and wavelet), one
+        mask for the others.
     masking : {"auto", "interpolate", "interpolate+noise"}
         How masked pixels are filled (:data:`MASKINGS`): the mean of their neighbours
         (scikit-image's ``calibrate_denoiser``), or that mean plus noise restoring the
@@ -1166,7 +1198,7 @@ def self_supervised_loss(
     roi: Any = None,
     channel_axis: int | None = None,
     stride: int = STRIDE,
-    approximate_loss: bool = True,
+    approximate_loss: bool | str = "auto",
     masking: str = "auto",
     workers: int | None = 1,
     cancel: CancelLike = None,
@@ -1189,6 +1221,7 @@ def self_supervised_loss(
     values = dict(params or {})
     spec.validate_params(values)
     check_cancel(cancel)
+    approximate_loss = _approximate(spec, approximate_loss, _methods(spec, values, {}, ()))
     setup = _prepare(image, spec, roi=roi, channel_axis=channel_axis, stride=stride,
                      approximate_loss=approximate_loss, masking=masking,
                      noise_model=values.get("noise_model"))
