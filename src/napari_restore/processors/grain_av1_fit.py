@@ -26,7 +26,7 @@ table's ``ar_coeff_shift``, to what the *analysis* measures on the decoder's gra
    measured to the profile's (damped), and the fit repeated: :data:`FIT_ITERATIONS` rounds;
    the coefficients whose templates measure closest to the profile are kept.
 
-About 1 s per export. Used by :func:`.grain_av1.profile_to_params` for measured profiles
+About 1–2 s per export. Used by :func:`.grain_av1.profile_to_params` for measured profiles
 (17-point spectrum, not read from a table) of grain from :data:`MIN_SIZE` to
 :data:`MAX_SIZE` px (finer grain is white enough for its own AR model; larger sizes are
 beyond what the analysis measures).
