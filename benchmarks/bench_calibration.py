@@ -44,7 +44,8 @@ PROCS = ("bm3d", "nl_means", "tv_chambolle", "wavelet")
 BM3D_GRID = "default"
 #: ``--speed-bm3d 0`` leaves out the BM3D timings of the speed section (minutes on 2 cores).
 SPEED_BM3D = True
-#: ``--masking M`` / ``--loss one|all|auto``: the accuracy section's loss (default: calibrate's).
+#: ``--masking M`` / ``--loss one|all|auto``: the accuracy and spearman sections' loss
+#: (default: calibrate's).
 LOSS_OPTS: dict = {}
 SWEEP = (0.5, 0.63, 0.8, 1.0, 1.25, 1.6, 2.0)
 METHODS = ("nl_means", "tv_chambolle", "wavelet")
@@ -223,14 +224,14 @@ def spearman(out: dict) -> None:
         for proc in [p for p in ("bm3d", "nl_means") if p in PROCS]:
             if proc == "bm3d":
                 cal = calibrate(noisy, "bm3d_denoise", channel_axis=cax, grid={"sigma": sweep},
-                                search="full", workers=1)
+                                search="full", workers=1, **LOSS_OPTS)
 
                 def run(s, noisy=noisy, cax=cax):
                     return bm3d_denoise(noisy, s, channel_axis=cax)
             else:
                 cal = calibrate(noisy, "classic_denoise", channel_axis=cax,
                                 fixed={"method": "nl_means"}, grid={"sigma": sweep},
-                                search="full", workers=1)
+                                search="full", workers=1, **LOSS_OPTS)
 
                 def run(s, noisy=noisy, cax=cax):
                     return classic_denoise(noisy, method="nl_means", sigma=s, channel_axis=cax)

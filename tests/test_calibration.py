@@ -140,15 +140,20 @@ def test_full_offsets_equal_scikit_image_full_loss():
     _, (_, theirs) = calibrate_denoiser(noisy, wavelet, {"s": grid}, approximate_loss=False,
                                         extra_output=True)
     full = calibrate(noisy, "classic_denoise", fixed={"method": "wavelet"}, grid={"sigma": grid},
-                     search="full", workers=1, approximate_loss=False)
+                     search="full", workers=1, approximate_loss=False, masking="interpolate")
     one = calibrate(noisy, "classic_denoise", fixed={"method": "wavelet"}, grid={"sigma": grid},
-                    search="full", workers=1, approximate_loss=True)
+                    search="full", workers=1, approximate_loss=True, masking="interpolate")
     auto = calibrate(noisy, "classic_denoise", fixed={"method": "wavelet"}, grid={"sigma": grid},
-                     search="full", workers=1)  # "auto": every offset for wavelet and NLM
+                     search="full", workers=1, masking="interpolate")
     tv = calibrate(noisy, "classic_denoise", fixed={"method": "tv_chambolle"},
-                   grid={"sigma": grid}, workers=1)  # ... one mask for TV
+                   grid={"sigma": grid}, workers=1)
+    wav = calibrate(noisy, "classic_denoise", fixed={"method": "wavelet"}, grid={"sigma": grid},
+                    workers=1)
     assert not full.approximate_loss and one.approximate_loss
+    # "auto": every offset for wavelet (and NLM), one mask for TV; the wavelet's masked
+    # pixels refilled with noise, TV's the plain mean
     assert not auto.approximate_loss and tv.approximate_loss
+    assert (wav.masking, tv.masking) == ("interpolate+noise", "interpolate")
     np.testing.assert_array_equal(auto.losses, full.losses)
     np.testing.assert_allclose(np.asarray(full.losses) / 255.0**2, theirs, rtol=2e-3)
     assert not np.allclose(full.losses, one.losses)

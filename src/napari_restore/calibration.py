@@ -8,7 +8,8 @@ loss is the mean squared difference between the noisy and the predicted values *
 masked pixels only*. A prediction that never saw a pixel cannot copy its noise, so for
 pixel-wise independent noise the loss is the true MSE plus the (constant) noise variance
 and ranks candidates as the true MSE does. ``approximate_loss=False`` covers every offset of
-the grid (``stride**d`` masks, each pixel predicted once), ``True`` one mask.
+the grid (``stride**d`` masks, each pixel predicted once), ``True`` one mask, "auto" every
+offset for the cheap classic NLM (batched: :class:`_NLMJob`) and wavelet, one mask otherwise.
 
 Speed: calibration runs on a representative region (tiles that cover the image's intensity
 range) unless given one; candidates are searched coarse to fine on the grid (evaluate every
@@ -84,10 +85,14 @@ SEARCHES = ("auto", "refine", "full")
 #: "auto": the second for the processors in :data:`NOISE_REFILL`, whose result depends on
 #: every pixel's noise matching σ (BM3D's thresholds: with the plain mean its calibrated σ
 #: was 0.7 dB below the best on camera at σ = 25, and it ranked an under-smoothing σ as if
-#: it interpolated), the first for the others (on NLM and wavelet sweeps the plain mean
-#: ranked σ closer to the true MSE; see docs/tuning-without-reference.md).
+#: it interpolated) and for classic wavelet (:data:`NOISE_REFILL_METHODS`), the first for
+#: the others (NLM, TV: scikit-image's loss; see docs/tuning-without-reference.md).
 MASKINGS = ("auto", "interpolate", "interpolate+noise")
 NOISE_REFILL = frozenset({"bm3d_denoise", "bm4d_denoise"})
+#: ... and classic wavelet (BayesShrink): with the plain mean its calibrated σ was far too
+#: low on colour crops (astronaut σ = 15: 5.3 instead of 14.9, 2.4 dB), the quiet masked
+#: pixels passing through a weak threshold (docs/tuning-without-reference.md, Figures).
+NOISE_REFILL_METHODS = frozenset({("classic_denoise", "wavelet")})
 #: Seed of the refill noise (with the tile and mask offset): every candidate sees the same.
 MASK_SEED = 16
 
@@ -732,18 +737,22 @@ def _methods(spec: ProcessorSpec, fixed: Mapping[str, Any], grid: Mapping[str, A
     return [fixed.get("method", spec.param("method").default)]
 
 
-def _masking(spec: ProcessorSpec, masking: Any) -> str:
+def _masking(spec: ProcessorSpec, masking: Any, methods: Iterable[Any] = (None,)) -> str:
     if not isinstance(masking, str) or masking not in MASKINGS:
         raise ValueError(f"masking={masking!r:.40} is not allowed; choose one of "
                          f"{', '.join(repr(m) for m in MASKINGS)}")
     if masking == "auto":
-        return "interpolate+noise" if spec.name in NOISE_REFILL else "interpolate"
+        methods = list(methods) or [None]
+        refill = spec.name in NOISE_REFILL or all((spec.name, m) in NOISE_REFILL_METHODS
+                                                  for m in methods)
+        return "interpolate+noise" if refill else "interpolate"
     return masking
 
 
 def _prepare(image: Any, spec: ProcessorSpec, *, roi: Any, channel_axis: Any, stride: Any,
-             approximate_loss: Any, masking: Any = "auto", noise_model: Any = None) -> _Setup:
-    masking = _masking(spec, masking)
+             approximate_loss: Any, masking: Any = "auto", noise_model: Any = None,
+             methods: Iterable[Any] = (None,)) -> _Setup:
+    masking = _masking(spec, masking, methods)
     if isinstance(stride, bool) or not isinstance(stride, numbers.Integral) or stride < 2:
         raise ValueError(f"stride must be an integer >= 2; got {stride!r:.40}")
     stride = int(stride)
@@ -916,6 +925,7 @@ def _evaluate(setup: _Setup, candidates: list[dict[str, Any]], executor: _Execut
     sse = np.zeros(len(candidates))
     count = np.zeros(len(candidates))
     left = np.zeros(len(candidates), int)
+    parts: list[dict[int, float]] = [{} for _ in candidates]
     for who in owners:
         left[who] += 1
     for i, pred in executor.run(jobs):
@@ -924,12 +934,13 @@ def _evaluate(setup: _Setup, candidates: list[dict[str, Any]], executor: _Execut
         target = targets[i].astype(np.float64).ravel()
         for c, p in zip(owners[i], pred, strict=True):
             diff = target - p.ravel()
-            sse[c] += float(np.sum(diff * diff))
+            parts[c][i] = float(np.sum(diff * diff))
             count[c] += diff.size
             left[c] -= 1
             counter[0] += 1
             info = None
-            if left[c] == 0:
+            if left[c] == 0:  # summed in job order: the same loss whatever finished first
+                sse[c] = math.fsum(parts[c][j] for j in sorted(parts[c]))
                 info = on_done(c, sse[c] / count[c])
             tot = max(total(), counter[0])
             yield Progress(counter[0], tot, counter[0] / tot, info)
@@ -1001,10 +1012,10 @@ def iter_calibrate(
     tuned = _tuned_names(spec, params, grid, noise_model)
     fixed = _fixed_params(spec, fixed, tuned, noise_model)
     user_grid = {n: _check_values(spec, n, v) for n, v in (grid or {}).items()}
-    approximate_loss = _approximate(spec, approximate_loss,
-                                    _methods(spec, fixed, user_grid, tuned))
+    methods = _methods(spec, fixed, user_grid, tuned)
+    approximate_loss = _approximate(spec, approximate_loss, methods)
     setup = _prepare(image, spec, roi=roi, channel_axis=channel_axis, stride=stride,
-                     approximate_loss=approximate_loss, masking=masking,
+                     approximate_loss=approximate_loss, masking=masking, methods=methods,
                      noise_model=fixed.get("noise_model"))
     axes: dict[str, tuple[Any, ...]] = {}
     for n in tuned:
@@ -1137,7 +1148,8 @@ def calibrate(
     masking : {"auto", "interpolate", "interpolate+noise"}
         How masked pixels are filled (:data:`MASKINGS`): the mean of their neighbours
         (scikit-image's ``calibrate_denoiser``), or that mean plus noise restoring the
-        estimated noise level; "auto": the second for BM3D/BM4D, the first otherwise.
+        estimated noise level; "auto": the second for BM3D/BM4D and classic wavelet, the
+        first otherwise.
     search : {"auto", "refine", "full"}
         "refine": coarse to fine on ordered axes (every few values, then around the minimum;
         finds a local minimum on the grid). "full": every candidate. "auto" (default):
@@ -1221,9 +1233,10 @@ def self_supervised_loss(
     values = dict(params or {})
     spec.validate_params(values)
     check_cancel(cancel)
-    approximate_loss = _approximate(spec, approximate_loss, _methods(spec, values, {}, ()))
+    methods = _methods(spec, values, {}, ())
+    approximate_loss = _approximate(spec, approximate_loss, methods)
     setup = _prepare(image, spec, roi=roi, channel_axis=channel_axis, stride=stride,
-                     approximate_loss=approximate_loss, masking=masking,
+                     approximate_loss=approximate_loss, masking=masking, methods=methods,
                      noise_model=values.get("noise_model"))
     executor = _Executor(_default_workers() if workers is None else int(workers), cancel)
     gen = _evaluate(setup, [values], executor, lambda c, loss: None, [0], lambda: 0)
