@@ -153,6 +153,23 @@ def test_constant_image_is_a_clear_error():
         estimate_noise_model(np.full((64, 64), 7, np.uint16))
 
 
+def test_fine_texture_is_refused_not_a_wrong_model():
+    """grass at high signal-to-noise has no flat region: its "smooth" windows are texture that
+    the smoothness test lets through, and the fit was a wrong model (√(a·E + b) 25–170 % off,
+    seed 3). Refusing (naming the reason) or a model within the floor is allowed."""
+    clean = _clean("grass")
+    for peak, gain, read, offset in [(20, 5, 3, 100), (50, 2, 10, 0), (200, 20, 10, 500)]:
+        expected, noisy = poisson_gaussian(clean, peak=peak, gain=gain, read=read,
+                                           offset=offset, seed=3)
+        try:
+            model = estimate_noise_model(noisy)
+        except ValueError as exc:
+            assert "no smooth region" in str(exc) and "texture" in str(exc), exc
+            continue
+        _, std_err, _ = _errors(model, expected, gain, read, offset)
+        assert std_err <= STD_FLOOR, ((peak, gain, read, offset), model, std_err)
+
+
 def test_no_smooth_region_is_a_clear_error():
     rng = np.random.default_rng(1)
     squares = rng.integers(0, 2, (32, 32)).repeat(3, 0).repeat(3, 1) * 1000.0
