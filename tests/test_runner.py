@@ -169,3 +169,20 @@ def test_sweep_reports_through_the_panel_and_labels_values_readably(qtbot, viewe
     assert reports and not _bars("sweep of sigma")
     viewer.dims.set_current_step(0, 1)  # 0.060000000000000005 from linspace
     assert viewer_text_overlay(viewer).text.endswith("sigma = 0.06")
+
+
+def test_a_flood_of_progress_reports_does_not_nest_in_the_activity_dock(qtbot, viewer):
+    """Reports arriving faster than the dock draws (batched calibration) are absorbed."""
+    from napari_restore._arrays import Progress
+    from napari_restore.widgets._runner import start_job
+
+    seen = []
+
+    def make(cancel):
+        for k in range(3000):
+            yield Progress(done=0, total=1, fraction=(k + 1) / 3000)
+
+    job = start_job(make, "flood", on_progress=seen.append)
+    qtbot.waitUntil(lambda: not job.running, timeout=60_000)
+    assert job.outcome == "done" and len(seen) > 0
+    assert not _bars("flood")

@@ -160,14 +160,23 @@ def start_job(
             return (yield from out)
         return out
 
+    reporting = False  # inside job._report: the activity dock is processing events
+
     def yielded(item: Any) -> None:
+        nonlocal reporting
         if not job.running:  # a report delivered after the end: the job is over
             return
         if on_progress is not None and alive():
             on_progress(item)
-        # after the owner's update: the activity dock may process events (even the end)
-        if isinstance(item, Progress) and job.running:
-            job._report(item)
+        # after the owner's update: the activity dock may process events (even the end), and
+        # with them the reports queued meanwhile; those update the owner but not the bar
+        # again (a fast worker's reports would otherwise nest until the recursion limit)
+        if isinstance(item, Progress) and job.running and not reporting:
+            reporting = True
+            try:
+                job._report(item)
+            finally:
+                reporting = False
 
     def returned(value: Any) -> None:
         if on_returned is not None and alive():
