@@ -58,6 +58,21 @@ def _fmt(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
+#: Labelled ticks of a log-scaled parameter axis (plain numbers, no minor labels: matplotlib's
+#: default labels every minor tick "2×10¹ 3×10¹ …" when the grid spans about one decade).
+LOG_TICKS = 5
+
+
+def _log_ticks(ax: Any, lo: float, hi: float) -> None:
+    """About :data:`LOG_TICKS` ticks spread evenly in log over [lo, hi], at values rounded
+    to two significant digits, labelled as plain numbers."""
+    from matplotlib.ticker import NullLocator
+
+    ticks = sorted({float(f"{v:.2g}") for v in np.geomspace(lo, hi, LOG_TICKS)})
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticks(ticks, [f"{v:g}" for v in ticks])
+
+
 def draw_calibration(ax: Any, result: cal_mod.Calibration, fig: Any = None) -> None:
     """The loss curve (one parameter) or heat map (two) of ``result`` on ``ax``, with the
     chosen point marked."""
@@ -78,6 +93,7 @@ def draw_calibration(ax: Any, result: cal_mod.Calibration, fig: Any = None) -> N
         ax.plot([bx], [result.best_loss], "r*", ms=10, label=f"best {name}={_fmt(best[name])}")
         if numeric and np.all(x > 0) and x.max() / x.min() > 4:
             ax.set_xscale("log")
+            _log_ticks(ax, float(x.min()), float(x.max()))
         if not numeric:
             ax.set_xticks(x, [str(v) for v in values])
         ax.set_xlabel(name, fontsize=7)
