@@ -1023,6 +1023,7 @@ def companion_image(
     name: str = "denoised",
     min_size: int = 1,
     work_dtype: Any = np.float32,
+    spatial_ndim: int | None = 2,
 ) -> np.ndarray:
     """A version of the image ``like`` (its denoised estimate), on ``like``'s working scale.
 
@@ -1032,6 +1033,7 @@ def companion_image(
     ``img_as_float``). The shape must match, and the values must lie on the image's scale:
     more than :data:`COMPANION_MARGIN` spans outside the image's range is a ``ValueError``
     naming ``name`` (a denoised version multiplied by 1000, in the wrong units).
+    ``spatial_ndim`` as for :func:`single_image` (None: any, e.g. metrics on volumes).
     """
     arr = as_image(image, name)
     if tuple(arr.shape) != tuple(like.shape):
@@ -1045,7 +1047,8 @@ def companion_image(
         lo, hi = finite_range(arr, name)
         own = None if 0.0 <= lo and hi <= 1.0 else scale  # fractions, or the image's units
     work = single_image(image, channel_axis=channel_axis, name=name, min_size=min_size,
-                        scale=own, work_dtype=work_dtype, any_dtype=True).work
+                        scale=own, work_dtype=work_dtype, any_dtype=True,
+                        spatial_ndim=spatial_ndim).work
     if own is None:  # own dtype's range: [0, 1] in working units already
         return work
     lo, hi = float(work.min()), float(work.max())

@@ -314,6 +314,11 @@ def _roi_boxes(roi: Any, spatial: tuple[int, ...]) -> list[tuple[tuple[int, int]
                              "'all' (the whole image) or one (start, stop) pair or slice per "
                              "spatial axis")
         return [tuple((0, s) for s in spatial)]
+    if isinstance(roi, np.ndarray):  # ambiguous: napari's corner_pixels is (2, ndim)
+        raise TypeError(f"roi as a NumPy array is not accepted (is it (start, stop) per axis, "
+                        f"or napari's (2, ndim) corners?); give a tuple of one (start, stop) "
+                        f"pair or slice per spatial axis, e.g. roi=((0, 128), (64, 192)); got "
+                        f"an array of shape {roi.shape}")
     if not isinstance(roi, Sequence) or len(roi) != len(spatial):
         raise ValueError(f"roi must give one (start, stop) pair or slice per spatial axis "
                          f"({len(spatial)} for an image of spatial shape {spatial}); got "
@@ -711,6 +716,7 @@ class _Setup:
     refill: list[float]  # std of the noise added to the masked pixels, per tile (0: none)
     masking: str
     model: Any = None  # a Poisson–Gaussian NoiseModel: the refill follows its variance
+    scale: Any = None  # the image's ValueScale (intensity parameters' range and units)
 
 
 def _approximate(spec: ProcessorSpec, approximate_loss: Any, methods: Iterable[Any]) -> Any:
@@ -817,7 +823,22 @@ def _prepare(image: Any, spec: ProcessorSpec, *, roi: Any, channel_axis: Any, st
         if masking == "interpolate+noise":  # times the model's std at each pixel
             refill = [math.sqrt(1.0 - keep)] * len(tiles)
     return _Setup(spec, tiles, boxes, spatial_ndim, -1 if cax is not None else None,
-                  value_range, scale.span, float(np.median(sigmas)), stride, offsets, refill, masking, model)
+                  value_range, scale.span, float(np.median(sigmas)), stride, offsets, refill, masking, model,
+                  scale)
+
+
+def _check_range(setup: _Setup, params: Mapping[str, Any], prefix: str = "") -> None:
+    """``ValueError`` for an intensity parameter outside its range for this image, in the
+    image's own units (the boundary's message): the batched non-local means never reaches
+    the boundary, so its candidates are checked here, before any work."""
+    spec = setup.spec
+    units = {n: p for n, p in spec.units.items() if params.get(n) is not None}
+    if not units or setup.scale is None:
+        return
+    try:
+        working_params(params, units, setup.scale, spec.bounds)
+    except ValueError as exc:
+        raise ValueError(f"{prefix}{exc}") from None
 
 
 def _jobs(setup: _Setup, params: dict[str, Any]) -> list[tuple[_Job, np.ndarray]]:
@@ -1022,16 +1043,9 @@ def iter_calibrate(
         axes[n] = user_grid[n] if n in user_grid else _check_values(
             spec, n, default_grid(spec, n, setup.noise_sigma, setup.span))
     # every candidate in range for this image, before any work (the boundary's message)
-    scale = value_scale(np.zeros(1, np.float64), setup.value_range) if setup.value_range \
-        else None
-    if scale is not None:
-        for n in tuned:
-            if spec.param(n).intensity:
-                for v in axes[n]:
-                    try:
-                        working_params({n: v}, spec.units, scale, spec.bounds)
-                    except ValueError as exc:
-                        raise ValueError(f"grid[{n!r}]: {exc}") from None
+    for n in tuned:
+        for v in axes[n]:
+            _check_range(setup, {n: v}, f"grid[{n!r}]: ")
     names = list(axes)
     if search == "auto":
         size = math.prod(len(v) for v in axes.values())
@@ -1225,11 +1239,18 @@ def self_supervised_loss(
     if isinstance(processor, Recipe):
         if params is not None:
             raise ValueError("give params= or a Recipe, not both")
+        processor.check_input(image)  # as apply_recipe: the same units, or a clear error
         params = processor.params
         if channel_axis is None:
             channel_axis = processor.channel_axis
         processor = processor.processor
     spec = _spec(processor)
+    if params is not None and not isinstance(params, Mapping):
+        raise TypeError(f"params must be a mapping of {spec.name}'s parameter names to values "
+                        f"(e.g. {{'sigma': 20.0}}); got {type(params).__name__}")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, numbers.Integral)
+                                or workers < 1):
+        raise ValueError(f"workers must be a positive integer or None; got {workers!r:.40}")
     values = dict(params or {})
     spec.validate_params(values)
     check_cancel(cancel)
@@ -1238,6 +1259,7 @@ def self_supervised_loss(
     setup = _prepare(image, spec, roi=roi, channel_axis=channel_axis, stride=stride,
                      approximate_loss=approximate_loss, masking=masking, methods=methods,
                      noise_model=values.get("noise_model"))
+    _check_range(setup, values)
     executor = _Executor(_default_workers() if workers is None else int(workers), cancel)
     gen = _evaluate(setup, [values], executor, lambda c, loss: None, [0], lambda: 0)
     return float(run_to_completion(gen)[0])

@@ -29,6 +29,7 @@ the result is read on the source's scale (:func:`~napari_restore._arrays.compani
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,7 +59,7 @@ def _pair(image: Any, result: Any, channel_axis: int | None) -> tuple[SingleImag
     src = single_image(image, channel_axis=channel_axis, spatial_ndim=None,
                        work_dtype=np.float64, name="image")
     res = companion_image(result, src, channel_axis=channel_axis, name="result",
-                          work_dtype=np.float64)
+                          work_dtype=np.float64, spatial_ndim=None)
     return src, res
 
 
@@ -83,6 +84,9 @@ def _structure(resid: np.ndarray, res: np.ndarray, colour: bool, sigma: float) -
     from scipy import ndimage
 
     nd = _spatial(res, colour)
+    if min(res.shape[:nd]) < 2:  # np.gradient needs two pixels
+        raise ValueError(f"the structure score needs at least 2 pixels along every spatial "
+                         f"axis; the image's spatial shape is {res.shape[:nd]}")
     spatial = (sigma,) * nd + ((0.0,) if colour else ())
     energy = ndimage.gaussian_filter(resid * resid, spatial)
     smooth = ndimage.gaussian_filter(res, spatial)
@@ -104,7 +108,9 @@ def structure_score(image: Any, result: Any, *, channel_axis: int | None = None,
     """Correlation of the removed part's local energy with the result's gradient magnitude
     (see the module docstring): ≈ 0 when only noise was removed, towards 1 when edges and
     texture were. 0.0 when either map is constant."""
-    if not (isinstance(sigma, int | float) and math.isfinite(sigma) and sigma > 0):
+    if isinstance(sigma, bool | np.bool_) or not isinstance(sigma, numbers.Real):
+        raise TypeError(f"sigma must be a positive number of pixels; got {sigma!r:.40}")
+    if not (math.isfinite(sigma) and sigma > 0):
         raise ValueError(f"sigma must be a positive number of pixels; got {sigma!r:.40}")
     src, res = _pair(image, result, channel_axis)
     return _structure(src.work - res, res, channel_axis is not None, float(sigma))
@@ -143,8 +149,11 @@ def spectral_flatness(residual: Any, *, channel_axis: int | None = None,
                       segment: int = WELCH_SEGMENT) -> float:
     """Spectral flatness of the residual's Welch spectrum (see the module docstring): near
     1 for white noise, lower for coloured residuals; 1.0 for a constant residual."""
-    if isinstance(segment, bool) or not isinstance(segment, int) or segment < 4:
+    if isinstance(segment, bool | np.bool_) or not isinstance(segment, numbers.Integral):
+        raise TypeError(f"segment must be an integer of at least 4 pixels; got {segment!r:.40}")
+    if segment < 4:
         raise ValueError(f"segment must be an integer of at least 4 pixels; got {segment!r:.40}")
+    segment = int(segment)
     work = single_image(residual, channel_axis=channel_axis, spatial_ndim=None,
                         work_dtype=np.float64, name="residual").work
     return _flatness(work, channel_axis is not None, segment)
