@@ -37,6 +37,17 @@ def test_out_of_range_grid_value_is_reported_in_the_images_own_units():
                   fixed={"method": "tv_chambolle"}, workers=1)
 
 
+@pytest.mark.parametrize("method", ["nl_means", "tv_chambolle"])
+def test_fixed_intensity_outside_the_images_range_is_refused_before_any_work(method):
+    """fixed={"sigma": 1e6} on a uint8 image: the batched non-local means returned losses
+    for it, and the registry's error (TV) spoke of a float32 image's data units."""
+    noisy = _plane(np.uint8)
+    with pytest.raises(ValueError, match=r"fixed: sigma=1e\+06 is out of range for this "
+                                         r"image.*grey levels of this uint8 image"):
+        calibrate(noisy, "classic_denoise", grid={"strength": [0.5, 1.0]},
+                  fixed={"method": method, "sigma": 1e6}, workers=1)
+
+
 def test_self_supervised_loss_refuses_an_intensity_outside_the_images_range():
     """calibrate and classic_denoise refuse σ = 1e6 on a uint8 image; the loss returned a
     number for it (the batched non-local means path never checked the range)."""

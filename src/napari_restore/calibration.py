@@ -1043,6 +1043,7 @@ def iter_calibrate(
         axes[n] = user_grid[n] if n in user_grid else _check_values(
             spec, n, default_grid(spec, n, setup.noise_sigma, setup.span))
     # every candidate in range for this image, before any work (the boundary's message)
+    _check_range(setup, fixed, "fixed: ")
     for n in tuned:
         for v in axes[n]:
             _check_range(setup, {n: v}, f"grid[{n!r}]: ")
