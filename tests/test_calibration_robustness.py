@@ -123,6 +123,16 @@ def test_structure_score_of_a_line_is_a_clear_error(shape):
         noref.noref_metrics(img, img * 0.5)
 
 
+@pytest.mark.parametrize("shape, channel_axis", [((1, 1), None), ((3, 1, 1), 0)])
+def test_spectral_flatness_of_one_pixel_is_a_clear_error(shape, channel_axis):
+    """A one-pixel residual has no frequency but zero: the flatness was NaN (with a
+    'Mean of empty slice' warning)."""
+    resid = np.ones(shape)
+    with pytest.raises(ValueError, match="at least 2 pixels along a spatial axis"):
+        noref.spectral_flatness(resid, channel_axis=channel_axis)
+    assert noref.spectral_flatness(np.ones((1, 4))) == 1.0  # a line still has a spectrum
+
+
 def test_numpy_scalars_are_accepted_for_sigma_and_segment():
     """np.float32(2) for sigma and np.int64(16) for segment were refused as 'not a positive
     number' / 'not an integer of at least 4'; True was taken as sigma = 1."""

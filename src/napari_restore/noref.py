@@ -176,6 +176,9 @@ def _flatness(work: np.ndarray, colour: bool, segment: int) -> float:
         power = np.abs(np.fft.fftn(blocks, axes=tuple(range(1, nd + 1)))) ** 2
         spectra.append(power.mean(axis=0))
     spec = np.mean(spectra, axis=0).ravel()[1:]  # without the zero frequency
+    if spec.size == 0:  # one pixel: no frequency but zero
+        raise ValueError(f"the spectral flatness needs at least 2 pixels along a spatial axis; "
+                         f"the residual's spatial shape is {work.shape[:_spatial(work, colour)]}")
     mean = float(spec.mean())
     if mean <= 0.0:
         return 1.0
