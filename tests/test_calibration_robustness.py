@@ -94,6 +94,18 @@ def test_roi_as_an_array_is_a_clear_error():
                   roi=np.array([[0, 32], [0, 32]]), workers=1)
 
 
+def test_roi_axis_given_as_a_pair_array_is_that_pair():
+    """One (start, stop) array per axis was refused as 'must be a (start, stop) pair'."""
+    noisy = _plane(np.uint8, shape=(64, 64))
+    kw = dict(grid={"sigma": [10.0, 20.0]}, fixed={"method": "tv_chambolle"}, workers=1)
+    cal = calibrate(noisy, "classic_denoise", roi=(np.array([16, 48]), np.array([0, 32])), **kw)
+    ref = calibrate(noisy, "classic_denoise", roi=((16, 48), (0, 32)), **kw)
+    assert cal.region == (((16, 48), (0, 32)),)
+    np.testing.assert_array_equal(cal.losses, ref.losses)
+    with pytest.raises(TypeError, match="bounds must be integers"):
+        calibrate(noisy, "classic_denoise", roi=(np.array([16.0, 48.0]), (0, 32)), **kw)
+
+
 # -- no-reference metrics ---------------------------------------------------------------------
 
 def test_noref_metrics_on_volumes():

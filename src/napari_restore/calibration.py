@@ -331,6 +331,8 @@ def _roi_boxes(roi: Any, spatial: tuple[int, ...]) -> list[tuple[tuple[int, int]
             start, stop = item.start, item.stop
         elif isinstance(item, Sequence) and len(item) == 2:
             start, stop = item
+        elif isinstance(item, np.ndarray) and item.shape == (2,):  # e.g. np.array([0, 128])
+            start, stop = item.tolist()
         else:
             raise ValueError(f"roi axis {axis} must be a (start, stop) pair or a slice; got "
                              f"{item!r:.40}")
