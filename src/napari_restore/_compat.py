@@ -209,7 +209,8 @@ def bm3d_rgb(z: Any, sigma_psd: Any, profile: Any, colorspace: str = "opp") -> A
 
     bm3d = bm3d_module()
     flat = np.asarray(z).reshape(-1, 3)
-    _, _, _, _, a = bm3d.rgb_to(np.zeros((1, 1, 3)), colorspace)  # the forward matrix
+    with np.errstate(divide="ignore", invalid="ignore"):  # a zero image's range is 0
+        _, _, _, _, a = bm3d.rgb_to(np.zeros((1, 1, 3)), colorspace)  # the forward matrix
     o = flat @ a.T
     o_max, o_min = o.max(axis=0), o.min(axis=0)
     if np.all(o_max > o_min):

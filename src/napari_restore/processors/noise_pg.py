@@ -153,9 +153,30 @@ class NoiseModel:
                              "noise variance; bias must be > 0 (the noise variance)")
         if self.gain == 0 and self.kind != "gaussian":
             object.__setattr__(self, "kind", "gaussian")
-        pts = tuple((float(m), float(v), int(n)) for m, v, n in self.points)
-        object.__setattr__(self, "points", pts)
-        object.__setattr__(self, "residual", float(self.residual))
+        pts = []
+        for p in self.points:
+            try:
+                m, v, n = p
+                pt = (float(m), float(v), int(n))
+            except (TypeError, ValueError):
+                raise ValueError("NoiseModel points must be (mean, variance, count) numbers; "
+                                 f"got {p!r:.60}") from None
+            if not (math.isfinite(pt[0]) and math.isfinite(pt[1])):
+                raise ValueError(f"NoiseModel points must be finite; got {p!r:.60}")
+            pts.append(pt)
+        object.__setattr__(self, "points", tuple(pts))
+        res = self.residual
+        if isinstance(res, bool) or not isinstance(res, int | float | np.number):
+            raise TypeError(f"NoiseModel residual must be a number; got {res!r:.40}")
+        if not (math.isfinite(float(res)) and float(res) >= 0):
+            raise ValueError(f"NoiseModel residual must be finite and >= 0; got {res!r:.40}")
+        object.__setattr__(self, "residual", float(res))
+        if self.dtype is not None:
+            try:
+                object.__setattr__(self, "dtype", np.dtype(self.dtype).name)
+            except TypeError:
+                raise TypeError("NoiseModel dtype must be None or a dtype name such as "
+                                f"'uint16'; got {self.dtype!r:.40}") from None
 
     # -- the model ---------------------------------------------------------------------
     def variance(self, mean: Any) -> Any:
@@ -307,7 +328,14 @@ def estimate_noise_model(image: Any, *, channel_axis: int | None = None,
                          f"model; at least {2 * WINDOW + 2}x{2 * WINDOW + 2} are needed")
     dtype = np.dtype(arr.dtype).name
     if per_plane:
-        return [_estimate(list(g), dtype) for g in groups]
+        models = []
+        for i, g in enumerate(groups):
+            try:
+                models.append(_estimate(list(g), dtype))
+            except ValueError as exc:  # say which plane (leading axes flattened, C order)
+                raise ValueError(f"plane {i} of {len(groups)} (leading axes flattened in C "
+                                 f"order): {exc}") from None
+        return models
     planes = groups.reshape((-1, h, w))
     n = planes.shape[0]
     keep = max(1, min(n, MAX_PIXELS // (h * w)))
@@ -321,9 +349,17 @@ def _estimate(planes: Sequence[Any], dtype: str | None) -> NoiseModel:
     hi = max(s["high"] for s in stats)
     if not hi > lo:
         raise ValueError(f"the image is constant ({lo:.6g}): it has no noise to model")
-    st = {k: np.concatenate([s[k] for s in stats]) for k in stats[0] if k not in ("low", "high")}
+    scalars = ("low", "high", "inside", "clipped")
+    st = {k: np.concatenate([s[k] for s in stats]) for k in stats[0] if k not in scalars}
     if st["n"].size < MIN_BLOCKS:
-        raise ValueError(_no_smooth(st["n"].size))
+        inside = sum(s["inside"] for s in stats)
+        clipped = sum(s["clipped"] for s in stats)
+        note = ""
+        if inside >= MIN_BLOCKS > inside - clipped:  # why: clipping (e.g. counts with 0s)
+            note = (f"; {100.0 * clipped / inside:.0f} % of the windows touch pixels at the "
+                    f"data's minimum ({lo:.6g}) or maximum ({hi:.6g}), which are left out as "
+                    "clipped (saturation, or counts with many zeros)")
+        raise ValueError(_no_smooth(st["n"].size) + note)
     if not ((st["vA"] > 0) | (st["vB"] > 0)).any():
         raise ValueError("the image has no measurable noise (every fine-scale detail is "
                          "zero): no noise model can be fitted")
@@ -411,11 +447,12 @@ def _block_stats(z: np.ndarray) -> dict[str, Any]:
     inside[r: mean.shape[0] - r, r: mean.shape[1] - r] = True
     ok = inside & ~bad
     k2 = WINDOW * WINDOW
+    n_inside, n_clipped = int(inside.sum()), int((inside & bad).sum())
 
     def wsum(x: np.ndarray) -> np.ndarray:
         return ndimage.uniform_filter(x, WINDOW, mode="reflect")[ok] * k2
 
-    out: dict[str, Any] = {"low": low, "high": high}
+    out: dict[str, Any] = {"low": low, "high": high, "inside": n_inside, "clipped": n_clipped}
     s1, s2 = wsum(mean), wsum(mean * mean)
     out["Vm"] = np.maximum(s2 - s1 * s1 / k2, 0.0) / (k2 - 1)
     ii, jj = np.indices(mean.shape)
@@ -492,20 +529,26 @@ def _fit(s: np.ndarray, m: np.ndarray,
     keep = np.ones(len(x), bool)
     a, b = 0.0, float(np.mean(y))
     cov = np.zeros((2, 2))
+    # the means' column in units of a power of two near their largest magnitude (exact), so
+    # the normal equations' conditioning does not depend on the data's units: values of
+    # 1e9 (or 1e-12) made ata numerically rank 1 and gave a Gaussian model
+    xs = np.ldexp(x, -int(np.frexp(np.max(np.abs(x)))[1]))
+    unit = float(np.ldexp(1.0, int(np.frexp(np.max(np.abs(x)))[1])))
     for it in range(8):
         pred = np.maximum(a * x + b, 1e-12 * max(float(np.max(y)), 1e-300))
         wts = n / (2.0 * pred**2)
-        A = np.stack([x, np.ones_like(x)], axis=1)
+        A = np.stack([xs, np.ones_like(x)], axis=1)
         wk = wts * keep
         ata = A.T @ (A * wk[:, None])
         if np.linalg.matrix_rank(ata) < 2:
             break
         sol = np.linalg.solve(ata, A.T @ (wk * y))
-        a, b = float(sol[0]), float(sol[1])
+        a, b = float(sol[0]) / unit, float(sol[1])
         z = (y - (a * x + b)) * np.sqrt(wts)
         dof = max(int(keep.sum()) - 2, 1)
         chi = float(np.sum((z[keep]) ** 2)) / dof
-        cov = np.linalg.inv(ata) * max(chi, 1.0)
+        back = np.array([1.0 / unit, 1.0])
+        cov = np.linalg.inv(ata) * np.outer(back, back) * max(chi, 1.0)
         if it == 4 and keep.sum() > 4:  # one robust pass: drop far outliers
             keep = np.abs(z) <= OUTLIER * math.sqrt(max(chi, 1.0))
             if keep.sum() < 2:
@@ -544,8 +587,10 @@ def _decide(model: Any, fit: _Fit, dtype: str | None) -> NoiseModel:
     if isinstance(model, _Raw):
         se = math.sqrt(max(float(fit.cov[0, 0]), 0.0))
         at_median = a * fit.median + b
-        effect = a * fit.spread / at_median if at_median > 0 else math.inf * np.sign(a)
-        t = a / se if se > 0 else math.inf * np.sign(a)
+        # (a == 0 with no error estimate: no signal dependence; inf·0 would be NaN)
+        effect = a * fit.spread / at_median if at_median > 0 else math.copysign(
+            math.inf, a) if a else 0.0
+        t = a / se if se > 0 else math.copysign(math.inf, a) if a else 0.0
         if a > 0 and t >= GAIN_T and effect >= GAUSSIAN_SPREAD and at_median > 0:
             return NoiseModel(a, b, points=pts, residual=fit.residual, dtype=dtype)
         if a < 0 and t <= -NEGATIVE_T and -effect >= GAUSSIAN_SPREAD:

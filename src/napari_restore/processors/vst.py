@@ -131,6 +131,12 @@ def iter_apply_vst(spec: Any, arr: Any, values: dict[str, Any], *, channel_axis:
     if values.get("sigma") is not None:
         raise ValueError(f"sigma={values['sigma']:g} was given with a Poisson–Gaussian noise "
                          "model; leave sigma empty: the transform makes the noise level 1")
+    # the input checks of the inner run first (NaN, too small): an image the run refuses
+    # gets that error, not a "falling back to white noise" warning before it
+    from .._arrays import check_image
+
+    check_image(arr, channel_axis=channel_axis, plane_ndim=getattr(spec, "plane_ndim", 2),
+                min_size=getattr(spec, "min_size", 1), check_finite=True)
     model = _model_for(arr, values, channel_axis, resolved)
     inner = dict(values)
     if model is None or model.kind == "gaussian":
@@ -138,9 +144,15 @@ def iter_apply_vst(spec: Any, arr: Any, values: dict[str, Any], *, channel_axis:
                   sigma=None if model is None else math.sqrt(model.bias))
         if model is not None and inner.get("sigma") is not None and resolved is not None:
             resolved["sigma"] = inner["sigma"]
-        return (yield from spec.iter_apply(arr, channel_axis=channel_axis, cancel=cancel,
-                                           value_range=value_range, resolved=resolved,
-                                           **options, **inner))
+        try:
+            return (yield from spec.iter_apply(arr, channel_axis=channel_axis, cancel=cancel,
+                                               value_range=value_range, resolved=resolved,
+                                               **options, **inner))
+        except ValueError as exc:  # the σ the model set, refused: name the model, not sigma
+            if model is None or not str(exc).startswith("sigma="):
+                raise
+            raise ValueError(f"noise_model: the model {model.describe()} sets sigma = √bias "
+                             f"= {math.sqrt(model.bias):.6g}; {exc}") from None
     data = np.asarray(arr)
     dtype = np.dtype(data.dtype)
     f = gat(data, model)
@@ -150,14 +162,56 @@ def iter_apply_vst(spec: Any, arr: Any, values: dict[str, Any], *, channel_axis:
     if value_range is not None:  # a part of a stack: the transformed stack's range
         lo, hi = gat(np.asarray(value_range, dtype=np.float64), model)
         fr = (float(lo), float(hi))
+    f_lo, f_hi = fr if fr is not None else (float(f.min()), float(f.max()))
+    _check_level(spec, 1.0, f_hi - f_lo, model, data)
+    # f far from 0 against its unit noise (a gain that is tiny against the bias: f ≈ 2√(b/a²)
+    # + z/√b) would lose the noise to the float32 working precision (NoiseModel(1e-9, 9) on
+    # 16-bit data returned values up to 21340 for an input of 90–204): the inner run gets f
+    # shifted to start at SHIFT_TO, and its image outputs are shifted back before the inverse
+    shift = f_lo - SHIFT_TO if f_lo > SHIFT_ABOVE else 0.0
+    if shift:
+        f -= shift
+        fr = None if fr is None else (fr[0] - shift, fr[1] - shift)
     den = yield from spec.iter_apply(f, channel_axis=channel_axis, cancel=cancel,
                                      value_range=fr, resolved=sub, **options, **inner)
     if resolved is not None:
         resolved.update({k: v for k, v in sub.items() if k not in ("sigma", "noise_model")})
     outputs = tuple(getattr(spec, "outputs", ()) or ())
     if len(outputs) <= 1:
-        return _image_back(exact_unbiased_inverse(den, model), data, dtype, channel_axis)
+        return _image_back(exact_unbiased_inverse(np.asarray(den, np.float64) + shift, model),
+                           data, dtype, channel_axis)
+    if shift:
+        den = tuple(np.asarray(d, np.float64) + shift if o.kind == "image" else d
+                    for o, d in zip(outputs, den, strict=False))
     return tuple(_outputs_back(outputs, den, data, model, dtype, channel_axis))
+
+
+#: The transformed image is shifted (by a constant, undone before the inverse) when its
+#: minimum is above SHIFT_ABOVE, to start at SHIFT_TO (float32 keeps 1/2000 of the unit
+#: noise there). Models of real cameras give f below ~2√(photons + read noise²) and are
+#: never shifted.
+SHIFT_ABOVE = 4096.0
+SHIFT_TO = 64.0
+
+
+def _check_level(spec: Any, level: float, span: float, model: NoiseModel,
+                 data: np.ndarray) -> None:
+    """Refuse a model whose noise level (σ = 1 on the transformed image, √bias for a
+    Gaussian model) is beyond what the processor's σ allows for this image (the image's
+    whole range where it has no σ): the error names ``noise_model``, not the σ the user did
+    not give, and is in the image's units."""
+    names = {p.name for p in getattr(spec, "params", ())}
+    top = getattr(spec.param("sigma"), "max", None) if "sigma" in names else 1.0
+    if top is None or level <= top * span:
+        return
+    vals = data[np.isfinite(data)] if data.dtype.kind == "f" else data
+    med = float(np.median(vals))
+    raise ValueError(
+        f"noise_model: the model {model.describe()} gives a noise std of "
+        f"{float(model.std(med)):.6g} at the image's median ({med:.6g}), more than its whole "
+        f"range ({float(np.min(vals)):.6g} to {float(np.max(vals)):.6g}); gain and bias must "
+        "be in the image's own units (grey levels for integer images, values for float "
+        "images), or use noise_model='poisson-gaussian' to estimate them")
 
 
 def _to_inner(spec: Any, inner: dict[str, Any], *, stabilised: bool,
