@@ -48,6 +48,29 @@ def test_fixed_intensity_outside_the_images_range_is_refused_before_any_work(met
                   fixed={"method": method, "sigma": 1e6}, workers=1)
 
 
+def test_opencv_nlm_on_uint8_is_calibrated_at_the_bit_depth_its_replay_uses():
+    """bit_depth="auto" is 8 bits for uint8 input, but the masked tiles are float, so the
+    calibration scored the 16-bit OpenCV filter: a loss curve of another algorithm than
+    the one the recipe replays."""
+    noisy = _plane(np.uint8, sigma=20.0)
+    kw = dict(grid={"sigma": [10.0, 20.0, 40.0]}, workers=1)
+    auto = calibrate(noisy, "classic_denoise", fixed={"method": "opencv_nlm"}, **kw)
+    eight = calibrate(noisy, "classic_denoise",
+                      fixed={"method": "opencv_nlm", "bit_depth": "8"}, **kw)
+    sixteen = calibrate(noisy, "classic_denoise",
+                        fixed={"method": "opencv_nlm", "bit_depth": "16"}, **kw)
+    np.testing.assert_array_equal(auto.losses, eight.losses)
+    assert not np.array_equal(eight.losses, sixteen.losses)
+    assert auto.recipe.params["bit_depth"] == "auto"  # the user's choice is what is recorded
+    # uint16: "auto" is 16 bits, as before
+    deep = _plane(np.uint16, scale=2000.0, offset=300.0, sigma=80.0)
+    kw16 = dict(grid={"sigma": [40.0, 80.0]}, workers=1)
+    np.testing.assert_array_equal(
+        calibrate(deep, "classic_denoise", fixed={"method": "opencv_nlm"}, **kw16).losses,
+        calibrate(deep, "classic_denoise", fixed={"method": "opencv_nlm", "bit_depth": "16"},
+                  **kw16).losses)
+
+
 def test_self_supervised_loss_refuses_an_intensity_outside_the_images_range():
     """calibrate and classic_denoise refuse σ = 1e6 on a uint8 image; the loss returned a
     number for it (the batched non-local means path never checked the range)."""

@@ -719,6 +719,7 @@ class _Setup:
     masking: str
     model: Any = None  # a Poisson–Gaussian NoiseModel: the refill follows its variance
     scale: Any = None  # the image's ValueScale (intensity parameters' range and units)
+    source: Any = None  # the caller's image: ``spec.prepare`` resolves "auto" choices on it
 
 
 def _approximate(spec: ProcessorSpec, approximate_loss: Any, methods: Iterable[Any]) -> Any:
@@ -826,7 +827,7 @@ def _prepare(image: Any, spec: ProcessorSpec, *, roi: Any, channel_axis: Any, st
             refill = [math.sqrt(1.0 - keep)] * len(tiles)
     return _Setup(spec, tiles, boxes, spatial_ndim, -1 if cax is not None else None,
                   value_range, scale.span, float(np.median(sigmas)), stride, offsets, refill, masking, model,
-                  scale)
+                  scale, arr)
 
 
 def _check_range(setup: _Setup, params: Mapping[str, Any], prefix: str = "") -> None:
@@ -859,8 +860,16 @@ def _jobs(setup: _Setup, params: dict[str, Any]) -> list[tuple[_Job, np.ndarray]
                 noise = rng.normal(0.0, 1.0, masked[mask].shape) * std
                 masked[mask] += noise.astype(masked.dtype)
             run = params
-            if setup.model is not None and isinstance(params.get("noise_model"), str):
-                run = {**params, "noise_model": setup.model}
+            if setup.spec.prepare is not None and setup.source is not None \
+                    and setup.model is None and not setup.spec.prepared_units:
+                # input-dependent choices resolved on the caller's image, as its replay does
+                # (classic's bit_depth "auto" is 8 bits for uint8, not the float tiles' 16)
+                full = setup.spec.validate_params(run)
+                if not _poisson_gaussian(full.get("noise_model")):  # (the VST runs on floats)
+                    prepared = setup.spec.prepare(dict(full), setup.source)
+                    run = {**run, **{k: v for k, v in prepared.items() if full.get(k) != v}}
+            if setup.model is not None and isinstance(run.get("noise_model"), str):
+                run = {**run, "noise_model": setup.model}
             job = _Job(setup.spec.name, masked, mask, run, setup.channel_axis,
                        setup.value_range)
             out.append((job, data[mask]))
