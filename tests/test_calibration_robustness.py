@@ -129,6 +129,22 @@ def test_roi_axis_given_as_a_pair_array_is_that_pair():
         calibrate(noisy, "classic_denoise", roi=(np.array([16.0, 48.0]), (0, 32)), **kw)
 
 
+@pytest.mark.parametrize("layout, axis", [((48, 48, 3), -1), ((4, 48, 48), 0)])
+def test_colour_image_without_channel_axis_gets_the_hint(layout, axis):
+    """An RGB(A) image without channel_axis was told to 'pass one plane of the stack'."""
+    img = np.zeros(layout, np.uint8)
+    with pytest.raises(ValueError, match=rf"one plane.*give channel_axis={axis}"):
+        calibrate(img, "classic_denoise", grid={"sigma": [10.0, 20.0]}, workers=1)
+
+
+def test_noise_free_message_names_the_grid_to_give():
+    """The message read "give grid={'sigma': [...]}} in the image's units" (one brace too
+    many)."""
+    with pytest.raises(ValueError, match=r"give grid=\{'sigma': \[\.\.\.\]\} in the image's "
+                                         r"units"):
+        calibrate(np.full((32, 32), 7, np.uint8), "classic_denoise", workers=1)
+
+
 # -- no-reference metrics ---------------------------------------------------------------------
 
 def test_noref_metrics_on_volumes():

@@ -610,7 +610,7 @@ def default_grid(spec: ProcessorSpec, name: str, noise_sigma: float, span: float
         if not noise_sigma > NOISE_FREE * span:
             raise ValueError(f"no noise was measured in the region (estimated σ = 0), so no "
                              f"default grid for {name} can be derived; give grid={{{name!r}: "
-                             "[...]}} in the image's units")
+                             "[...]} in the image's units")
         lo = 0.0 if param.min is None else param.min * span
         hi = math.inf if param.max is None else param.max * span
         vals = sorted({_g4(min(max(noise_sigma * f, lo), hi)) for f in SIGMA_FACTORS})
@@ -771,9 +771,12 @@ def _prepare(image: Any, spec: ProcessorSpec, *, roi: Any, channel_axis: Any, st
     spatial_ndim = arr.ndim - (cax is not None)
     if spatial_ndim != spec.plane_ndim:
         what = "volume (Z, Y, X)" if spec.plane_ndim == 3 else "plane (H, W)"
+        colour = [a for a in (-1, 0) if arr.shape[a] in (3, 4)] \
+            if cax is None and spec.input_kind == "rgb" and arr.ndim == spec.plane_ndim + 1 else []
+        hint = (f"; if it is a colour image, give channel_axis={colour[0]}" if colour else "")
         raise ValueError(f"calibrate takes one {what}{' plus its colour axis' if cax is not None else ''}; "
                          f"image has shape {tuple(arr.shape)}: pass one plane of the stack "
-                         "(e.g. image[k]), the one shown in the viewer")
+                         f"(e.g. image[k]), the one shown in the viewer{hint}")
     if cax is not None and spec.input_kind == "volume3d":
         raise ValueError(f"{spec.name} takes volumes without a colour axis; give "
                          "channel_axis=None")
