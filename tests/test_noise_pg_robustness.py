@@ -46,6 +46,23 @@ def test_estimate_does_not_depend_on_the_data_units(power):
     assert estimate_noise_model(z * 1e6).gain / 1e6 == pytest.approx(base.gain, rel=1e-3)
 
 
+def test_estimate_does_not_depend_on_a_large_offset():
+    """Counts + 1e9 (float64) or + 10**12 (int64): the block means' variance cancelled in
+    float64 (s2 − s1²/k2 of values near 1e9) and the fit's normal equations were rank 1 (x
+    near 1e12 ± 100): a Gaussian model, and a wavelet result 19522 counts off."""
+    z = _counts(128, seed=5)
+    base = estimate_noise_model(z)
+    for data, off in ((z + 1e9, 1e9), (z.astype(np.int64) + 10**12, 1e12)):
+        model = estimate_noise_model(data)
+        assert model.kind == "poisson-gaussian"
+        assert model.gain == pytest.approx(base.gain, rel=1e-5)
+        assert model.bias + model.gain * off == pytest.approx(base.bias, rel=1e-4)
+    small = _counts()
+    plain = classic_denoise(small, method="wavelet", noise_model="poisson-gaussian")
+    shifted = classic_denoise(small + 1e9, method="wavelet", noise_model="poisson-gaussian")
+    assert np.max(np.abs(shifted - 1e9 - plain)) <= 1.0
+
+
 def test_tiny_gain_against_the_bias_keeps_the_noise():
     """NoiseModel(1e-9, 9) is Gaussian noise of σ = 3 for all purposes: the transform is
     2√(b/a²) + z/√b ≈ 6e9 + z/3, whose unit noise float32 lost (BM3D returned values up to
@@ -73,6 +90,13 @@ def test_model_with_noise_beyond_the_image_range_is_refused_naming_noise_model(r
     with pytest.raises(ValueError,
                        match=r"^noise_model: .*std of 10198 .*whole range \(90 to 204\)"):
         run(z, NoiseModel(1e6, 1.0))
+
+
+def test_constant_image_with_a_given_model_still_runs():
+    """(The range check above must not refuse a constant image: it has no range.)"""
+    flat = np.full((64, 64), 100, np.uint16)
+    out = classic_denoise(flat, method="wavelet", noise_model=NoiseModel(4.0, -391.0))
+    assert out.shape == flat.shape and out.dtype == flat.dtype
 
 
 def test_gaussian_model_too_large_names_noise_model_not_sigma():

@@ -453,7 +453,10 @@ def _block_stats(z: np.ndarray) -> dict[str, Any]:
         return ndimage.uniform_filter(x, WINDOW, mode="reflect")[ok] * k2
 
     out: dict[str, Any] = {"low": low, "high": high, "inside": n_inside, "clipped": n_clipped}
-    s1, s2 = wsum(mean), wsum(mean * mean)
+    # the block means' variance about the data's minimum (a variance does not depend on it):
+    # s2 − s1²/k2 of values near 1e9 cancels in float64 (data with a large offset)
+    centred = mean - low
+    s1, s2 = wsum(centred), wsum(centred * centred)
     out["Vm"] = np.maximum(s2 - s1 * s1 / k2, 0.0) / (k2 - 1)
     ii, jj = np.indices(mean.shape)
     checker = (ii + jj) % 2 == 0
@@ -529,13 +532,16 @@ def _fit(s: np.ndarray, m: np.ndarray,
     keep = np.ones(len(x), bool)
     a, b = 0.0, float(np.mean(y))
     cov = np.zeros((2, 2))
-    # the means' column in units of a power of two near their largest magnitude (exact), so
-    # the normal equations' conditioning does not depend on the data's units: values of
-    # 1e9 (or 1e-12) made ata numerically rank 1 and gave a Gaussian model
-    xs = np.ldexp(x, -int(np.frexp(np.max(np.abs(x)))[1]))
-    unit = float(np.ldexp(1.0, int(np.frexp(np.max(np.abs(x)))[1])))
+    # the means' column about their smallest, in units of a power of two near their largest
+    # distance from it, so the normal equations' conditioning depends neither on the data's
+    # units nor on its offset: values of 1e9 (or 1e-12, or 1e12 ± 100) made ata numerically
+    # rank 1 and gave a Gaussian model
+    x0 = float(np.min(x))
+    unit = float(np.ldexp(1.0, int(np.frexp(np.max(x - x0))[1])))
+    xs = (x - x0) / unit
+    bc = b  # the variance at x0
     for it in range(8):
-        pred = np.maximum(a * x + b, 1e-12 * max(float(np.max(y)), 1e-300))
+        pred = np.maximum(a * (x - x0) + bc, 1e-12 * max(float(np.max(y)), 1e-300))
         wts = n / (2.0 * pred**2)
         A = np.stack([xs, np.ones_like(x)], axis=1)
         wk = wts * keep
@@ -543,17 +549,18 @@ def _fit(s: np.ndarray, m: np.ndarray,
         if np.linalg.matrix_rank(ata) < 2:
             break
         sol = np.linalg.solve(ata, A.T @ (wk * y))
-        a, b = float(sol[0]) / unit, float(sol[1])
-        z = (y - (a * x + b)) * np.sqrt(wts)
+        a, bc = float(sol[0]) / unit, float(sol[1])
+        b = bc - a * x0
+        z = (y - (a * (x - x0) + bc)) * np.sqrt(wts)
         dof = max(int(keep.sum()) - 2, 1)
         chi = float(np.sum((z[keep]) ** 2)) / dof
-        back = np.array([1.0 / unit, 1.0])
-        cov = np.linalg.inv(ata) * np.outer(back, back) * max(chi, 1.0)
+        back = np.array([[1.0 / unit, 0.0], [-x0 / unit, 1.0]])  # (a, b) from the solution
+        cov = back @ np.linalg.inv(ata) @ back.T * max(chi, 1.0)
         if it == 4 and keep.sum() > 4:  # one robust pass: drop far outliers
             keep = np.abs(z) <= OUTLIER * math.sqrt(max(chi, 1.0))
             if keep.sum() < 2:
                 keep[:] = True
-    pred = a * x + b
+    pred = a * (x - x0) + bc
     rel = (y - pred) / np.maximum(np.abs(pred), 1e-300)
     residual = float(np.sqrt(np.sum(n * rel**2) / np.sum(n)))
     model: NoiseModel | _Gauss = _Raw(a, b)

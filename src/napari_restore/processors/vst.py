@@ -202,7 +202,7 @@ def _check_level(spec: Any, level: float, span: float, model: NoiseModel,
     not give, and is in the image's units."""
     names = {p.name for p in getattr(spec, "params", ())}
     top = getattr(spec.param("sigma"), "max", None) if "sigma" in names else 1.0
-    if top is None or level <= top * span:
+    if top is None or span <= 0 or level <= top * span:  # (a constant image runs as before)
         return
     vals = data[np.isfinite(data)] if data.dtype.kind == "f" else data
     med = float(np.median(vals))
