@@ -159,3 +159,18 @@ def test_counts_with_many_zeros_say_they_are_left_out_as_clipped():
     with pytest.raises(ValueError, match=r"100 % of the windows touch pixels at the data's "
                                          r"minimum \(0\).*clipped"):
         estimate_noise_model(counts)
+
+
+def test_pure_poisson_counts_with_median_zero_take_noise_model_1_0():
+    """Photon counts at ~0.3 photons/pixel (median 0): the textbook model NoiseModel(1, 0)
+    (variance = mean, exactly 0 at the median) was refused as 'not positive at the image's
+    median'. A negative variance there is still refused."""
+    from skimage import data
+
+    lam = data.camera()[100:164, 200:264].astype(np.float64) / 255.0
+    counts = np.random.default_rng(3).poisson(lam).astype(np.float32)
+    assert np.median(counts) == 0
+    out = classic_denoise(counts, method="wavelet", noise_model=NoiseModel(1.0, 0.0))
+    assert np.mean((out - lam) ** 2) < 0.2 * np.mean((counts - lam) ** 2)
+    with pytest.raises(ValueError, match="noise_model.*not positive at the image's median"):
+        classic_denoise(counts, method="wavelet", noise_model=NoiseModel(1.0, -0.5))

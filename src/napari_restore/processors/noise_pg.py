@@ -195,11 +195,12 @@ class NoiseModel:
         return -self.bias / self.gain if self.gain > 0 else -math.inf
 
     def check_range(self, low: float, high: float, name: str = "noise_model") -> None:
-        """Refuse a model whose variance is not positive at ``low`` and ``high``
-        (the image's median and maximum: see :func:`check_model_for`)."""
+        """Refuse a model whose variance is negative at ``low`` or not positive at ``high``
+        (the image's median and maximum: see :func:`check_model_for`). A variance of 0 at
+        the median is pure Poisson counts, mostly zeros: ``NoiseModel(1, 0)`` at median 0."""
         for where, value in (("median", low), ("maximum", high)):
             var = self.variance(value)
-            if not var > 0:
+            if not (var >= 0 if where == "median" else var > 0):
                 raise ValueError(
                     f"{name}: the model's variance gain·E + bias = {self.gain:.6g}·"
                     f"{value:.6g} + {self.bias:.6g} = {var:.6g} is not positive at the "
@@ -618,7 +619,7 @@ def _decide(model: Any, fit: _Fit, dtype: str | None) -> NoiseModel:
 def check_model_for(model: NoiseModel, image: Any, *, channel_axis: int | None = None,
                     name: str = "noise_model") -> None:
     """Refuse a (hand-given) model whose variance is not positive over the image's range:
-    at its median and at its maximum. Values darker than the model's zero point (read
+    negative at its median, or not positive at its maximum. Values darker than the model's zero point (read
     noise puts a few counts below the dark level) are where the transform clamps to 0."""
     arr = np.asarray(image)
     if channel_axis is not None and arr.ndim >= 3:
