@@ -69,7 +69,7 @@ def test_tiny_gain_against_the_bias_keeps_the_noise():
     21340 for 90–204). The result must be that of NoiseModel(0, 9)."""
     z = _counts().astype(np.float32)
     for fn in (lambda m: classic_denoise(z, method="wavelet", noise_model=m),
-               lambda m: bm3d_denoise(z, noise_model=m)):
+               lambda m: bm3d_denoise(z[:40, :40], noise_model=m)):
         tiny = fn(NoiseModel(1e-9, 9.0))
         gauss = fn(NoiseModel(0.0, 9.0))
         assert np.all(np.isfinite(tiny))
