@@ -109,6 +109,7 @@ class ValueScale:
     low: float
     high: float
     origin: float | None = None  # None: low
+    by_values: bool = False  # an integer dtype mapped by its values' range (wide_integer)
 
     def __post_init__(self) -> None:
         if self.origin is None:
@@ -372,13 +373,31 @@ def nominal_bits(arr: Any, value_range: tuple[float, float] | None = None) -> in
     return full
 
 
+def wide_integer(dtype: Any) -> bool:
+    """Integers of more than 16 bits (int32, uint32, int64, uint64). :func:`value_scale` maps
+    them by their values' range, not the dtype's: 2**32 levels or more would put a noise σ
+    of tens of counts below the processors' noise-free thresholds (a 1e-6 fraction of the
+    span: 4295 counts for int32, so images came back unchanged), and 64-bit data beyond
+    float64's resolution (its steps near the middle of the int64 range are 2048 counts)."""
+    dtype = np.dtype(dtype)
+    return dtype.kind in "iu" and dtype.itemsize > 2
+
+
+def ranged(dtype: Any) -> bool:
+    """Whether :func:`value_scale` maps ``dtype`` by its values' range (floats, and
+    :func:`wide_integer` dtypes), so that a part of an image (a plane, a field of view, a
+    chunk) needs the whole image's ``value_range`` to be scaled as the whole is."""
+    return np.dtype(dtype).kind == "f" or wide_integer(dtype)
+
+
 def value_scale(arr: Any, value_range: tuple[float, float] | None = None,
                 *, name: str = "image", offset: bool = True,
                 detect_bits: bool = False) -> ValueScale:
     """Return the affine that maps ``arr``'s values to the working scale.
 
-    Integers map by their dtype's full range; floats already inside [0, 1] are kept as they
-    are; other floats map by their own minimum and maximum — or by ``value_range`` when given
+    Integers of up to 16 bits map by their dtype's full range; floats already inside [0, 1]
+    are kept as they are; other floats, and integers of 32 or 64 bits (:func:`wide_integer`),
+    map by their own minimum and maximum — or by ``value_range`` when given
     (the range of the whole stack when ``arr`` is one part of it, so that a slice, a field of
     view or a batch chunk is scaled exactly as the whole would be). Intensity parameters are
     converted with the same affine (:func:`working_params`), so what they mean never depends
@@ -392,9 +411,11 @@ def value_scale(arr: Any, value_range: tuple[float, float] | None = None,
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
         high = float(info.max)
-        if detect_bits:
-            high = float(2 ** nominal_bits(arr, value_range) - 1)
-        return ValueScale(dtype, float(info.min), high, None if offset else 0.0)
+        bits = nominal_bits(arr, value_range) if detect_bits else dtype.itemsize * 8
+        if bits < dtype.itemsize * 8:
+            high = float(2**bits - 1)
+        if not wide_integer(dtype) or bits < dtype.itemsize * 8:
+            return ValueScale(dtype, float(info.min), high, None if offset else 0.0)
     if value_range is not None:
         try:
             low, high = (float(v) for v in value_range)
@@ -404,7 +425,7 @@ def value_scale(arr: Any, value_range: tuple[float, float] | None = None,
             raise ValueError(f"value_range must be finite (low, high) with low <= high; got {value_range!r}")
     else:
         low, high = finite_range(arr, name)
-    if low >= 0.0 and high <= 1.0:
+    if low >= 0.0 and high <= 1.0 and dtype.kind == "f":
         return ValueScale(dtype, 0.0, 1.0)
     if high == low:
         high = low + max(1.0, abs(low) * 1e-6)
@@ -413,7 +434,7 @@ def value_scale(arr: Any, value_range: tuple[float, float] | None = None,
             f"{name} has values from {low:.6g} to {high:.6g}: their span exceeds the float64 "
             "range, so no intensity can be measured in it; rescale the image (e.g. divide it "
             "by 1e300) first")
-    return ValueScale(dtype, low, high, None if offset else 0.0)
+    return ValueScale(dtype, low, high, None if offset else 0.0, by_values=dtype.kind in "iu")
 
 
 #: A float32 is within 2**-24 (relative) of the number it was rounded from: float32(0.01) is
@@ -501,7 +522,13 @@ def from_working(work: np.ndarray, scale: ValueScale, *, residual: bool = False)
     if scale.origin:
         vals += calc(scale.origin)
     np.rint(vals, out=vals)
-    np.clip(vals, scale.low, scale.high, out=vals)
+    low, high = scale.low, scale.high
+    if scale.by_values:  # a wide integer mapped by its values' range: results may leave it
+        # (up to the dtype's limits; for 64 bits the largest float64 below them)
+        info = np.iinfo(scale.dtype)
+        low = float(info.min)
+        high = float(np.nextafter(float(info.max), 0.0)) if info.bits == 64 else float(info.max)
+    np.clip(vals, low, high, out=vals)
     return vals.astype(scale.dtype)
 
 

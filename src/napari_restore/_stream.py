@@ -452,7 +452,9 @@ def stream_file(recipe: Any, src: Path, shape: tuple[int, ...], dtype: Any,
         return None
     arr = open_array(src)
     value_range = None
-    if np.dtype(arr.dtype).kind == "f":
+    from ._arrays import ranged
+
+    if ranged(arr.dtype):
         from ._arrays import finite_range
 
         value_range = finite_range(arr, src.name)

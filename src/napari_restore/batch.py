@@ -50,6 +50,7 @@ from .batch_io import (
     source_identity,
 )
 from . import _stream
+from ._arrays import ranged
 from .recipes import Recipe
 from .processors.registry import get_processor
 
@@ -117,7 +118,7 @@ def plan(recipe: Recipe, arr: Any, planes_per_chunk: int = 1) -> tuple[Any, dict
     chunks = tuple([1] * max(lead - 1, 0) + ([planes_per_chunk] if lead else []) + [-1] * unit)
     arr = arr.rechunk(chunks)
     value_range = None
-    if np.issubdtype(arr.dtype, np.floating):
+    if ranged(arr.dtype):  # scaled by its values' range: every chunk by the whole file's
         lo, hi = da.compute(arr.min(), arr.max())
         value_range = (float(lo), float(hi))
     in_dtype = np.dtype(arr.dtype)

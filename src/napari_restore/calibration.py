@@ -35,7 +35,8 @@ from typing import Any
 import numpy as np
 
 from ._arrays import (CancelLike, Cancelled, Progress, _is_cancelled, check_cancel, check_image,
-                      finite_range, run_to_completion, value_scale, working_params)
+                      finite_range, ranged, run_to_completion, value_scale, wide_integer,
+                      working_params)
 from .processors.registry import ProcessorSpec, get_processor
 
 __all__ = [
@@ -787,12 +788,12 @@ def _prepare(image: Any, spec: ProcessorSpec, *, roi: Any, channel_axis: Any, st
     # values stay in the image's units; float64 where float32 would round them
     carrier = np.float64 if (dtype.kind == "f" and dtype.itemsize >= 8) or (
         dtype.kind in "iu" and dtype.itemsize > 2) else np.float32
-    if dtype.kind in "iu":
+    if dtype.kind in "iu" and not wide_integer(dtype):
         info = np.iinfo(dtype)
         value_range: tuple[float, float] | None = (float(info.min), float(info.max))
-    else:
+    else:  # scaled by its values' range: the masked (float) tiles by the whole image's
         value_range = finite_range(arr)
-    scale = value_scale(arr, value_range if dtype.kind == "f" else None)
+    scale = value_scale(arr, value_range if ranged(dtype) else None)
     spatial = tuple(data.shape[:spatial_ndim])
     boxes = _roi_boxes(roi, spatial)
     if boxes is None:

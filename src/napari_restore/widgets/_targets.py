@@ -45,13 +45,16 @@ _RANGES: dict[int, tuple[Any, tuple[float, float]]] = {}
 
 
 def layer_value_range(layer: Any) -> tuple[float, float] | None:
-    """(min, max) of a float layer's whole data (cached per data object), None for integers.
+    """(min, max) of a float (or 32/64-bit integer) layer's whole data (cached per data
+    object), None for 8/16-bit integers (scaled by their dtype's range).
 
     A part (slice, field of view) is then scaled exactly as a run on the whole layer would
     scale it, so previews match full runs.
     """
     data = layer.data
-    if not np.issubdtype(np.dtype(data.dtype), np.floating):
+    from .._arrays import ranged
+
+    if not ranged(data.dtype):
         return None
     cached = _RANGES.get(id(layer))
     if cached is not None and cached[0] is data:

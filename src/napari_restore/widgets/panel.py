@@ -31,7 +31,7 @@ from magicgui.widgets.bases import Widget
 from psygnal import Signal
 from napari.utils.notifications import show_error, show_info, show_warning
 
-from .._arrays import Progress
+from .._arrays import Progress, ranged
 from ..processors.registry import ProcessorSpec, get_processor
 from ..settings import load_params, save_params
 from ._dock import ViewerLink, image_choices
@@ -267,7 +267,7 @@ class ProcessorPanel(Container):
         data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
         dtype = np.dtype(data.dtype)
         try:
-            rng = (layer_value_range(layer) if dtype.kind == "f"
+            rng = (layer_value_range(layer) if ranged(dtype)
                    else tuple(float(v) for v in layer.contrast_limits_range))
         except (TypeError, ValueError):
             rng = None
