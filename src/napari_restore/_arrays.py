@@ -390,6 +390,13 @@ def ranged(dtype: Any) -> bool:
     return np.dtype(dtype).kind == "f" or wide_integer(dtype)
 
 
+#: ``offset=False`` keeps zero at zero only while the values are within this many spans of
+#: it: beyond, the working values (data / span) would need more than float32's resolution
+#: for their differences (counts + 10⁶ on a span of 10³ were 22 counts off in BM3D); the
+#: origin is then the minimum, as with ``offset=True``.
+FAR_FROM_ZERO = 64.0
+
+
 def value_scale(arr: Any, value_range: tuple[float, float] | None = None,
                 *, name: str = "image", offset: bool = True,
                 detect_bits: bool = False) -> ValueScale:
@@ -434,7 +441,10 @@ def value_scale(arr: Any, value_range: tuple[float, float] | None = None,
             f"{name} has values from {low:.6g} to {high:.6g}: their span exceeds the float64 "
             "range, so no intensity can be measured in it; rescale the image (e.g. divide it "
             "by 1e300) first")
-    return ValueScale(dtype, low, high, None if offset else 0.0, by_values=dtype.kind in "iu")
+    # offset=False keeps zero at zero, unless the values sit so far from it that the working
+    # array (float32 for most libraries) would round their differences away
+    keep_zero = not offset and max(abs(low), abs(high)) <= FAR_FROM_ZERO * (high - low)
+    return ValueScale(dtype, low, high, 0.0 if keep_zero else None, by_values=dtype.kind in "iu")
 
 
 #: A float32 is within 2**-24 (relative) of the number it was rounded from: float32(0.01) is
