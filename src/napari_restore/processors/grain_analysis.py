@@ -304,10 +304,14 @@ def _select_flat(means: np.ndarray, var: np.ndarray, coherence: np.ndarray,
 
 
 def _bins(m: np.ndarray) -> list[np.ndarray]:
-    """Flat blocks of each intensity bin that holds enough of them (bins of width 1/14)."""
+    """Flat blocks of each intensity bin that holds enough of them (bins of width 1/14); all
+    of them as one bin when no bin does."""
     idx = np.clip((m * N_BINS).astype(int), 0, N_BINS - 1)
-    return [np.flatnonzero(idx == k) for k in range(N_BINS)
-            if (idx == k).sum() >= MIN_BLOCKS_PER_BIN]
+    out = [np.flatnonzero(idx == k) for k in range(N_BINS)
+           if (idx == k).sum() >= MIN_BLOCKS_PER_BIN]
+    if not out and len(m):  # too few flat blocks for any bin (images under ~48 px): one bin
+        out = [np.arange(len(m))]
+    return out
 
 
 def _binned(bins: list[np.ndarray], v: np.ndarray) -> np.ndarray:

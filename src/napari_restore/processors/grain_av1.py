@@ -1152,6 +1152,7 @@ def params_to_profile(params: Av1GrainParams, *, bit_depth: int = 8, matrix: Any
                       channels: int | None = None, table_text: str | None = None) -> Any:
     """The :class:`~.grain_profile.GrainProfile` of one table entry (see the module
     docstring); ``channels`` None: 3 when the entry has chroma grain, else 1."""
+    rgb_to_ycbcr_matrix(matrix)  # a clear error for a bad matrix before it is used as a key
     key = matrix if isinstance(matrix, str) else tuple(float(v) for v in matrix)
     if channels is None:
         channels = 3 if params.has_chroma else 1

@@ -481,6 +481,9 @@ def synthesize_av1(shape: tuple[int, ...], profile: Any, luminance: np.ndarray |
 
     from .grain_av1 import profile_to_params, rgb_to_ycbcr_matrix
 
+    if len(shape) == 3 and shape[2] == 1:  # one channel: the grey process, kept 3-D
+        lum1 = luminance if luminance is None or np.ndim(luminance) == 2 else luminance[..., 0]
+        return synthesize_av1(tuple(shape[:2]), profile, lum1, seed)[..., None]
     colour = len(shape) == 3
     bd = 8 if profile.dtype == "uint8" else 10
     top = (1 << bd) - 1
@@ -522,8 +525,8 @@ def apply_av1_grain(y: Any, u: Any, v: Any, table: Any, *, bit_depth: int = 8,
     y, u, v : ndarray
         The frame's planes as integer codes (``y`` ``(h, w)``; ``u``, ``v`` 4:2:0
         ``((h+1)//2, (w+1)//2)``, 4:2:2 or 4:4:4, or both None for monochrome). Not modified.
-    table : path, Av1GrainTable, Av1GrainParams or GrainProfile
-        The film grain: a ``filmgrn1`` file, a parsed table (its first entry with
+    table : path, str, Av1GrainTable, Av1GrainParams or GrainProfile
+        The film grain: a ``filmgrn1`` file or its text, a parsed table (its first entry with
         parameters), parameters, or a profile (exported as :meth:`GrainProfile.to_av1_table`
         would, at ``bit_depth``).
     bit_depth : int
@@ -541,7 +544,7 @@ def apply_av1_grain(y: Any, u: Any, v: Any, table: Any, *, bit_depth: int = 8,
     """
     import dataclasses
 
-    from .grain_av1 import Av1GrainParams, Av1GrainTable, profile_table, read_table
+    from .grain_av1 import Av1GrainParams, Av1GrainTable, parse_table, profile_table, read_table
     from .grain_profile import GrainProfile
 
     if isinstance(table, Av1GrainParams):
@@ -550,6 +553,8 @@ def apply_av1_grain(y: Any, u: Any, v: Any, table: Any, *, bit_depth: int = 8,
         params = table.first()
     elif isinstance(table, GrainProfile):
         params = profile_table(table, bit_depth=bit_depth)[0].first()
+    elif isinstance(table, str | bytes) and ("\n" if isinstance(table, str) else b"\n") in table:
+        params = parse_table(table).first()  # a table's text (what to_av1_table returns)
     elif isinstance(table, str | bytes) or hasattr(table, "__fspath__"):
         params = read_table(table).first()
     else:

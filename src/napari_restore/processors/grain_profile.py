@@ -274,7 +274,9 @@ class GrainProfile:
         """
         import dataclasses
 
-        target_nominal = scale.dtype.kind in "iu" or scale.identity
+        # 32/64-bit integers are scaled by their values' range (scale.by_values), as floats
+        target_nominal = (scale.dtype.kind in "iu" and not getattr(scale, "by_values", False)
+                          or scale.identity)
         lo, hi = (float(v) for v in self.value_range)
         if self.nominal and target_nominal:
             return dataclasses.replace(self, dtype=scale.dtype.name,
