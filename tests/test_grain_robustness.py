@@ -67,3 +67,52 @@ def test_av1_table_bad_matrix_names_the_parameter(tmp_path):
     analyze_grain(_grainy(64)).to_av1_table(tmp_path / "g.tbl")
     with pytest.raises(ValueError, match="matrix"):
         GrainProfile.from_av1_table(tmp_path / "g.tbl", matrix=("a", "b"))
+
+
+@pytest.mark.parametrize("field, value", [
+    ("scaling_points_y", ((0, 1, 2),)), ("scaling_points_y", None),
+    ("ar_coeffs_y", ("a",) * 24), ("ar_coeffs_y", (1.5,) * 24)])
+def test_av1_params_with_malformed_sequences_name_the_field(field, value):
+    # were "too many values to unpack", "NoneType has no len()", "invalid literal for
+    # int()", or (floats) accepted and written as '1.5', which no reader takes
+    from napari_restore.processors.grain_av1 import Av1GrainParams
+
+    with pytest.raises(ValueError, match=field):
+        Av1GrainParams(**{field: value})
+
+
+def test_av1_params_from_lists_are_usable():
+    # lists made the frozen parameters unhashable: importing them failed in a cache
+    from napari_restore.processors.grain_av1 import (
+        Av1GrainParams, format_table, params_to_profile, parse_table, Av1GrainTable,
+        Av1GrainSegment)
+
+    p = Av1GrainParams(scaling_points_y=[[0, 20], [np.int64(255), 30]],
+                       ar_coeffs_y=list(np.zeros(24, np.int16)))
+    assert params_to_profile(p).channels == 1
+    text = format_table(Av1GrainTable((Av1GrainSegment(0, 10, p),)))
+    assert parse_table(text).segments[0].params == p
+
+
+def test_stack_table_takes_numpy_frames_and_refuses_collapsed_times():
+    from napari_restore.processors.grain_av1 import parse_table, stack_table
+
+    prof = analyze_grain(_grainy(64))
+    table = stack_table([(prof, np.int64(0), np.int64(10)), (prof, 10, 20)], fps=25)
+    assert parse_table(table.format()).segments[1].start_time == 4_000_000
+    # at fps 1e12 frames 0..10 both fall on time 0: an entry 'E 0 0' no reader takes
+    with pytest.raises(ValueError, match="fps"):
+        stack_table([(prof, 0, 10)], fps=1e12)
+    with pytest.raises(ValueError, match="fps"):
+        stack_table([(prof, 0, 10)], fps=True)
+
+
+def test_av1_export_step_in_the_message_is_the_scaling_step(tmp_path):
+    # at 10 bits a scaling position is 4 codes (1/255.75 of the range), not 1/1023
+    from napari_restore import GrainProfile
+
+    d = analyze_grain(_grainy(64)).to_dict()
+    d.update(nlf_intensity=[0.499, 0.5009], nlf_sigma=[[0.03, 0.03]], nlf_luma=[0.03, 0.03],
+             nlf_chroma=[0.0, 0.0], nlf_count=[4, 4])
+    with pytest.raises(ValueError, match=r"one step is 1/255\.75 of the range"):
+        GrainProfile.from_dict(d).to_av1_table(tmp_path / "g.tbl", bit_depth=10)

@@ -45,6 +45,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import numbers
 import re
 import warnings
 from dataclasses import dataclass
@@ -122,6 +123,14 @@ class Av1GrainParams:
     clip_to_restricted_range: int = 0
 
     def __post_init__(self) -> None:
+        for plane in ("y", "cb", "cr"):  # tuples of Python ints (hashable, written as such)
+            for name, pairs in ((f"scaling_points_{plane}", True), (f"ar_coeffs_{plane}", False)):
+                value = _int_seq(getattr(self, name), pairs)
+                if value is None:
+                    what = "(x, y) pairs of integers" if pairs else "integers"
+                    raise ValueError(f"invalid AV1 film-grain parameters: {name} must be a "
+                                     f"sequence of {what}; got {getattr(self, name)!r:.60}")
+                object.__setattr__(self, name, value)
         problems = _check_params(self)
         if problems:
             raise ValueError("invalid AV1 film-grain parameters: " + "; ".join(problems))
@@ -130,6 +139,26 @@ class Av1GrainParams:
     def has_chroma(self) -> bool:
         return bool(self.chroma_scaling_from_luma or self.scaling_points_cb
                     or self.scaling_points_cr)
+
+
+def _int_seq(value: Any, pairs: bool) -> tuple | None:
+    """``value`` as a tuple of Python ints (or of ``(x, y)`` pairs of them); None when it is
+    not one (floats, booleans, strings and ragged pairs are not)."""
+    def one(v: Any) -> int:
+        if isinstance(v, bool | np.bool_) or not isinstance(v, int | np.integer):
+            raise TypeError
+        return int(v)
+
+    try:
+        items = tuple(value)
+        if pairs:
+            out = tuple(tuple(pt) for pt in items)
+            if any(len(pt) != 2 for pt in out):
+                return None
+            return tuple((one(x), one(y)) for x, y in out)
+        return tuple(one(v) for v in items)
+    except TypeError:
+        return None
 
 
 def _check_params(p: Av1GrainParams) -> list[str]:
@@ -777,7 +806,8 @@ def profile_to_params(profile: Any, *, bit_depth: int = 8, seed: int = DEFAULT_S
     dup = np.flatnonzero(np.diff(xs) <= 0)
     if len(dup):
         msg = (f"NLF intensities {inten[dup[0]]:.4g} and {inten[dup[0] + 1]:.4g} fall on the "
-               f"same scaling position {xs[dup[0]]} (one step is 1/{scale.luma_span:g} of "
+               f"same scaling position {xs[dup[0]]} (one step is "
+               f"1/{scale.luma_span / (1 << (scale.bit_depth - 8)):g} of "
                "the range)")
         if not fit:
             refused.append(msg)
@@ -1289,7 +1319,8 @@ def stack_table(segments: Any, *, fps: float = 24.0, **options: Any) -> Av1Grain
     """One table entry per frame range: ``segments`` is ``[(profile, first_frame,
     end_frame), ...]`` (end exclusive) of a clip at ``fps`` frames per second; the entry
     times are those ``aomenc`` gives the frames (1/10 000 000 s)."""
-    if not (isinstance(fps, int | float) and math.isfinite(fps) and fps > 0):
+    if isinstance(fps, bool) or not (isinstance(fps, numbers.Real) and math.isfinite(fps)
+                                     and fps > 0):
         raise ValueError(f"fps must be a positive number; got {fps!r}")
     out = []
     last_end = 0
@@ -1298,7 +1329,9 @@ def stack_table(segments: Any, *, fps: float = 24.0, **options: Any) -> Av1Grain
             profile, first, end = item
         except (TypeError, ValueError):
             raise ValueError(f"segments[{i}] must be (profile, first_frame, end_frame)") from None
-        if not (isinstance(first, int) and isinstance(end, int) and 0 <= first < end):
+        if not (isinstance(first, numbers.Integral) and isinstance(end, numbers.Integral)
+                and not isinstance(first, bool | np.bool_) and not isinstance(end, bool | np.bool_)
+                and 0 <= first < end):
             raise ValueError(f"segments[{i}]: frames must be integers with 0 <= first < end; "
                              f"got ({first!r}, {end!r})")
         if first < last_end:
@@ -1306,8 +1339,13 @@ def stack_table(segments: Any, *, fps: float = 24.0, **options: Any) -> Av1Grain
                              f"segment ends ({last_end})")
         last_end = end
         params = profile_table(profile, **options)[0].first()
+        first, end = int(first), int(end)
         t0 = math.floor(first * TICKS_PER_SECOND / fps)
         t1 = math.floor(end * TICKS_PER_SECOND / fps)
+        if t1 <= t0 or t1 > END_OF_TIME:
+            raise ValueError(f"segments[{i}]: frames {first}..{end} at fps={fps:g} have no "
+                             f"time stamps of their own in the table (1/{TICKS_PER_SECOND} s "
+                             f"steps, at most {END_OF_TIME}); use a lower fps or fewer frames")
         out.append(Av1GrainSegment(t0, t1, params))
     if not out:
         raise ValueError("segments is empty; give at least one (profile, first, end)")
