@@ -116,3 +116,26 @@ def test_av1_export_step_in_the_message_is_the_scaling_step(tmp_path):
              nlf_chroma=[0.0, 0.0], nlf_count=[4, 4])
     with pytest.raises(ValueError, match=r"one step is 1/255\.75 of the range"):
         GrainProfile.from_dict(d).to_av1_table(tmp_path / "g.tbl", bit_depth=10)
+
+
+def test_12_bit_data_in_uint16_measured_as_the_same_counts_in_floats():
+    # 12-bit scans in uint16 were measured on 0-65535: 3 % grain of the 12-bit range read as
+    # "minimal_grain", the NLF collapsed to one bin and synthesis on the 12-bit luminance
+    # was 16x too strong
+    from napari_restore import restore_film_grain
+
+    rng = np.random.default_rng(4)
+    ramp = np.linspace(0.3, 0.7, 64)[None, :].repeat(64, 0)
+    counts = np.rint(4095 * np.clip(ramp + 0.03 * rng.standard_normal(ramp.shape), 0, 1))
+    u16, f32 = counts.astype(np.uint16), counts.astype(np.float32)
+    p16, pf = analyze_grain(u16), analyze_grain(f32)
+    assert p16.grain_type == pf.grain_type == "digital_noise"
+    assert len(p16.nlf_intensity) >= 3
+    s16 = synthesize_grain((64, 64), p16, luminance=u16, seed=1)
+    sf = synthesize_grain((64, 64), pf, luminance=f32, seed=1)
+    assert s16.std() == pytest.approx(0.03 * 4095, rel=0.2)
+    assert s16.std() == pytest.approx(sf.std(), rel=0.1)
+    _, g16, r16 = restore_film_grain(u16, denoiser="wavelet")
+    _, gf, _ = restore_film_grain(f32, denoiser="wavelet")
+    assert g16.std() == pytest.approx(gf.std(), rel=0.1)
+    assert r16.max() <= 4095

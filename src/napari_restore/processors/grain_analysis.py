@@ -96,7 +96,10 @@ def working_image(image: Any, channel_axis: int | None, name: str = "image",
     ``scale`` (the scale of the image this one belongs with, e.g. for a denoised version) is
     used when this image has the same dtype; otherwise its own dtype's scale applies.
     """
+    # detect_bits: 12-bit data in uint16 are measured on 0-4095, as restore_film_grain and
+    # bm3d do (on 0-65535 their grain was "minimal" and the NLF one bin)
     return single_image(image, channel_axis=channel_axis, name=name, min_size=32, scale=scale,
+                        detect_bits=True,
                         work_dtype=np.float64)
 
 
@@ -587,7 +590,8 @@ def analyze_grain(image: Any, *, channel_axis: int | None = None,
     image : ndarray
         One 2-D image, or a colour image with ``channel_axis`` (RGB/RGBA; alpha ignored). Any
         real dtype and strides; not modified. Values are measured as fractions of the value
-        range (integers: the dtype's range; floats: their own range, or [0, 1] if inside it).
+        range (integers: the dtype's range, or the bit depth unsigned data use, e.g. 0-4095 for
+        12-bit data in uint16; floats: their own range, or [0, 1] if inside it).
     channel_axis : int or None
         Colour axis, or None for greyscale.
     denoised : ndarray, optional

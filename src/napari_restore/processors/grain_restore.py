@@ -169,6 +169,7 @@ RESTORE_FILM_GRAIN = register(
         input_kind="rgb",
         min_size=32,
         default_target="slice",
+        detect_bits=True,  # 12-bit data in uint16 on 0-4095, as analyze_grain measures them
         isolate=True,  # BM3D inside: Stop ends the worker process mid-call
         outputs=(Output("denoised", keeps_scale=True), Output("grain", kind="residual", keeps_scale=False),
                  Output("regrained", keeps_scale=True)),

@@ -168,7 +168,8 @@ def synthesize_grain(shape: Any, profile: Any, *, luminance: Any = None, seed: i
         from .grain_av1_synth import synthesize_av1 as synth
     if luminance is None:
         return synth(shape, profile, None, int(seed))
-    img = single_image(luminance, name="luminance", channel_axis=channel_axis)
+    img = single_image(luminance, name="luminance", channel_axis=channel_axis,
+                       detect_bits=True)  # on the scale analyze_grain measures it
     if tuple(img.work.shape[:2]) != shape[:2]:
         raise ValueError(
             f"luminance has spatial shape {tuple(img.work.shape[:2])}; it must match shape "
