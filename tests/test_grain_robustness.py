@@ -139,3 +139,19 @@ def test_12_bit_data_in_uint16_measured_as_the_same_counts_in_floats():
     _, gf, _ = restore_film_grain(f32, denoiser="wavelet")
     assert g16.std() == pytest.approx(gf.std(), rel=0.1)
     assert r16.max() <= 4095
+
+
+def test_profile_of_data_far_from_zero_is_usable_on_its_image():
+    # int64 counts near 2**62: mapping the NLF intensities onto the image's own scale lost
+    # them to float64 rounding ("nlf_intensity must be strictly increasing")
+    rng = np.random.default_rng(5)
+    ramp = np.linspace(0.3, 0.7, 64)[None, :].repeat(64, 0)
+    img = (2**62 + np.rint(4000 * (ramp + 0.03 * rng.standard_normal(ramp.shape)))).astype(
+        np.int64)
+    prof = analyze_grain(img)
+    assert len(prof.nlf_intensity) >= 3
+    grain = synthesize_grain(img.shape, prof, luminance=img, seed=1)
+    # (float64 steps are 1024 counts there, so the measured level is that of the rounding;
+    # the synthesis must give the profile's own level back on the image's scale)
+    span = prof.value_range[1] - prof.value_range[0]
+    assert grain.std() == pytest.approx(prof.sigma * span, rel=0.2)

@@ -284,7 +284,8 @@ class GrainProfile:
         span, tspan = hi - lo, float(scale.span)
         factor = span / tspan
         amp = lambda values: tuple(float(v) * factor for v in values)  # noqa: E731
-        inten = tuple((float(v) * span + lo - scale.origin) / tspan for v in self.nlf_intensity)
+        shift = lo - float(scale.origin)  # first: exact for nearby origins (data near 2**62)
+        inten = tuple((float(v) * span + shift) / tspan for v in self.nlf_intensity)
         return dataclasses.replace(
             self, nlf_intensity=inten, nlf_sigma=tuple(amp(r) for r in self.nlf_sigma),
             nlf_luma=amp(self.nlf_luma), nlf_chroma=amp(self.nlf_chroma),
