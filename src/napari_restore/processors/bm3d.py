@@ -505,6 +505,10 @@ BM3D_DEBLUR = register(
         min_size=8,
         work_dtype=np.float64,
         offset=False,  # bm3d/bm4d are not offset-invariant: see ValueScale
+        # The library's regularisation (alpha, the sigma floor) assumes a signal spanning the
+        # working range: 12-bit data in uint16 map 0-4095 to [0, 1], as the same counts in a
+        # float image do, not to 1/16 of it (which cost up to 2 dB against float input).
+        detect_bits=True,
         isolate=True,
         summary=(
             "BM3D deblurring (regularised inverse + BM3D, then regularised Wiener inverse + "
@@ -865,7 +869,8 @@ def bm3d_deblur(
         Noise standard deviation in the image's own units (grey levels for integer images,
         values for float images); ``None`` estimates it per plane. The inverse needs some
         regularisation: 0, and any σ below ``1e-3`` × the image's span (0.255 grey levels of
-        uint8; 0.001 for a float image in [0, 1]), is taken as ``1e-3`` × the span.
+        uint8; 4.1 of 12-bit data in uint16, whose span is the bit depth they use, 0–4095;
+        0.001 for a float image in [0, 1]), is taken as ``1e-3`` × the span.
     profile : str
         bm3d profile (as in :func:`bm3d_denoise`).
     boundary : {"extend", "periodic"}

@@ -266,6 +266,15 @@ class DIPFit:
         self.out_ch = 1 if plane.ndim == 2 else plane.shape[2]
         self.device = torch.device(device)
         ph, pw = _padded_shape(self.h, self.w, preset.depth)
+        # The net ends in a sigmoid and fits the plane's own range: data sitting in a small
+        # part of the working range (12-bit data in uint16, floats of ~1e-3 kept in [0, 1])
+        # would otherwise be fitted far slower and worse than the same values given in
+        # another dtype. to_numpy maps back. A constant plane sits at the sigmoid's centre
+        # of a span of 1e-6: whatever the net outputs, the result is that constant.
+        low, high = float(np.min(plane)), float(np.max(plane))
+        self.span = high - low if high > low else 1e-6
+        self.low = low if high > low else low - 0.5e-6
+        plane = (np.asarray(plane, dtype=np.float64) - self.low) / self.span
         chw = plane[None] if plane.ndim == 2 else np.moveaxis(plane, -1, 0)
         padded = np.pad(chw, ((0, 0), (0, ph - self.h), (0, pw - self.w)), mode="reflect")
         self.precision = resolve_precision(precision, device)
@@ -327,7 +336,7 @@ class DIPFit:
             with torch.no_grad():
                 torch._foreach_copy_(self._params, self._good)
             self.restores += 1
-            return value
+            return value * self.span ** 2
         with torch.no_grad():
             torch._foreach_copy_(self._good, [p.detach() for p in self._params])
         self._good_loss = value
@@ -343,7 +352,7 @@ class DIPFit:
         self.window.add(out)
         if self.average is not None:
             self.average.add(out)
-        return value
+        return value * self.span ** 2  # the MSE in working units
 
     @property
     def estimate(self) -> Any:
@@ -363,6 +372,7 @@ class DIPFit:
         """(C, H, W) tensor -> working plane of the input's layout, clipped to [0, 1]."""
         arr = t.detach().float().cpu().numpy()
         arr = arr[0] if self.out_ch == 1 else np.moveaxis(arr, 0, -1)
+        arr = (arr * self.span + self.low).astype(np.float32)  # back from the plane's range
         return np.clip(arr, 0.0, 1.0)
 
 
@@ -545,7 +555,7 @@ def dip_plane(
             else:
                 returned = best_it if best is not None else (it if report else shown_it)
             try:
-                yield DIPStep(it, loss, stat, est, returned)
+                yield DIPStep(it, loss, stat * fit.span ** 2, est, returned)  # working units
             except Cancelled:
                 # a Stop at this step drops it (it is never reported), so keep what the
                 # last reported step describes
