@@ -81,19 +81,26 @@ SEARCHES = ("auto", "refine", "full")
 
 #: How masked pixels are filled: "interpolate" = the mean of their 2·d axis neighbours
 #: (scikit-image's ``denoise_invariant``); "interpolate+noise" = that mean plus independent
-#: Gaussian noise that brings their noise variance back to the estimated σ² (the mean keeps
-#: only 1/(2·d) of it), so the processor sees the masked pixels as noisy as the others.
-#: "auto": the second for the processors in :data:`NOISE_REFILL`, whose result depends on
-#: every pixel's noise matching σ (BM3D's thresholds: with the plain mean its calibrated σ
-#: was 0.7 dB below the best on camera at σ = 25, and it ranked an under-smoothing σ as if
-#: it interpolated) and for classic wavelet (:data:`NOISE_REFILL_METHODS`), the first for
-#: the others (NLM, TV: scikit-image's loss; see docs/tuning-without-reference.md).
+#: Gaussian noise that brings their mean squared distance from the clean image back to the
+#: noise variance (σ̂², or the Poisson–Gaussian model's; :func:`_refill_std`: the mean keeps
+#: only 1/(2·d) of the noise, and errs on texture), so the processor sees the masked pixels
+#: as far off as the others. "auto": the second for the processors in :data:`NOISE_REFILL`,
+#: whose result depends on every pixel's noise matching σ (BM3D's thresholds: with the plain
+#: mean its calibrated σ was 0.7 dB below the best on camera at σ = 25, and it ranked an
+#: under-smoothing σ as if it interpolated) and for classic wavelet and non-local means
+#: (:data:`NOISE_REFILL_METHODS`), the first for TV (scikit-image's loss; see
+#: docs/tuning-without-reference.md).
 MASKINGS = ("auto", "interpolate", "interpolate+noise")
 NOISE_REFILL = frozenset({"bm3d_denoise", "bm4d_denoise"})
 #: ... and classic wavelet (BayesShrink): with the plain mean its calibrated σ was far too
 #: low on colour crops (astronaut σ = 15: 5.3 instead of 14.9, 2.4 dB), the quiet masked
-#: pixels passing through a weak threshold (docs/tuning-without-reference.md, Figures).
-NOISE_REFILL_METHODS = frozenset({("classic_denoise", "wavelet")})
+#: pixels passing through a weak threshold; and non-local means: with the plain mean the
+#: masked run is better than the real one at weak smoothing (the quiet masked pixel is
+#: averaged, the real one keeps its noise), so its loss ranked a σ-sweep's under-smoothed
+#: results too well (Spearman ≥ 0.9 on 4/8 images, 7/8 with the refill, accuracy unchanged:
+#: docs/tuning-without-reference.md, Figures). TV keeps the plain mean (with the refill its
+#: choices were within 0.5 dB of the best in 18/24 cases instead of 23/24).
+NOISE_REFILL_METHODS = frozenset({("classic_denoise", "wavelet"), ("classic_denoise", "nl_means")})
 #: Seed of the refill noise (with the tile and mask offset): every candidate sees the same.
 MASK_SEED = 16
 
@@ -716,7 +723,7 @@ class _Setup:
     noise_sigma: float
     stride: int
     offsets: tuple[int, ...]
-    refill: list[float]  # std of the noise added to the masked pixels, per tile (0: none)
+    refill: list[float]  # σ̂ the masked pixels are refilled to, per tile (0: none; _refill_std)
     masking: str
     model: Any = None  # a Poisson–Gaussian NoiseModel: the refill follows its variance
     scale: Any = None  # the image's ValueScale (intensity parameters' range and units)
@@ -785,9 +792,10 @@ def _prepare(image: Any, spec: ProcessorSpec, *, roi: Any, channel_axis: Any, st
     if cax is not None:
         data = np.moveaxis(data, cax, -1)[..., :3]  # alpha passes through processors: no loss
     dtype = np.dtype(arr.dtype)
-    # values stay in the image's units; float64 where float32 would round them
-    carrier = np.float64 if (dtype.kind == "f" and dtype.itemsize >= 8) or (
-        dtype.kind in "iu" and dtype.itemsize > 2) else np.float32
+    # values stay in the image's units, in float64 whatever the dtype: the same counts as
+    # uint8 or float give the same losses to float64 rounding (in float32 tiles near-equal
+    # losses of neighbouring candidates, 1e-4 apart, swapped between the two)
+    carrier = np.float64
     if dtype.kind in "iu" and not wide_integer(dtype):
         info = np.iinfo(dtype)
         value_range: tuple[float, float] | None = (float(info.min), float(info.max))
@@ -815,10 +823,8 @@ def _prepare(image: Any, spec: ProcessorSpec, *, roi: Any, channel_axis: Any, st
         sigmas.append(estimate_noise_sigma(part, channel_axis=-1 if part.ndim > spatial_ndim else None))
     n_masks = stride ** spatial_ndim
     offsets = (n_masks // 2,) if approximate_loss else tuple(range(n_masks))
-    # interpolation of 2·d neighbours keeps 1/(2·d) of the noise variance: the rest is added
-    keep = 1.0 / (2 * spatial_ndim)
-    refill = [math.sqrt(1.0 - keep) * s if masking == "interpolate+noise" else 0.0
-              for s in sigmas]
+    # the noise std the refill is measured against, per tile (0: no refill; see _refill)
+    refill = [s if masking == "interpolate+noise" else 0.0 for s in sigmas]
     model = None
     if _poisson_gaussian(noise_model):
         # estimated once on the whole image, as a run on it does, and given to every job
@@ -827,8 +833,8 @@ def _prepare(image: Any, spec: ProcessorSpec, *, roi: Any, channel_axis: Any, st
         model = as_model(noise_model)
         if model is None:
             model = estimate_noise_model(arr, channel_axis=cax)
-        if masking == "interpolate+noise":  # times the model's std at each pixel
-            refill = [math.sqrt(1.0 - keep)] * len(tiles)
+        if masking == "interpolate+noise":  # the model's std at each pixel
+            refill = [1.0] * len(tiles)
     return _Setup(spec, tiles, boxes, spatial_ndim, -1 if cax is not None else None,
                   value_range, scale.span, float(np.median(sigmas)), stride, offsets, refill, masking, model,
                   scale, arr)
@@ -848,6 +854,27 @@ def _check_range(setup: _Setup, params: Mapping[str, Any], prefix: str = "") -> 
         raise ValueError(f"{prefix}{exc}") from None
 
 
+def _refill_std(setup: _Setup, sigma: float, guess: np.ndarray, noisy: np.ndarray) -> Any:
+    """Std of the noise added to the interpolated masked pixels (``"interpolate+noise"``):
+    what brings their mean squared distance from the clean image back to the noise variance
+    ``v`` (σ², or the Poisson–Gaussian model's at each pixel), so that the processor sees
+    them as far off as the pixels they replace. The interpolation's own error counts: since
+    E(guess − noisy)² = E(guess − clean)² + v, the variance added is (2 − e²/v̄)·v with e² the
+    mean squared guess − noisy difference (v̄ its mean of v); for an exact interpolation of
+    2·d neighbours that is (1 − 1/(2·d))·v, the noise variance their mean keeps out. On
+    texture the interpolation errs and less noise is added (none once it errs by σ)."""
+    guess = guess.astype(np.float64)
+    if setup.model is not None:  # signal-dependent: the model's variance at each pixel
+        var: Any = np.maximum(setup.model.variance(guess), 0.0)
+        mean_var = float(np.mean(var))
+    else:
+        var = mean_var = sigma * sigma
+    if not mean_var > 0:
+        return 0.0
+    e2 = float(np.mean((guess - noisy.astype(np.float64)) ** 2))
+    return np.sqrt(max(0.0, 2.0 - e2 / mean_var) * var)
+
+
 def _jobs(setup: _Setup, params: dict[str, Any]) -> list[tuple[_Job, np.ndarray]]:
     """The runs of one candidate, each with the noisy values it predicts."""
     out = []
@@ -858,10 +885,8 @@ def _jobs(setup: _Setup, params: dict[str, Any]) -> list[tuple[_Job, np.ndarray]
             masked[mask] = interp[mask]
             if refill > 0:  # the same noise for every candidate (seeded by tile and offset)
                 rng = np.random.default_rng((MASK_SEED, t, off))
-                std: Any = refill
-                if setup.model is not None:  # signal-dependent: the model's std at each pixel
-                    std = refill * np.sqrt(np.maximum(setup.model.variance(interp[mask]), 0.0))
-                noise = rng.normal(0.0, 1.0, masked[mask].shape) * std
+                noise = rng.normal(0.0, 1.0, masked[mask].shape) * _refill_std(
+                    setup, refill, interp[mask], data[mask])
                 masked[mask] += noise.astype(masked.dtype)
             run = params
             if setup.spec.prepare is not None and setup.source is not None \
