@@ -79,5 +79,30 @@ def test_deblur_treats_12_bit_data_in_uint16_as_the_same_counts_in_float64():
     assert _psnr(a, truth, 4095) > _psnr(u16, truth, 4095) + 4.0
 
 
+@pytest.mark.parametrize("n", [4, 6])
+def test_deblur_centres_even_psfs_as_scipy_does(n):
+    """bm3d centres a PSF at np.round((n - 1) / 2), which rounds halves to even: index 2 of
+    a 4-wide PSF (scipy's n // 2) but 2 of a 6-wide one (scipy: 3). An image blurred by
+    scipy.ndimage.convolve with a 6×6 box came back shifted by one pixel (3× the error)."""
+    from scipy.ndimage import convolve
+    from skimage import data
+
+    from napari_restore import bm3d_deblur
+
+    sharp = data.camera()[100:164, 100:164].astype(float) / 255
+    psf = np.ones((n, n)) / n**2
+    blurred = convolve(sharp, psf, mode="reflect")
+    blurred += np.random.default_rng(0).normal(0, 0.005, blurred.shape)
+    out = bm3d_deblur(blurred, psf, sigma=0.005)
+    inner = (slice(8, -8), slice(8, -8))
+
+    def err(dy: int, dx: int) -> float:
+        moved = np.roll(out, (dy, dx), axis=(0, 1))
+        return float(np.sqrt(np.mean((moved[inner] - sharp[inner]) ** 2)))
+
+    errors = {(dy, dx): err(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)}
+    assert min(errors, key=errors.get) == (0, 0), errors
+
+
 if __name__ == "__main__":  # pragma: no cover
     pytest.main([__file__, "-q"])

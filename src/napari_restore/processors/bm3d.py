@@ -229,6 +229,7 @@ def deblur_plane(
         with _compat.BM4D_LOCK:
             out = np.asarray(bm3d.bm3d_deblurring(plane, noise, psf, pro))
     else:
+        psf = _centre_even_psf(psf)
         extended, inner, scale = deblur_boundary.extend_for_deblurring(plane, psf, sigma)
         noise = _compat.deblur_sigma(sigma, extended.shape)
         with _compat.BM4D_LOCK:
@@ -239,6 +240,17 @@ def deblur_plane(
     if clip and clip_high is not None:
         np.minimum(out, float(clip_high), out=out)
     return out
+
+
+def _centre_even_psf(psf: np.ndarray) -> np.ndarray:
+    """``psf`` with its centre at index ``n // 2`` on every axis, as scipy.ndimage, scikit-image
+    and MATLAB's conv2/psf2otf place it. bm3d puts the centre at ``np.round((n - 1) / 2)``,
+    which rounds halves to even: ``n // 2`` for sides 4, 8, 12, but ``n // 2 - 1`` for sides
+    2, 6, 10, so an image blurred with a 6×6 PSF deblurred one pixel off (3× the error). A
+    zero row/column appended to those sides moves the centre to ``n // 2`` (the PSF's values
+    stay where they are); other sides are untouched."""
+    pad = [(0, 1 if n % 4 == 2 else 0) for n in psf.shape]
+    return np.pad(psf, pad) if any(after for _, after in pad) else psf
 
 
 #: ``bm3d.bm3d_deblurring``'s regularisation of its two stages (bm3d 4.0.x).
@@ -860,7 +872,10 @@ def bm3d_deblur(
     psf : ndarray, optional
         Your own PSF: 2-D, finite, with a positive sum (it is normalised to sum 1), no larger
         than a plane. When ``None``, a Gaussian PSF ``bm3d.gaussian_kernel(psf_size,
-        psf_sigma)`` is used.
+        psf_sigma)`` is used. With ``boundary="extend"`` the centre of an even side ``n`` is
+        index ``n // 2`` (as in ``scipy.ndimage.convolve`` and MATLAB's ``conv2``);
+        "periodic" keeps the library's ``np.round((n - 1) / 2)`` (``n // 2 - 1`` for sides 2,
+        6, 10, ...).
     psf_size : (int, int)
         Gaussian PSF size (rows, cols).
     psf_sigma : float
