@@ -155,3 +155,18 @@ def test_profile_of_data_far_from_zero_is_usable_on_its_image():
     # the synthesis must give the profile's own level back on the image's scale)
     span = prof.value_range[1] - prof.value_range[0]
     assert grain.std() == pytest.approx(prof.sigma * span, rel=0.2)
+
+
+@pytest.mark.parametrize("bit_depth", [10, 12])
+def test_clipped_highlights_export_at_high_bit_depth(tmp_path, bit_depth):
+    # flat blocks of saturated white give an NLF point at intensity 1, code 2^bd - 1: at 10
+    # and 12 bits it was refused as "outside the table's range [0, 1]"
+    from napari_restore import GrainProfile
+
+    img = _grainy(64)
+    img[:, 32:] = 1.0
+    prof = analyze_grain((img * 65535).round().astype(np.uint16))
+    assert prof.nlf_intensity[-1] == pytest.approx(1.0)
+    prof.to_av1_table(tmp_path / "g.tbl", bit_depth=bit_depth)
+    back = GrainProfile.from_av1_table(tmp_path / "g.tbl", bit_depth=bit_depth)
+    assert back.nlf_intensity[-1] == pytest.approx(1.0, abs=0.005)

@@ -794,7 +794,8 @@ def profile_to_params(profile: Any, *, bit_depth: int = 8, seed: int = DEFAULT_S
         target = [0.0, 0.0]
     # -- positions of the scaling points
     xf = scale.x_of(inten)
-    outside = (xf < -0.5) | (xf > 255.5)
+    # full range above 8 bits: intensity 1 is code 2^bd - 1, index 255.75 (10 bits): in range
+    outside = (xf < -0.5) | (xf > max(255.5, float(scale.x_of(1.0)) + 0.5))
     if outside.any():
         msg = (f"NLF intensities {', '.join(f'{v:.3g}' for v in inten[outside])} lie outside "
                f"the table's range [0, 1] of the profile's value range")
