@@ -74,3 +74,23 @@ def test_auto_sigma_is_recorded_as_auto_with_its_resolved_value(panel, qtbot):
     meta = viewer.layers[-1].metadata["napari_restore"]
     assert meta["params"]["sigma"] is None
     assert 10 < meta["resolved"]["sigma"] < 40  # grey levels (the sample has σ ≈ 25)
+
+
+def test_int32_counts_are_denoised_from_the_panel(panel, qtbot):
+    """32-bit integer layers: σ bounded by the data's span (not 2**32) and a run changes the
+    image (it came back unchanged when int32 was scaled by its dtype's range)."""
+    viewer, w = panel
+    rng = np.random.default_rng(5)
+    clean = np.tile(np.linspace(1000.0, 4000.0, 64), (64, 1))
+    counts = np.rint(clean + rng.normal(0.0, 60.0, clean.shape)).astype(np.int32)
+    viewer.add_image(counts, name="int32")
+    w.layer_widget.value = viewer.layers["int32"]
+    spin = w.param_widgets["sigma"]._spin
+    assert _label(w, "sigma") == "σ (grey levels)"
+    assert spin.max <= float(counts.max() - counts.min())
+    w.set_params({"method": "tv_chambolle", "sigma": 60.0})
+    assert w.start() is not None
+    qtbot.waitUntil(lambda: w.state == "idle", timeout=60_000)
+    out = np.asarray(viewer.layers[-1].data)
+    assert out.dtype == np.int32 and not np.array_equal(out, counts)
+    assert np.sqrt(np.mean((out - clean) ** 2)) < 0.6 * np.sqrt(np.mean((counts - clean) ** 2))
