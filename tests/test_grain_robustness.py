@@ -170,3 +170,20 @@ def test_clipped_highlights_export_at_high_bit_depth(tmp_path, bit_depth):
     prof.to_av1_table(tmp_path / "g.tbl", bit_depth=bit_depth)
     back = GrainProfile.from_av1_table(tmp_path / "g.tbl", bit_depth=bit_depth)
     assert back.nlf_intensity[-1] == pytest.approx(1.0, abs=0.005)
+
+
+def test_apply_av1_grain_fits_a_profile_when_asked():
+    # the refusal says "pass fit=True": apply_av1_grain takes it for a profile
+    from napari_restore import GrainProfile
+    from napari_restore.processors.grain_av1_synth import apply_av1_grain
+
+    d = analyze_grain(_grainy(64)).to_dict()
+    d.update(nlf_intensity=[0.499, 0.5009], nlf_sigma=[[0.03, 0.03]], nlf_luma=[0.03, 0.03],
+             nlf_chroma=[0.0, 0.0], nlf_count=[4, 4])
+    prof = GrainProfile.from_dict(d)
+    y = np.full((32, 32), 512, np.uint16)
+    with pytest.raises(ValueError, match="fit=True"):
+        apply_av1_grain(y, None, None, prof, bit_depth=10)
+    with pytest.warns(UserWarning):
+        out, _, _ = apply_av1_grain(y, None, None, prof, bit_depth=10, fit=True)
+    assert out.shape == y.shape and out.std() > 0

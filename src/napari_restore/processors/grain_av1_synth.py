@@ -517,7 +517,7 @@ def synthesize_av1(shape: tuple[int, ...], profile: Any, luminance: np.ndarray |
 
 def apply_av1_grain(y: Any, u: Any, v: Any, table: Any, *, bit_depth: int = 8,
                     frame: int = 0, clip_to_restricted_range: bool = False,
-                    mc_identity: bool = False) -> tuple[np.ndarray, Any, Any]:
+                    mc_identity: bool = False, fit: bool = False) -> tuple[np.ndarray, Any, Any]:
     """Add AV1 film grain to one decoded frame, exactly as a conforming decoder does.
 
     Parameters
@@ -536,6 +536,9 @@ def apply_av1_grain(y: Any, u: Any, v: Any, table: Any, *, bit_depth: int = 8,
         it (3381 per frame), so frame k of an ``aomenc`` encode gets its grain.
     clip_to_restricted_range, mc_identity : bool
         The bitstream's clipping flags (aomenc signals 0 with a table).
+    fit : bool
+        For a profile: what a table cannot hold is fitted with a warning instead of refused,
+        as :meth:`GrainProfile.to_av1_table` ``(fit=True)`` does.
 
     Returns
     -------
@@ -552,7 +555,7 @@ def apply_av1_grain(y: Any, u: Any, v: Any, table: Any, *, bit_depth: int = 8,
     elif isinstance(table, Av1GrainTable):
         params = table.first()
     elif isinstance(table, GrainProfile):
-        params = profile_table(table, bit_depth=bit_depth)[0].first()
+        params = profile_table(table, bit_depth=bit_depth, fit=bool(fit))[0].first()
     elif isinstance(table, str | bytes) and ("\n" if isinstance(table, str) else b"\n") in table:
         params = parse_table(table).first()  # a table's text (what to_av1_table returns)
     elif isinstance(table, str | bytes) or hasattr(table, "__fspath__"):
