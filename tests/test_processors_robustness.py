@@ -104,5 +104,27 @@ def test_deblur_centres_even_psfs_as_scipy_does(n):
     assert min(errors, key=errors.get) == (0, 0), errors
 
 
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.uint32])
+def test_deblur_clips_wide_integers_to_the_dtype_range_not_the_blurred_extremes(dtype):
+    """With clip on, integer images are clipped to their dtype's range (the documented
+    rule): the sharp image reaches beyond the blurred one's extremes. Since 32/64-bit
+    integers are scaled by their values' range, _deblur_prepare took that range as the
+    dtype's, and int32 counts came back clipped to the blurred image's own min and max."""
+    from scipy.ndimage import convolve
+    from skimage import data
+
+    from napari_restore import bm3d_deblur
+    from napari_restore.processors.bm3d import gaussian_psf
+
+    sharp = data.camera()[100:164, 100:164].astype(float) * 16 + 1000
+    blurred = np.round(convolve(sharp, gaussian_psf((9, 9), 2.0), mode="reflect"))
+    ref = bm3d_deblur(blurred, sigma=8.0)  # float64 counts: clipped at 0 only
+    out = bm3d_deblur(blurred.astype(dtype), sigma=8.0)
+    assert out.dtype == dtype
+    assert out.max() > blurred.max() and out.min() < blurred.min()
+    if dtype != np.uint32:  # (uint32 of 14-bit data are mapped by that bit depth instead)
+        np.testing.assert_allclose(out, np.round(ref), atol=1.0)  # the same counts agree
+
+
 if __name__ == "__main__":  # pragma: no cover
     pytest.main([__file__, "-q"])

@@ -305,7 +305,10 @@ def _deblur_prepare(params: dict, image: Any) -> dict:
     from .._arrays import value_scale
 
     scale = value_scale(image, offset=False)
-    if scale.dtype.kind != "f" or (scale.low, scale.high) == (0.0, 1.0):
+    if scale.dtype.kind in "iu":  # the dtype's range, also for int32/int64, which the
+        info = np.iinfo(scale.dtype)  # boundary scales by their values' range
+        low, high = float(info.min), float(info.max)
+    elif (scale.low, scale.high) == (0.0, 1.0):
         low, high = float(scale.low), float(scale.high)
     elif scale.low >= 0.0:
         low, high = 0.0, None
