@@ -198,3 +198,19 @@ def test_numpy_scalars_are_accepted_for_sigma_and_segment():
         noref.structure_score(img, den, sigma=True)
     with pytest.raises(TypeError, match="segment must be an integer"):
         noref.spectral_flatness(resid, segment=16.0)
+
+
+def test_bit_depth_mapped_processors_are_calibrated_on_their_runs_scale():
+    """restore_film_grain maps 12-bit data in uint16 by 0-4095 (detect_bits): the masked
+    tiles must be scaled the same way, not by 0-65535."""
+    from napari_restore.calibration import _prepare, _spec
+
+    rng = np.random.default_rng(4)
+    counts = np.rint(rng.uniform(300, 3800, (64, 64))).astype(np.uint16)
+    setup = _prepare(counts, _spec("restore_film_grain"), roi=None, channel_axis=None,
+                     stride=4, approximate_loss=True)
+    assert setup.value_range == (0.0, 4095.0)
+    assert setup.scale.high == 4095.0
+    plain = _prepare(counts, _spec("classic_denoise"), roi=None, channel_axis=None,
+                     stride=4, approximate_loss=True)
+    assert plain.value_range == (0.0, 65535.0)

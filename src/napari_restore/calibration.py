@@ -798,10 +798,14 @@ def _prepare(image: Any, spec: ProcessorSpec, *, roi: Any, channel_axis: Any, st
     carrier = np.float64
     if dtype.kind in "iu" and not wide_integer(dtype):
         info = np.iinfo(dtype)
-        value_range: tuple[float, float] | None = (float(info.min), float(info.max))
+        high = float(info.max)
+        if spec.detect_bits:  # 12-bit data in uint16: the tiles scaled by 0-4095, as a run is
+            high = float(value_scale(arr, detect_bits=True).high)
+        value_range: tuple[float, float] | None = (float(info.min), high)
     else:  # scaled by its values' range: the masked (float) tiles by the whole image's
         value_range = finite_range(arr)
-    scale = value_scale(arr, value_range if ranged(dtype) else None)
+    scale = value_scale(arr, value_range if ranged(dtype) else None,
+                        detect_bits=spec.detect_bits)
     spatial = tuple(data.shape[:spatial_ndim])
     boxes = _roi_boxes(roi, spatial)
     if boxes is None:
