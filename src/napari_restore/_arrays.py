@@ -417,12 +417,11 @@ def value_scale(arr: Any, value_range: tuple[float, float] | None = None,
     dtype = np.dtype(arr.dtype)
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
-        high = float(info.max)
-        bits = nominal_bits(arr, value_range) if detect_bits else dtype.itemsize * 8
-        if bits < dtype.itemsize * 8:
-            high = float(2**bits - 1)
-        if not wide_integer(dtype) or bits < dtype.itemsize * 8:
-            return ValueScale(dtype, float(info.min), high, None if offset else 0.0)
+        bits = nominal_bits(arr, value_range) if detect_bits else info.bits
+        if bits < info.bits:  # unsigned data using fewer bits: 0 … 2**bits − 1
+            return ValueScale(dtype, 0.0, float(2**bits - 1), None if offset else 0.0)
+        if not wide_integer(dtype):
+            return ValueScale(dtype, float(info.min), float(info.max), None if offset else 0.0)
     if value_range is not None:
         try:
             low, high = (float(v) for v in value_range)

@@ -98,8 +98,8 @@ def _from_format_1(processor: str, params: Any, dtype: Any) -> Any:
         what = "an image of unknown dtype" if src is None else f"a {src.name} image"
         raise ValueError(
             f"this recipe (format {FORMAT_1!r}, from an older napari-restore) gives "
-            f"{', '.join(set_)} as a fraction of the value range of {what}, which cannot be "
-            "converted to the image's own units. Run it again in napari (or set "
+            f"{', '.join(set_)} in its old working units (0–1 across the full range of "
+            f"{what}), which cannot be converted to the image's own units. Run it again in napari (or set "
             f"{set_[0]} to auto) and save the recipe again: saved recipes now hold "
             "intensities in grey levels / data units")
     info = np.iinfo(src)

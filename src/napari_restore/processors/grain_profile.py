@@ -253,8 +253,10 @@ class GrainProfile:
         (or of unknown dtype: profiles of version 1)."""
         if self.dtype is None:
             return True
-        dtype = np.dtype(self.dtype)  # 32/64-bit integers are scaled by their values' range
-        return (dtype.kind in "iu" and dtype.itemsize <= 2) or tuple(self.value_range) == (0.0, 1.0)
+        from .._arrays import wide_integer  # 32/64-bit integers: scaled by their values' range
+
+        dtype = np.dtype(self.dtype)
+        return (dtype.kind in "iu" and not wide_integer(dtype)) or tuple(self.value_range) == (0.0, 1.0)
 
     def with_scale(self, scale: Any) -> GrainProfile:
         """This profile, recording that it was measured in the working units of ``scale``

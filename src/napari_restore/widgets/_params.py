@@ -217,7 +217,9 @@ def intensity_units(dtype: Any, data_range: tuple[float, float] | None) -> tuple
     dtype = np.dtype(dtype)
     lo, hi = data_range if data_range is not None else (0.0, 1.0)
     data_span = float(hi - lo) if hi > lo else 1.0
-    if dtype.kind in "iu" and dtype.itemsize > 2:  # 32/64 bits: scaled by the values' range
+    from .._arrays import wide_integer
+
+    if wide_integer(dtype):  # 32/64 bits: scaled by the values' range
         return "grey levels", max(data_span, 1.0), max(data_span, 1.0)
     if dtype.kind in "iu":
         info = np.iinfo(dtype)
