@@ -10,6 +10,9 @@ pixel-wise independent noise the loss is the true MSE plus the (constant) noise 
 and ranks candidates as the true MSE does. ``approximate_loss=False`` covers every offset of
 the grid (``stride**d`` masks, each pixel predicted once), ``True`` one mask, "auto" every
 offset for the cheap classic NLM (batched: :class:`_NLMJob`) and wavelet, one mask otherwise.
+BM3D and BM4D on white Gaussian noise are scored without a mask, by recorrupted pairs
+(``masking="recorrupt"``, :data:`RECORRUPT`): the run sees the image with more noise added
+and is scored against the image with that noise subtracted, on every pixel.
 
 Speed: calibration runs on a representative region (tiles that cover the image's intensity
 range) unless given one; candidates are searched coarse to fine on the grid (evaluate every
@@ -90,8 +93,22 @@ SEARCHES = ("auto", "refine", "full")
 #: under-smoothing σ as if it interpolated) and for classic wavelet and non-local means
 #: (:data:`NOISE_REFILL_METHODS`), the first for TV (scikit-image's loss; see
 #: docs/tuning-without-reference.md).
-MASKINGS = ("auto", "interpolate", "interpolate+noise")
+MASKINGS = ("auto", "interpolate", "interpolate+noise", "recorrupt")
 NOISE_REFILL = frozenset({"bm3d_denoise", "bm4d_denoise"})
+#: "recorrupt" (Pang et al. 2021, *Recorrupted-to-Recorrupted*): no pixel is masked. Each run
+#: sees ``y + α·σ̂·z`` and is scored against ``y − σ̂·z/α`` (``z`` white, unit): for Gaussian
+#: noise of std σ̂ the two noises are independent, so the loss is the true MSE of the run at
+#: the noise level σ̂·√(1 + α²) plus a constant (σ̂²/α² is taken off: the loss reads as the
+#: MSE plus σ̂², as the masked loss does); the candidate's σ is scaled by √(1 + α²) to match.
+#: Every pixel is scored and the run is the processor itself, not a masked variant of it,
+#: whose best σ sits above the real one's (the masked pixel cannot use its own value). "auto"
+#: uses it for the processors in :data:`RECORRUPT` on white Gaussian noise (a tile whose
+#: noise measures correlated, or a Poisson–Gaussian model: "interpolate+noise"). Measured
+#: on 128² crops (8 images, σ-sweeps at σ = 25; docs/tuning-without-reference.md).
+RECORRUPT = frozenset({"bm3d_denoise", "bm4d_denoise"})
+RECORRUPT_ALPHA = 0.5
+#: Noise draws of "recorrupt" with ``approximate_loss=False`` (one with True).
+RECORRUPT_DRAWS = 4
 #: ... and classic wavelet (BayesShrink): with the plain mean its calibrated σ was far too
 #: low on colour crops (astronaut σ = 15: 5.3 instead of 14.9, 2.4 dB), the quiet masked
 #: pixels passing through a weak threshold; and non-local means: with the plain mean the
@@ -185,7 +202,8 @@ class Calibration:
     stride : int
     approximate_loss : bool
     masking : str
-        How the masked pixels were filled ("interpolate" or "interpolate+noise").
+        The loss that ran ("interpolate", "interpolate+noise" or "recorrupt"; "auto"
+        resolved).
     fixed : dict
         Parameters held fixed (yours, plus ``noise_model`` when given).
     search : str
@@ -724,7 +742,7 @@ class _Setup:
     stride: int
     offsets: tuple[int, ...]
     refill: list[float]  # σ̂ the masked pixels are refilled to, per tile (0: none; _refill_std)
-    masking: str
+    masking: str  # "recorrupt": ``refill`` is each tile's σ̂ of the recorruption
     model: Any = None  # a Poisson–Gaussian NoiseModel: the refill follows its variance
     scale: Any = None  # the image's ValueScale (intensity parameters' range and units)
     source: Any = None  # the caller's image: ``spec.prepare`` resolves "auto" choices on it
@@ -760,15 +778,33 @@ def _masking(spec: ProcessorSpec, masking: Any, methods: Iterable[Any] = (None,)
                          f"{', '.join(repr(m) for m in MASKINGS)}")
     if masking == "auto":
         methods = list(methods) or [None]
+        if spec.name in RECORRUPT:
+            return "recorrupt"  # _prepare falls back to "interpolate+noise" where it must
         refill = spec.name in NOISE_REFILL or all((spec.name, m) in NOISE_REFILL_METHODS
                                                   for m in methods)
         return "interpolate+noise" if refill else "interpolate"
+    if masking == "recorrupt" and "sigma" not in {p.name for p in spec.params}:
+        raise ValueError(f"masking='recorrupt' needs a processor with a noise level sigma; "
+                         f"{spec.name} has none: use 'interpolate' or 'interpolate+noise'")
     return masking
+
+
+def _white_tiles(tiles: list[tuple[np.ndarray, np.ndarray]], spatial_ndim: int) -> bool:
+    """Whether every tile's noise measures white (:func:`~.processors.noise_model.measure_noise`,
+    the decision of ``noise_model="auto"``)."""
+    from .processors.noise_model import measure_noise
+
+    for data, _ in tiles:
+        cax = -1 if data.ndim > spatial_ndim else None
+        if measure_noise(data, channel_axis=cax).correlated:
+            return False
+    return True
 
 
 def _prepare(image: Any, spec: ProcessorSpec, *, roi: Any, channel_axis: Any, stride: Any,
              approximate_loss: Any, masking: Any = "auto", noise_model: Any = None,
              methods: Iterable[Any] = (None,)) -> _Setup:
+    asked = masking
     masking = _masking(spec, masking, methods)
     if isinstance(stride, bool) or not isinstance(stride, numbers.Integral) or stride < 2:
         raise ValueError(f"stride must be an integer >= 2; got {stride!r:.40}")
@@ -818,19 +854,40 @@ def _prepare(image: Any, spec: ProcessorSpec, *, roi: Any, channel_axis: Any, st
                              f"{'x'.join(map(str, sides))} pixels; masking needs at least "
                              f"{2 * stride} pixels along every axis (give a larger region or "
                              "a smaller stride)")
-    from .processors.noise import estimate_noise_sigma
+    from .processors.noise import estimate_noise_sigma, estimate_noise_sigma_unclipped
 
+    pg = _poisson_gaussian(noise_model)
+    if masking == "recorrupt":
+        if pg:
+            if asked == "recorrupt":
+                raise ValueError("masking='recorrupt' adds white Gaussian noise; with a "
+                                 "Poisson–Gaussian noise model use 'interpolate+noise'")
+            masking = "interpolate+noise"
+        elif noise_model == "psd" or (isinstance(noise_model, str) and noise_model != "white"
+                                      and noise_model != "auto"):
+            masking = "interpolate+noise" if asked == "auto" else masking
+    # the recorruption's σ̂ is measured away from clipped intensities (a uint8 image's dark or
+    # saturated areas shrink the noise: the plain MAD reads 21 for 25 on a camera crop)
+    estimate = estimate_noise_sigma_unclipped if masking == "recorrupt" else estimate_noise_sigma
     tiles, sigmas = [], []
     for box in boxes:
         part = np.array(data[tuple(slice(a, b) for a, b in box)], dtype=carrier)
         tiles.append((part, _interpolate(part, spatial_ndim)))
-        sigmas.append(estimate_noise_sigma(part, channel_axis=-1 if part.ndim > spatial_ndim else None))
+        sigmas.append(estimate(part, channel_axis=-1 if part.ndim > spatial_ndim else None))
+    if masking == "recorrupt" and asked == "auto" and (
+            not min(sigmas) > 0 or (noise_model != "white" and not _white_tiles(tiles, spatial_ndim))):
+        # correlated noise (or none measured): the masked loss with the noise refill
+        masking = "interpolate+noise"
+        sigmas = [estimate_noise_sigma(t, channel_axis=-1 if t.ndim > spatial_ndim else None)
+                  for t, _ in tiles]
     n_masks = stride ** spatial_ndim
     offsets = (n_masks // 2,) if approximate_loss else tuple(range(n_masks))
+    if masking == "recorrupt":  # draws of the recorrupting noise
+        offsets = (0,) if approximate_loss else tuple(range(RECORRUPT_DRAWS))
     # the noise std the refill is measured against, per tile (0: no refill; see _refill)
-    refill = [s if masking == "interpolate+noise" else 0.0 for s in sigmas]
+    refill = [s if masking in ("interpolate+noise", "recorrupt") else 0.0 for s in sigmas]
     model = None
-    if _poisson_gaussian(noise_model):
+    if pg:
         # estimated once on the whole image, as a run on it does, and given to every job
         from .processors.noise_pg import as_model, estimate_noise_model
 
@@ -881,6 +938,8 @@ def _refill_std(setup: _Setup, sigma: float, guess: np.ndarray, noisy: np.ndarra
 
 def _jobs(setup: _Setup, params: dict[str, Any]) -> list[tuple[_Job, np.ndarray]]:
     """The runs of one candidate, each with the noisy values it predicts."""
+    if setup.masking == "recorrupt":
+        return _recorrupted_jobs(setup, params)
     out = []
     for t, ((data, interp), refill) in enumerate(zip(setup.tiles, setup.refill, strict=True)):
         for off in setup.offsets:
@@ -907,6 +966,35 @@ def _jobs(setup: _Setup, params: dict[str, Any]) -> list[tuple[_Job, np.ndarray]
                        setup.value_range)
             out.append((job, data[mask]))
     return out
+
+
+def _recorrupted_jobs(setup: _Setup, params: dict[str, Any]) -> list[tuple[_Job, np.ndarray]]:
+    """The runs of one candidate under ``masking="recorrupt"`` (see :data:`RECORRUPT`), each
+    with the values it is scored against: ``y − σ̂·z/α`` on every pixel of the tile."""
+    alpha = RECORRUPT_ALPHA
+    run = dict(params)
+    if run.get("sigma") is not None:  # the run sees noise √(1 + α²) times stronger
+        run["sigma"] = float(run["sigma"]) * math.sqrt(1.0 + alpha * alpha)
+    whole = (slice(None),) * setup.spatial_ndim
+    out = []
+    for t, ((data, _), sigma) in enumerate(zip(setup.tiles, setup.refill, strict=True)):
+        for draw in setup.offsets:
+            rng = np.random.default_rng((MASK_SEED, t, draw, 1))  # the same for every candidate
+            z = rng.normal(0.0, sigma, data.shape)
+            job = _Job(setup.spec.name, data + alpha * z, whole, run, setup.channel_axis,
+                       setup.value_range)
+            out.append((job, data - z / alpha))
+    return out
+
+
+def _loss_offset(setup: _Setup) -> float:
+    """What the scoring values' extra noise adds to the loss: 0, or for ``"recorrupt"`` the
+    pixel-weighted mean of σ̂²/α² (taken off, so that the loss reads as MSE + σ̂²)."""
+    if setup.masking != "recorrupt":
+        return 0.0
+    sizes = np.array([data.size for data, _ in setup.tiles], float)
+    var = np.array(setup.refill, float) ** 2 / RECORRUPT_ALPHA**2
+    return float(np.sum(sizes * var) / np.sum(sizes))
 
 
 #: classic_denoise parameters the batched non-local means (:class:`_NLMJob`) reproduces,
@@ -989,6 +1077,7 @@ def _evaluate(setup: _Setup, candidates: list[dict[str, Any]], executor: _Execut
                 targets.append(target)
     sse = np.zeros(len(candidates))
     count = np.zeros(len(candidates))
+    offset = _loss_offset(setup)
     left = np.zeros(len(candidates), int)
     parts: list[dict[int, float]] = [{} for _ in candidates]
     for who in owners:
@@ -1006,10 +1095,10 @@ def _evaluate(setup: _Setup, candidates: list[dict[str, Any]], executor: _Execut
             info = None
             if left[c] == 0:  # summed in job order: the same loss whatever finished first
                 sse[c] = math.fsum(parts[c][j] for j in sorted(parts[c]))
-                info = on_done(c, sse[c] / count[c])
+                info = on_done(c, sse[c] / count[c] - offset)
             tot = max(total(), counter[0])
             yield Progress(counter[0], tot, counter[0] / tot, info)
-    return list(sse / count)
+    return list(sse / count - offset)
 
 
 def _fixed_params(spec: ProcessorSpec, fixed: Any, tuned: list[str], noise_model: Any) -> dict[str, Any]:
@@ -1204,11 +1293,15 @@ def calibrate(
         offset, so that every pixel is predicted once. "auto" (default): every offset for
         the cheap runs of :data:`ALL_OFFSETS` (classic non-local means and wavelet), one
         mask for the others.
-    masking : {"auto", "interpolate", "interpolate+noise"}
-        How masked pixels are filled (:data:`MASKINGS`): the mean of their neighbours
-        (scikit-image's ``calibrate_denoiser``), or that mean plus noise restoring the
-        estimated noise level; "auto": the second for BM3D/BM4D and classic wavelet, the
-        first otherwise.
+    masking : {"auto", "interpolate", "interpolate+noise", "recorrupt"}
+        How the loss hides each pixel's own noise (:data:`MASKINGS`): masked pixels filled
+        with the mean of their neighbours (scikit-image's ``calibrate_denoiser``), or with
+        that mean plus noise restoring the estimated noise level; or no mask, the run seeing
+        the image with added noise and scored against the image with that noise subtracted
+        (:data:`RECORRUPT`; white Gaussian noise only). "auto": "recorrupt" for BM3D/BM4D
+        on white noise ("interpolate+noise" on correlated noise and with a Poisson–Gaussian
+        model), "interpolate+noise" for classic wavelet and non-local means,
+        "interpolate" for TV.
     search : {"auto", "refine", "full"}
         "refine": coarse to fine on ordered axes (every few values, then around the minimum;
         finds a local minimum on the grid). "full": every candidate. "auto" (default):

@@ -39,6 +39,58 @@ def estimate_noise_sigma(plane: np.ndarray, *, channel_axis: int | None = None) 
     return sigma if np.isfinite(sigma) else 0.0
 
 
+#: :func:`estimate_noise_sigma_unclipped`: a side of the data counts as clipped when at least
+#: this fraction of the pixels sits at its extreme value (saturation, or counts clipped at 0).
+CLIPPED_FRACTION = 0.005
+#: ... and detail coefficients whose local mean is within this many σ of a clipped extreme
+#: are left out (clipping there shrinks the noise: its MAD under-estimates σ).
+CLIP_MARGIN = 2.0
+
+
+def estimate_noise_sigma_unclipped(plane: np.ndarray, *, channel_axis: int | None = None) -> float:
+    """:func:`estimate_noise_sigma` measured away from clipped intensities.
+
+    Gaussian noise clipped at the data's extremes (``clip(x + n, 0, 255)`` stored as uint8)
+    is smaller there, and the wavelet MAD of a plane with dark or saturated areas comes out
+    low: 21 instead of 25 on a 128² camera crop, 31 instead of 40 at σ = 40. When at least
+    :data:`CLIPPED_FRACTION` of the pixels sit at the minimum (or maximum), the finest
+    diagonal Daubechies-2 details whose local mean (3×3 of the approximation) is within
+    :data:`CLIP_MARGIN` σ of that extreme are left out, σ re-estimated on the rest, three
+    times. Other planes give exactly :func:`estimate_noise_sigma`. Colour channels (with
+    ``channel_axis``) are averaged, the extremes taken over all of them.
+    """
+    import pywt
+    from scipy import ndimage
+
+    arr = np.asarray(plane, dtype=np.float64)
+    chans = [arr] if channel_axis is None else list(np.moveaxis(arr, channel_axis, 0))
+    if min(chans[0].shape) < 4 or arr.size == 0:
+        return 0.0
+    lo, hi = float(np.min(arr)), float(np.max(arr))
+    clipped_lo = np.mean(arr == lo) >= CLIPPED_FRACTION
+    clipped_hi = np.mean(arr == hi) >= CLIPPED_FRACTION and hi > lo
+    if not (clipped_lo or clipped_hi):
+        return estimate_noise_sigma(plane, channel_axis=channel_axis)
+    out = []
+    for chan in chans:
+        approx, (_, _, diag) = pywt.dwt2(chan, "db2")
+        level = ndimage.uniform_filter(approx / 2.0, 3, mode="nearest")  # local mean
+        detail = np.abs(diag)
+        sigma = float(np.median(detail)) / _MAD_TO_SIGMA
+        for _ in range(3):
+            keep = np.ones(detail.shape, bool)
+            if clipped_lo:
+                keep &= level > lo + CLIP_MARGIN * sigma
+            if clipped_hi:
+                keep &= level < hi - CLIP_MARGIN * sigma
+            if keep.sum() < 64:  # (almost) everything near an extreme: keep the last value
+                break
+            sigma = float(np.median(detail[keep])) / _MAD_TO_SIGMA
+        out.append(sigma)
+    sigma = float(np.mean(out))
+    return sigma if np.isfinite(sigma) else 0.0
+
+
 @dataclass(frozen=True)
 class AutoSigma:
     """A plane function whose ``sigma=None`` is estimated on each working plane and reported.

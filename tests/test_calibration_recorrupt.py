@@ -1,0 +1,147 @@
+"""BM3D/BM4D calibration by recorrupted pairs (masking="recorrupt") and the clipping-aware σ̂.
+
+The floors themselves (8 images, σ-sweeps, accuracy on 24 cases) are measured by
+``benchmarks/bench_calibration.py``; these tests check the mechanism on small crops.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+from skimage import data
+
+from napari_restore import calibrate
+from napari_restore.calibration import (RECORRUPT_ALPHA, _loss_offset, _prepare, get_processor,
+                                        self_supervised_loss)
+from napari_restore.processors.noise import estimate_noise_sigma, estimate_noise_sigma_unclipped
+
+
+def _camera(sigma: float, seed: int = 3, size: int = 96) -> tuple[np.ndarray, np.ndarray]:
+    clean = data.camera()[200:200 + size, 150:150 + size].astype(np.float64)
+    rng = np.random.default_rng(seed)
+    noisy = np.clip(clean + rng.normal(0.0, sigma, clean.shape), 0, 255).astype(np.uint8)
+    return clean, noisy
+
+
+# -- σ̂ away from clipped intensities ----------------------------------------------------------
+
+@pytest.mark.parametrize("sigma", [15.0, 25.0, 40.0])
+def test_unclipped_sigma_is_right_where_the_plain_mad_is_low(sigma):
+    # a camera crop with its dark coat: noise clipped at 0 over a large area
+    clean = data.camera()[192:320, 192:320].astype(np.float64)
+    rng = np.random.default_rng(int(sigma))
+    noisy = np.clip(clean + rng.normal(0.0, sigma, clean.shape), 0, 255).astype(np.uint8)
+    plain = estimate_noise_sigma(noisy.astype(float))
+    ours = estimate_noise_sigma_unclipped(noisy.astype(float))
+    assert abs(ours / sigma - 1) < 0.07, (plain, ours)
+    assert plain < (0.94 if sigma < 20 else 0.9) * sigma  # the plain MAD is low (can fail)
+
+
+def test_unclipped_sigma_equals_the_plain_one_without_clipping():
+    rng = np.random.default_rng(0)
+    clean = data.camera()[:96, :96].astype(np.float64)
+    noisy = clean + rng.normal(0.0, 10.0, clean.shape)  # float, not clipped
+    assert estimate_noise_sigma_unclipped(noisy) == estimate_noise_sigma(noisy)
+    colour = np.stack([noisy, noisy[::-1], noisy[:, ::-1]], -1)
+    assert estimate_noise_sigma_unclipped(colour, channel_axis=-1) == \
+        estimate_noise_sigma(colour, channel_axis=-1)
+
+
+def test_unclipped_sigma_of_a_saturated_colour_image():
+    clean = data.astronaut()[100:228, 100:228].astype(np.float64)
+    rng = np.random.default_rng(5)
+    noisy = np.clip(clean + rng.normal(0.0, 25.0, clean.shape), 0, 255).astype(np.uint8)
+    ours = estimate_noise_sigma_unclipped(noisy.astype(float), channel_axis=-1)
+    assert abs(ours / 25.0 - 1) < 0.07
+    assert estimate_noise_sigma_unclipped(np.zeros((8, 8))) == 0.0
+
+
+# -- the recorrupted loss ----------------------------------------------------------------------
+
+def test_bm3d_calibration_uses_recorrupted_pairs_on_white_noise():
+    _, noisy = _camera(25.0)
+    cal = calibrate(noisy, "bm3d_denoise", grid={"sigma": [12.5, 25.0, 50.0]}, search="full",
+                    workers=1)
+    assert cal.masking == "recorrupt"
+    assert abs(cal.noise_sigma / 25.0 - 1) < 0.1  # the clipping-aware σ̂
+    # under- and over-smoothing both score worse than the true σ
+    assert cal.best_params["sigma"] == 25.0
+    assert cal.losses[1] < cal.losses[0] and cal.losses[1] < cal.losses[2]
+
+
+def test_recorrupted_loss_reads_as_mse_plus_noise_variance():
+    # the scoring values carry σ̂²/α² more noise; it is taken off, so that the loss reads as
+    # the masked loss does (MSE + σ²): without the offset it would be ~5σ²
+    rng = np.random.default_rng(1)
+    y, x = np.mgrid[0:96, 0:96]
+    clean = 60.0 + 0.8 * x + 0.5 * y
+    noisy = clean + rng.normal(0.0, 12.0, clean.shape)
+    loss = self_supervised_loss(noisy, "bm3d_denoise", {"sigma": 12.0})
+    assert 0.75 * 144.0 < loss < 1.3 * 144.0
+    setup = _prepare(noisy, get_processor("bm3d_denoise"), roi=None, channel_axis=None,
+                     stride=4, approximate_loss=True)
+    assert setup.masking == "recorrupt"
+    assert _loss_offset(setup) == pytest.approx(setup.noise_sigma**2 / RECORRUPT_ALPHA**2)
+
+
+def test_recorrupted_loss_is_the_same_for_the_same_counts_in_any_dtype():
+    _, noisy = _camera(20.0, size=64)
+    a = self_supervised_loss(noisy, "bm3d_denoise", {"sigma": 20.0})
+    b = self_supervised_loss(noisy.astype(np.float64), "bm3d_denoise", {"sigma": 20.0},
+                             )
+    c = self_supervised_loss(noisy, "bm3d_denoise", {"sigma": 20.0})
+    assert a == c  # seeded: the same draws every call
+    assert b == pytest.approx(a, rel=0.02)  # float64 data scaled by its own range
+
+
+def test_correlated_noise_falls_back_to_the_masked_loss():
+    rng = np.random.default_rng(2)
+    clean = data.camera()[200:296, 150:246].astype(np.float64)
+    noise = ndimage.gaussian_filter(rng.normal(0.0, 1.0, clean.shape), 1.5)
+    noisy = clean + 25.0 * noise / noise.std()
+    cal = calibrate(noisy, "bm3d_denoise", grid={"sigma": [10.0, 20.0]}, search="full",
+                    workers=1)
+    assert cal.masking == "interpolate+noise"
+    # asked for explicitly, it runs (the caller's choice)
+    cal = calibrate(noisy, "bm3d_denoise", grid={"sigma": [10.0, 20.0]}, search="full",
+                    workers=1, masking="recorrupt")
+    assert cal.masking == "recorrupt"
+
+
+def test_poisson_gaussian_model_uses_the_masked_loss():
+    from napari_restore import NoiseModel
+
+    rng = np.random.default_rng(3)
+    clean = data.camera()[200:296, 150:246].astype(np.float64) / 4 + 10
+    noisy = rng.poisson(clean).astype(np.float64) * 2.0
+    model = NoiseModel(gain=2.0, bias=0.0)
+    cal = calibrate(noisy, "bm3d_denoise", noise_model=model, grid={"profile": ["np", "vn"]},
+                    workers=1)
+    assert cal.masking == "interpolate+noise"
+    with pytest.raises(ValueError, match="recorrupt.*Poisson"):
+        calibrate(noisy, "bm3d_denoise", noise_model=model, grid={"profile": ["np", "vn"]},
+                  workers=1, masking="recorrupt")
+
+
+def test_recorrupt_needs_a_sigma_parameter():
+    _, noisy = _camera(20.0, size=64)
+    with pytest.raises(ValueError, match="recorrupt.*restore_film_grain"):
+        calibrate(noisy, "restore_film_grain", masking="recorrupt", workers=1)
+
+
+def test_recorrupted_runs_scale_sigma_and_see_more_noise():
+    from napari_restore.calibration import _jobs
+
+    _, noisy = _camera(20.0, size=64)
+    setup = _prepare(noisy, get_processor("bm3d_denoise"), roi=None, channel_axis=None,
+                     stride=4, approximate_loss=False)
+    jobs = _jobs(setup, {"sigma": 20.0})
+    assert len(jobs) == len(setup.tiles) * 4
+    job, target = jobs[0]
+    assert job.params["sigma"] == pytest.approx(20.0 * np.sqrt(1 + RECORRUPT_ALPHA**2))
+    tile = setup.tiles[0][0]
+    added = job.masked - tile
+    assert np.std(added) == pytest.approx(RECORRUPT_ALPHA * setup.refill[0], rel=0.05)
+    np.testing.assert_allclose(tile - target, added / RECORRUPT_ALPHA**2)
+    assert noisy.dtype == np.uint8 and job.masked is not tile
