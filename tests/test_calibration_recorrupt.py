@@ -145,3 +145,14 @@ def test_recorrupted_runs_scale_sigma_and_see_more_noise():
     assert np.std(added) == pytest.approx(RECORRUPT_ALPHA * setup.refill[0], rel=0.05)
     np.testing.assert_allclose(tile - target, added / RECORRUPT_ALPHA**2)
     assert noisy.dtype == np.uint8 and job.masked is not tile
+
+
+def test_bm4d_volume_calibration_uses_recorrupted_pairs():
+    rng = np.random.default_rng(4)
+    z, y, x = np.mgrid[0:24, 0:32, 0:32]
+    clean = 100.0 + 60.0 * ((x // 8 + y // 8 + z // 8) % 2)  # a 3-D checkerboard of cubes
+    noisy = clean + rng.normal(0.0, 15.0, clean.shape)
+    cal = calibrate(noisy, "bm4d_denoise", grid={"sigma": [5.0, 15.0, 45.0]}, search="full",
+                    workers=1)
+    assert cal.masking == "recorrupt"
+    assert cal.best_params["sigma"] == 15.0
