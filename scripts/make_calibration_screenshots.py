@@ -59,7 +59,9 @@ def main() -> None:
     _, compare = viewer.window.add_plugin_dock_widget("napari-restore", "Compare results")
     compare.reference.value = None
     compare.layers_widget.value = results
-    rows = compare.update_table()
+    compare.update_table()  # runs in a worker (with progress and Stop): wait for its rows
+    wait(lambda: compare.table_job is None)
+    rows = compare.rows
     for r in rows:
         print({k: r[k] for k in ("layer", "SS loss", "noise σ", "residual σ", "structure",
                                  "lag-1 ρ")})
