@@ -156,3 +156,10 @@ def test_bm4d_volume_calibration_uses_recorrupted_pairs():
                     workers=1)
     assert cal.masking == "recorrupt"
     assert cal.best_params["sigma"] == 15.0
+
+
+def test_noise_free_image_falls_back_to_the_masked_loss():
+    # no noise to recorrupt with (σ̂ at float rounding level): the masked loss runs
+    setup = _prepare(np.full((32, 32), 7, np.uint8), get_processor("bm3d_denoise"), roi=None,
+                     channel_axis=None, stride=4, approximate_loss=True)
+    assert setup.masking == "interpolate+noise"

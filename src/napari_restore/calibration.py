@@ -875,7 +875,8 @@ def _prepare(image: Any, spec: ProcessorSpec, *, roi: Any, channel_axis: Any, st
         tiles.append((part, _interpolate(part, spatial_ndim)))
         sigmas.append(estimate(part, channel_axis=-1 if part.ndim > spatial_ndim else None))
     if masking == "recorrupt" and asked == "auto" and (
-            not min(sigmas) > 0 or (noise_model != "white" and not _white_tiles(tiles, spatial_ndim))):
+            not min(sigmas) > NOISE_FREE * scale.span
+            or (noise_model != "white" and not _white_tiles(tiles, spatial_ndim))):
         # correlated noise (or none measured): the masked loss with the noise refill
         masking = "interpolate+noise"
         sigmas = [estimate_noise_sigma(t, channel_axis=-1 if t.ndim > spatial_ndim else None)
