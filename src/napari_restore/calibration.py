@@ -863,9 +863,8 @@ def _prepare(image: Any, spec: ProcessorSpec, *, roi: Any, channel_axis: Any, st
                 raise ValueError("masking='recorrupt' adds white Gaussian noise; with a "
                                  "Poisson–Gaussian noise model use 'interpolate+noise'")
             masking = "interpolate+noise"
-        elif noise_model == "psd" or (isinstance(noise_model, str) and noise_model != "white"
-                                      and noise_model != "auto"):
-            masking = "interpolate+noise" if asked == "auto" else masking
+        elif noise_model == "psd" and asked == "auto":  # correlated noise, by the caller
+            masking = "interpolate+noise"
     # the recorruption's σ̂ is measured away from clipped intensities (a uint8 image's dark or
     # saturated areas shrink the noise: the plain MAD reads 21 for 25 on a camera crop)
     estimate = estimate_noise_sigma_unclipped if masking == "recorrupt" else estimate_noise_sigma
