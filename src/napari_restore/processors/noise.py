@@ -47,6 +47,19 @@ CLIPPED_FRACTION = 0.005
 CLIP_MARGIN = 2.0
 
 
+def clipped_extremes(arr: np.ndarray) -> tuple[float | None, float | None]:
+    """The data's minimum and maximum where they look clipped (at least
+    :data:`CLIPPED_FRACTION` of the values sit exactly there: a dark level cut at 0, a
+    saturated detector), else None for that side."""
+    arr = np.asarray(arr)
+    if arr.size == 0:
+        return None, None
+    lo, hi = float(np.min(arr)), float(np.max(arr))
+    at_lo = np.count_nonzero(arr == lo) >= CLIPPED_FRACTION * arr.size
+    at_hi = hi > lo and np.count_nonzero(arr == hi) >= CLIPPED_FRACTION * arr.size
+    return (lo if at_lo else None), (hi if at_hi else None)
+
+
 def estimate_noise_sigma_unclipped(plane: np.ndarray, *, channel_axis: int | None = None) -> float:
     """:func:`estimate_noise_sigma` measured away from clipped intensities.
 
@@ -66,9 +79,8 @@ def estimate_noise_sigma_unclipped(plane: np.ndarray, *, channel_axis: int | Non
     chans = [arr] if channel_axis is None else list(np.moveaxis(arr, channel_axis, 0))
     if min(chans[0].shape) < 4 or arr.size == 0:
         return 0.0
-    lo, hi = float(np.min(arr)), float(np.max(arr))
-    clipped_lo = np.mean(arr == lo) >= CLIPPED_FRACTION
-    clipped_hi = np.mean(arr == hi) >= CLIPPED_FRACTION and hi > lo
+    lo, hi = clipped_extremes(arr)
+    clipped_lo, clipped_hi = lo is not None, hi is not None
     if not (clipped_lo or clipped_hi):
         return estimate_noise_sigma(plane, channel_axis=channel_axis)
     out = []
