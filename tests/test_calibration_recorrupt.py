@@ -195,7 +195,7 @@ def test_recorrupt_scores_only_values_well_inside_a_clipped_extreme():
     level = ndimage.uniform_filter(tile, 5, mode="nearest")
     assert level[keep].min() >= SCORE_MARGIN * setup.refill[0]
     assert not (level[~keep] >= SCORE_MARGIN * setup.refill[0]).any()
-    (job, target), = _jobs(setup, {"sigma": 25.0})
+    job, target = _jobs(setup, {"sigma": 25.0})[0]
     assert target.shape == (int(keep.sum()),) and job.masked.shape == tile.shape  # runs see all
     # the loss is the mean over the scored values (minus the target's extra noise)
     offset = _loss_offset(setup)
@@ -234,6 +234,7 @@ def test_leaving_out_clipped_values_fixes_the_ranking_of_a_bm3d_sweep(monkeypatc
         ra, rb = np.argsort(np.argsort(losses)), np.argsort(np.argsort(mse))
         return float(np.corrcoef(ra, rb)[0, 1])
 
+    monkeypatch.setattr(cal_mod, "RECORRUPT_DRAWS", 1)  # one draw, as on a full region
     cal = calibrate(noisy, "bm3d_denoise", channel_axis=-1, grid={"sigma": sweep},
                     search="full", workers=1)
     assert cal.masking == "recorrupt"
@@ -241,3 +242,22 @@ def test_leaving_out_clipped_values_fixes_the_ranking_of_a_bm3d_sweep(monkeypatc
     every = calibrate(noisy, "bm3d_denoise", channel_axis=-1, grid={"sigma": sweep},
                       search="full", workers=1)
     assert rho(list(cal.losses)) >= 0.9 > rho(list(every.losses)), (cal.losses, every.losses, mse)
+
+
+@pytest.mark.parametrize(("side", "draws"), [(64, 4), (128, 4), (160, 3), (200, 2), (256, 1)])
+def test_small_regions_get_more_draws_up_to_the_precision_of_a_full_region(side, draws):
+    """approximate_loss=True: one draw per REGION_PIXELS of tiles (at most RECORRUPT_DRAWS),
+    so that a 128² image's loss is as precise as a 256² region's, at the same cost."""
+    from napari_restore.calibration import RECORRUPT_DRAWS, REGION_PIXELS, _jobs
+
+    rng = np.random.default_rng(side)
+    img = np.clip(100 + 30 * np.sin(np.arange(side) / 9.0)[:, None]
+                  + rng.normal(0, 10, (side, side)), 0, 255).astype(np.uint8)
+    spec = get_processor("bm3d_denoise")
+    setup = _prepare(img, spec, roi=None, channel_axis=None, stride=4, approximate_loss=True)
+    assert len(setup.offsets) == draws
+    assert sum(t.size for t, _ in setup.tiles) * len(setup.offsets) >= min(
+        REGION_PIXELS, RECORRUPT_DRAWS * side * side)
+    assert len(_jobs(setup, {"sigma": 10.0})) == draws * len(setup.tiles)
+    full = _prepare(img, spec, roi=None, channel_axis=None, stride=4, approximate_loss=False)
+    assert len(full.offsets) == RECORRUPT_DRAWS
