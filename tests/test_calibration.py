@@ -8,6 +8,7 @@ import threading
 
 import numpy as np
 import pytest
+from scipy import ndimage
 from skimage import data
 
 from napari_restore import (Calibration, Cancelled, apply_recipe, bm3d_denoise, calibrate,
@@ -84,11 +85,12 @@ def test_loss_ranks_an_nlm_sigma_sweep_as_the_true_mse():
     assert _spearman(list(cal.losses), mse) >= 0.9, (list(cal.losses), mse)
 
 
-def test_nlm_default_refill_ranks_sweeps_where_the_plain_mean_does_not():
+def test_nlm_refill_ranks_sweeps_where_the_plain_mean_does_not():
     """With the plain mean the masked NLM run beats the real one at weak smoothing (its quiet
     masked pixel is averaged away, the real pixel keeps its noise): it ranked these σ-sweeps'
-    under-smoothed results too well (Spearman 0.82–0.93, 1 of 4 >= 0.9). The default refill
-    (noise bringing the masked pixels back to σ̂ from the clean image) ranks them >= 0.96."""
+    under-smoothed results too well (Spearman 0.82–0.93, 1 of 4 >= 0.9). The refill (noise
+    bringing the masked pixels back to σ̂ from the clean image; the masked loss "auto" falls
+    back to on correlated noise) ranks them >= 0.96."""
     from skimage import data as skdata
 
     rows = []
@@ -101,8 +103,9 @@ def test_nlm_default_refill_ranks_sweeps_where_the_plain_mean_does_not():
         cax = -1 if noisy.ndim == 3 else None
         sweep = [12.5, 15.75, 20.0, 25.0, 31.25, 40.0, 50.0]
         cal = calibrate(noisy, "classic_denoise", fixed={"method": "nl_means"}, channel_axis=cax,
-                        grid={"sigma": sweep}, search="full", workers=1)
-        assert cal.masking == "interpolate+noise" and not cal.approximate_loss
+                        grid={"sigma": sweep}, search="full", workers=1,
+                        masking="interpolate+noise")  # the masked loss with the refill
+        assert not cal.approximate_loss
         mse = [np.mean((classic_denoise(noisy, method="nl_means", sigma=s, channel_axis=cax)
                         .astype(float) - clean) ** 2) for s in sweep]
         rows.append(_spearman(list(cal.losses), mse))
@@ -141,7 +144,7 @@ def test_masked_input_never_holds_the_masked_pixels_values():
     _, noisy = _noisy(20.0, crop=(slice(0, 40), slice(0, 48)))
     spec = cal_mod.get_processor("classic_denoise")
     setup = cal_mod._prepare(noisy, spec, roi=None, channel_axis=None, stride=4,
-                             approximate_loss=False)
+                             approximate_loss=False, masking="interpolate")
     jobs = cal_mod._jobs(setup, {"method": "wavelet"})
     cover = np.zeros(noisy.shape, int)
     for job, target in jobs:
@@ -182,10 +185,17 @@ def test_full_offsets_equal_scikit_image_full_loss():
     wav = calibrate(noisy, "classic_denoise", fixed={"method": "wavelet"}, grid={"sigma": grid},
                     workers=1)
     assert not full.approximate_loss and one.approximate_loss
-    # "auto": every offset for wavelet (and NLM), one mask for TV; the wavelet's masked
-    # pixels refilled with noise, TV's the plain mean
+    # "auto": every offset (four draws) for wavelet (and NLM), one mask (draws by region)
+    # for TV; recorrupted pairs on white noise. On correlated noise the masked losses: the
+    # wavelet's masked pixels refilled with noise, TV's the plain mean
     assert not auto.approximate_loss and tv.approximate_loss
-    assert (wav.masking, tv.masking) == ("interpolate+noise", "interpolate")
+    assert (wav.masking, tv.masking) == ("recorrupt", "recorrupt")
+    rng = np.random.default_rng(4)
+    corr = np.clip(120 + ndimage.gaussian_filter(rng.normal(0, 60, (64, 64)), 1.2), 0,
+                   255).astype(np.uint8)
+    fallback = [calibrate(corr, "classic_denoise", fixed={"method": m}, grid={"sigma": grid},
+                          workers=1).masking for m in ("wavelet", "tv_chambolle")]
+    assert fallback == ["interpolate+noise", "interpolate"]
     np.testing.assert_array_equal(auto.losses, full.losses)
     np.testing.assert_allclose(np.asarray(full.losses) / 255.0**2, theirs, rtol=2e-3)
     assert not np.allclose(full.losses, one.losses)
@@ -256,7 +266,7 @@ def test_batched_nlm_equals_the_registry_run_on_the_masked_pixels(colour):
     clean, noisy = _noisy(20.0, crop=(slice(150, 198), slice(150, 202)), image=img)
     setup = cal_mod._prepare(noisy, cal_mod.get_processor("classic_denoise"), roi=None,
                              channel_axis=-1 if colour else None, stride=4,
-                             approximate_loss=True)
+                             approximate_loss=True, masking="interpolate+noise")
     cands = [{"method": "nl_means", "sigma": s, "patch_size": p, "patch_distance": 4}
              for s in (6.0, 20.0, 55.0) for p in (5,)] + [
         {"method": "nl_means", "sigma": 20.0, "strength": 1.7, "patch_distance": 4}]
