@@ -123,7 +123,10 @@ def test_compare_denoisers_has_progress_and_stop(qtbot, viewer, temp_processor):
     from napari_restore.settings import save_params
 
     spec = temp_processor("runner_cmp", slow_plane, PARAMS)
-    save_params(spec.name, {"delay": 1.0})
+    # 2 s: Stop must come while the plane still runs, also on a loaded machine (with 1 s
+    # the plane had finished before the click was handled in one CI run); the sleep is not
+    # interruptible, so Stop returns once it ends
+    save_params(spec.name, {"delay": 2.0})
     src = viewer.add_image(np.zeros((64, 64), np.float32), name="c")
     _, panel = viewer.window.add_plugin_dock_widget("napari-restore", "Compare results")
     panel.source.value = src
