@@ -112,8 +112,8 @@ NOISE_REFILL = frozenset({"bm3d_denoise", "bm4d_denoise"})
 #: (masked: 7/8, coins 0.86).
 RECORRUPT = frozenset({"bm3d_denoise", "bm4d_denoise", "classic_denoise"})
 RECORRUPT_ALPHA = 0.5
-#: Noise draws of "recorrupt" with ``approximate_loss=False``. With True (the default for
-#: BM3D/BM4D) one draw per ``REGION_PIXELS`` (volumes: ``REGION_VOXELS``) of the tiles, at
+#: Noise draws of "recorrupt" with ``approximate_loss=False``. With True (what "auto" means
+#: for BM3D, BM4D and classic TV) one draw per ``REGION_PIXELS`` (volumes: ``REGION_VOXELS``) of the tiles, at
 #: most as many: a region smaller than the default one (a 128² image) gets more draws, to
 #: the precision and the cost of a full region, since the loss's noise falls with the
 #: number of values scored (on 128² crops one draw ranked brick's BM3D sweep 0.89 and chose

@@ -16,7 +16,11 @@ What the Compare panel shows when no reference layer is chosen. With ``y`` the n
   and their energy sits where the gradients are (score towards 1). ``S`` is the source's,
   so every result of one source is scored against the same map: with the result's own
   gradient, an over-smoothed result that wiped out fine texture (a cat's fur) no longer
-  showed it, and scored lower than the best result. A border of ``3·s`` pixels is left out.
+  showed it, and scored lower than the best result. ``E`` is measured on one half of the
+  checkerboard of pixels and ``S`` on the other (both at half resolution), so that the
+  noise in ``S`` is independent of the noise the residual removed (on the same pixels,
+  removing exactly the noise of a smooth image scored 0.45). A border of ``3·s`` pixels is
+  left out.
 * **residual whiteness** — ``lag1``: the mean of the residual's normalised lag-1
   autocorrelations along each spatial axis (0 for white noise; structure or removed
   low-frequency content make it positive); ``flatness``: the spectral flatness (geometric
@@ -30,6 +34,7 @@ the result is read on the source's scale (:func:`~napari_restore._arrays.compani
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
 from dataclasses import dataclass
@@ -86,8 +91,6 @@ def _phases(x: np.ndarray, nd: int, parity: int) -> np.ndarray:
     """The mean of the 2×…×2 polyphase components of ``x`` (spatial axes cropped to even
     lengths) whose offsets sum to ``parity`` (mod 2): a half-resolution image made of one
     half of the pixels, the checkerboard's black or white squares."""
-    import itertools
-
     x = x[tuple(slice(0, (n // 2) * 2) for n in x.shape[:nd])]
     parts = [x[tuple(slice(o, None, 2) for o in off)]
              for off in itertools.product((0, 1), repeat=nd) if sum(off) % 2 == parity]
@@ -125,8 +128,8 @@ def _structure(resid: np.ndarray, source: np.ndarray, colour: bool, sigma: float
 def structure_score(image: Any, result: Any, *, channel_axis: int | None = None,
                     sigma: float = STRUCTURE_SIGMA) -> float:
     """Correlation of the removed part's local energy with the source's local gradient
-    magnitude (see the module docstring): ≈ 0 when only noise was removed, towards 1 when edges and
-    texture were. 0.0 when either map is constant."""
+    magnitude (see the module docstring): ≈ 0 when only noise was removed, towards 1 when
+    edges and texture were. 0.0 when either map is constant."""
     if isinstance(sigma, bool | np.bool_) or not isinstance(sigma, numbers.Real):
         raise TypeError(f"sigma must be a positive number of pixels; got {sigma!r:.40}")
     if not (math.isfinite(sigma) and sigma > 0):
