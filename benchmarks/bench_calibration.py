@@ -23,7 +23,8 @@ Sections (all by default; name some to run only those)::
 
 ``python benchmarks/bench_calibration.py [sections] [--json PATH] [--crop N]
 [--images a,b] [--sigmas 15,25] [--procs bm3d,wavelet] [--bm3d-grid default|N]
-[--speed-bm3d 0|1] [--masking auto|interpolate|interpolate+noise] [--loss one|all|auto]`` (the
+[--speed-bm3d 0|1] [--masking auto|interpolate|interpolate+noise] [--loss one|all|auto]
+[--pg-data float|uint12|physical|blur]`` (the
 options make a reduced run on a busy machine; the defaults are the floors' settings). The oracle on a grid is
 found by the same coarse-to-fine search on the true PSNR (it is unimodal in σ), so that
 the 25-value grids need about 10 runs per case, not 25.
@@ -163,6 +164,7 @@ def anchor(out: dict) -> None:
                                      denoise_wavelet)
 
     from napari_restore import calibrate, classic_denoise
+    from napari_restore.processors.classic import TV_ITERATIONS
 
     def theirs(method):
         # channel_axis travels in the parameters: calibrate_denoiser reads it there to mask
@@ -170,7 +172,8 @@ def anchor(out: dict) -> None:
         def f(image, s, channel_axis=None):
             s, colour = s / 255.0, channel_axis
             if method == "tv_chambolle":
-                return denoise_tv_chambolle(image, weight=s, channel_axis=colour)
+                return denoise_tv_chambolle(image, weight=s, eps=0.0,
+                                            max_num_iter=TV_ITERATIONS, channel_axis=colour)
             if method == "wavelet":
                 return denoise_wavelet(image, sigma=s, method="BayesShrink", mode="soft",
                                        rescale_sigma=True, channel_axis=colour)
@@ -370,6 +373,21 @@ def figure(out: dict, path: str = "docs/images/calibration_loss_curve.png") -> N
 
 
 PG_PEAKS = (10.0, 30.0, 100.0)
+#: ``--pg-data``: how the pg section's images are stored. "float": float counts (offset 100,
+#: unclipped); "uint12": counts rounded and clipped to 0..4095 in uint16 (a 12-bit camera);
+#: "physical": float in arbitrary units, 0.037·counts − 2.5 (a calibrated intensity with an
+#: offset); "blur": the clean image blurred (Gaussian PSF, σ 1.5 px, ordinary convolution
+#: with reflected borders) before the noise, float counts.
+PG_DATA = "float"
+
+
+def _pg_store(expected: np.ndarray, noisy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The pg case in the storage of ``--pg-data`` (the expected value in the same units)."""
+    if PG_DATA == "uint12":
+        return expected, np.clip(np.round(noisy), 0, 4095).astype(np.uint16)
+    if PG_DATA == "physical":
+        return 0.037 * expected - 2.5, (0.037 * noisy - 2.5).astype(np.float32)
+    return expected, noisy
 
 
 def pg(out: dict) -> None:
@@ -380,10 +398,15 @@ def pg(out: dict) -> None:
     for name in IMAGES:
         k = ALL_IMAGES.index(name) if name in ALL_IMAGES else len(ALL_IMAGES)
         clean, cax = _image(name)
+        if PG_DATA == "blur":
+            from scipy import ndimage
+
+            sig = (1.5, 1.5) + ((0.0,) if clean.ndim == 3 else ())
+            clean = ndimage.gaussian_filter(clean, sig, mode="reflect")
         unit = (clean - clean.min()) / (clean.max() - clean.min())
         for j, peak in enumerate(PG_PEAKS):
-            expected, noisy = poisson_gaussian(unit, peak=peak, gain=4.0, read=3.0,
-                                               offset=100.0, seed=1000 + 10 * k + j)
+            expected, noisy = _pg_store(*poisson_gaussian(unit, peak=peak, gain=4.0, read=3.0,
+                                                          offset=100.0, seed=1000 + 10 * k + j))
             span = float(expected.max() - expected.min())
 
             def score(x, expected=expected, span=span):
@@ -437,11 +460,11 @@ SECTIONS = {"accuracy": accuracy, "anchor": anchor, "spearman": spearman, "speed
 
 
 def main(argv: list[str] | None = None) -> dict:
-    global CROP, IMAGES, SIGMAS, PROCS, BM3D_GRID, SPEED_BM3D
+    global CROP, IMAGES, SIGMAS, PROCS, BM3D_GRID, SPEED_BM3D, PG_DATA
     argv = list(sys.argv[1:] if argv is None else argv)
     opts = {}
     for key in ("--json", "--crop", "--images", "--sigmas", "--procs", "--bm3d-grid",
-                "--speed-bm3d", "--masking", "--loss"):
+                "--speed-bm3d", "--masking", "--loss", "--pg-data"):
         if key in argv:
             i = argv.index(key)
             opts[key] = argv[i + 1]
@@ -453,6 +476,7 @@ def main(argv: list[str] | None = None) -> dict:
         else SIGMAS
     PROCS = tuple(opts["--procs"].split(",")) if "--procs" in opts else PROCS
     BM3D_GRID = opts.get("--bm3d-grid", BM3D_GRID)
+    PG_DATA = opts.get("--pg-data", PG_DATA)
     SPEED_BM3D = opts.get("--speed-bm3d", "1") != "0"
     if "--masking" in opts:
         LOSS_OPTS["masking"] = opts["--masking"]

@@ -52,13 +52,15 @@ def test_same_losses_and_choice_as_scikit_image_calibrate_denoiser(method):
     from skimage.restoration import (calibrate_denoiser, denoise_nl_means, denoise_tv_chambolle,
                                      denoise_wavelet)
 
+    from napari_restore.processors.classic import TV_ITERATIONS
+
     _, noisy = _noisy(20.0, crop=(slice(200, 264), slice(200, 264)))
     grid = [6.0, 10.0, 16.0, 24.0, 36.0]
 
     def skimage_denoiser(image, s):
         s = s / 255.0
         if method == "tv_chambolle":
-            return denoise_tv_chambolle(image, weight=s)
+            return denoise_tv_chambolle(image, weight=s, eps=0.0, max_num_iter=TV_ITERATIONS)
         if method == "wavelet":
             return denoise_wavelet(image, sigma=s, method="BayesShrink", mode="soft",
                                    rescale_sigma=True)
