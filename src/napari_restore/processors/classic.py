@@ -102,11 +102,10 @@ def classic_plane(
         # uint16 sits below it (σ 19 counts: 8.6e-8), which cut the thresholds of the
         # noise-only subbands to ~σ and left the noise in (6.8 dB below the same counts as
         # float on moon at 30 photons); the rule is otherwise scale-equivariant
-        out = denoise_wavelet(
-            plane / np.float32(s) if plane.dtype == np.float32 else plane / s, sigma=1.0,
-            method="BayesShrink", mode="soft", rescale_sigma=True, channel_axis=colour,
-        )
-        return out * (np.float32(s) if out.dtype == np.float32 else s)
+        unit = plane.dtype.type(s)  # (the plane's dtype: a float64 s would promote it)
+        out = denoise_wavelet(plane / unit, sigma=1.0, method="BayesShrink", mode="soft",
+                              rescale_sigma=True, channel_axis=colour)
+        return out * out.dtype.type(s)
     if method == "opencv_nlm":
         bits = 8 if bit_depth == "8" else 16
         return _opencv_nlm(plane, s, patch_size, patch_distance, bits)

@@ -95,7 +95,7 @@ class Job:
         self._timer.start()
 
     def _tick(self) -> None:
-        if self.fraction is not None or not self.running:
+        if self._timer is None or self.fraction is not None or not self.running:
             return
         if self.bar is not None:
             self.bar.set_description(f"{self.description} · {self.elapsed:.0f} s")
@@ -117,12 +117,15 @@ class Job:
         if self.bar is bar and n != bar.n:
             bar.update(n - bar.n)
 
-    def _close(self, outcome: str) -> None:
-        if self.outcome == "running":
-            self.outcome = outcome
+    def _stop_ticking(self) -> None:
         if self._timer is not None:
             self._timer.stop()
             self._timer = None
+
+    def _close(self, outcome: str) -> None:
+        if self.outcome == "running":
+            self.outcome = outcome
+        self._stop_ticking()
         if self.bar is not None:
             self.bar.close()
             self.bar = None
@@ -179,6 +182,9 @@ def start_job(
                 reporting = False
 
     def returned(value: Any) -> None:
+        # no busy tick after the result: one queued between "returned" and "finished" (a
+        # loaded machine) overwrote the owner's "done …" status with "running … · 1 s"
+        job._stop_ticking()
         if on_returned is not None and alive():
             on_returned(value)
 
