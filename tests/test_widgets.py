@@ -236,7 +236,10 @@ def test_stop_keeps_best_result_when_the_spec_says_so(qtbot, viewer, temp_proces
     t0 = time.perf_counter()
     panel.stop()
     qtbot.waitUntil(lambda: panel.state == "idle", timeout=5000)
-    assert time.perf_counter() - t0 < 1.0
+    # the plane would run ~50 s: Stop ends it within seconds (1.35 s once on napari 0.5.6
+    # in CI, where the queued progress reports are drawn before the end; a bound, not a
+    # speed measurement)
+    assert time.perf_counter() - t0 < 3.0
     assert outcomes == ["kept"]
     assert len(viewer.layers) == 2 and viewer.layers[-1].data.max() > 0
 
