@@ -195,6 +195,29 @@ def test_no_busy_tick_after_the_result(qtbot, viewer):
     assert len(ticks) == n
 
 
+def test_the_result_is_seen_before_the_end_even_when_its_handler_processes_events(
+        qtbot, viewer):
+    """Adding result layers may process Qt events, and with them the worker's queued
+    "finished": the owner's end-of-job status ("stopped · …") was then overwritten by its
+    result status (the Compare panel's Stop test, 1 run in 3 on napari 0.5)."""
+    from qtpy.QtWidgets import QApplication
+
+    from napari_restore.widgets._runner import start_job
+
+    order = []
+
+    def on_returned(value):
+        order.append("returned")
+        time.sleep(0.2)  # the worker has emitted "finished" by now
+        QApplication.processEvents()
+        order.append("returned end")
+
+    job = start_job(lambda cancel: 1, "ordered", on_returned=on_returned,
+                    on_finished=lambda j: order.append(f"finished {j.outcome}"))
+    qtbot.waitUntil(lambda: not job.running, timeout=10_000)
+    assert order == ["returned", "returned end", "finished done"]
+
+
 def test_a_flood_of_progress_reports_does_not_nest_in_the_activity_dock(qtbot, viewer):
     """Reports arriving faster than the dock draws (batched calibration) are absorbed."""
     from napari_restore._arrays import Progress

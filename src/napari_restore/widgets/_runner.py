@@ -181,12 +181,23 @@ def start_job(
             finally:
                 reporting = False
 
+    returning = False  # inside on_returned: adding layers may process events, "finished" too
+    finish_pending = False
+
     def returned(value: Any) -> None:
+        nonlocal returning
         # no busy tick after the result: one queued between "returned" and "finished" (a
         # loaded machine) overwrote the owner's "done …" status with "running … · 1 s"
         job._stop_ticking()
-        if on_returned is not None and alive():
+        if on_returned is None or not alive():
+            return
+        returning = True
+        try:
             on_returned(value)
+        finally:
+            returning = False
+            if finish_pending:  # "finished" arrived inside on_returned: it ends the job now
+                finished()
 
     def errored(exc: BaseException) -> None:
         exc = unwrap_worker_error(exc)
@@ -199,6 +210,11 @@ def start_job(
             on_error(exc)
 
     def finished() -> None:
+        nonlocal finish_pending
+        if returning:  # the owner sees its result before the job's end, whatever the events
+            finish_pending = True
+            return
+        finish_pending = False
         job._close("stopped" if job.cancel.is_set() else "done")
         _RUNNING.discard(job)
         if on_finished is not None and alive():
