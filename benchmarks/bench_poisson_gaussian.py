@@ -65,10 +65,12 @@ def estimation() -> None:
         for seed in range(3):
             clean = clean_image(name, seed=seed)
             worst = {"a": (0.0, None), "std": (0.0, None), "b": (0.0, None)}
+            rse = []
             for peak, gain, read, offset in CASES:
                 e, z = poisson_gaussian(clean, peak=peak, gain=gain, read=read,
                                         offset=offset, seed=seed)
                 m = estimate_noise_model(z)
+                rse.append(m.gain_rse)
                 b = read**2 - gain * offset
                 grid = np.linspace(*np.percentile(e, [5, 95]), 64)
                 errs = {"a": abs(m.gain / gain - 1),
@@ -80,7 +82,8 @@ def estimation() -> None:
                     if v > worst[k][0]:
                         worst[k] = (v, (peak, gain, read, offset))
             print(f"  {name:12s} seed {seed}: " + "  ".join(
-                f"{k} {v:6.1%} at {c}" for k, (v, c) in worst.items()))
+                f"{k} {v:6.1%} at {c}" for k, (v, c) in worst.items())
+                + f"  gain_se/gain median {np.median(rse):.1%}, max {np.max(rse):.1%}")
     for k, v in overall.items():
         v = np.array(v)
         print(f"  all: {k} worst {v.max():.1%}, median {np.median(v):.1%}, "

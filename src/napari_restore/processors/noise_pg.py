@@ -124,6 +124,13 @@ class NoiseModel:
         RMS relative deviation of the fitted points from the model (NaN-free; 0 if none).
     dtype : str or None
         dtype of the image it was measured on (information: the units of gain and bias).
+    gain_se, bias_se : float
+        Standard errors of the fitted ``a`` and ``b`` (from the fit's covariance, scaled
+        by its misfit); 0 for a hand-given model. A large ``gain_se / gain`` says that
+        the image does not pin the gain down: its intensities span too narrow a range
+        for the variance's change to stand out of the measurement noise (see the
+        "Noise models" docs page). For a "gaussian" model, ``gain_se`` is the error of the
+        gain that was found negligible, and ``bias_se`` that of the constant variance.
     """
 
     gain: float
@@ -132,6 +139,8 @@ class NoiseModel:
     points: tuple[tuple[float, float, int], ...] = field(default=(), compare=False)
     residual: float = field(default=0.0, compare=False)
     dtype: str | None = field(default=None, compare=False)
+    gain_se: float = field(default=0.0, compare=False)
+    bias_se: float = field(default=0.0, compare=False)
 
     def __post_init__(self) -> None:
         for name in ("gain", "bias"):
@@ -165,12 +174,13 @@ class NoiseModel:
                 raise ValueError(f"NoiseModel points must be finite; got {p!r:.60}")
             pts.append(pt)
         object.__setattr__(self, "points", tuple(pts))
-        res = self.residual
-        if isinstance(res, bool) or not isinstance(res, int | float | np.number):
-            raise TypeError(f"NoiseModel residual must be a number; got {res!r:.40}")
-        if not (math.isfinite(float(res)) and float(res) >= 0):
-            raise ValueError(f"NoiseModel residual must be finite and >= 0; got {res!r:.40}")
-        object.__setattr__(self, "residual", float(res))
+        for name in ("residual", "gain_se", "bias_se"):
+            res = getattr(self, name)
+            if isinstance(res, bool) or not isinstance(res, int | float | np.number):
+                raise TypeError(f"NoiseModel {name} must be a number; got {res!r:.40}")
+            if not (math.isfinite(float(res)) and float(res) >= 0):
+                raise ValueError(f"NoiseModel {name} must be finite and >= 0; got {res!r:.40}")
+            object.__setattr__(self, name, float(res))
         if self.dtype is not None:
             try:
                 object.__setattr__(self, "dtype", np.dtype(self.dtype).name)
@@ -207,6 +217,11 @@ class NoiseModel:
                     f"image's {where} ({value:.6g}); gain and bias must be in the image's "
                     "own units (grey levels for integer images, values for float images)")
 
+    @property
+    def gain_rse(self) -> float:
+        """``gain_se / gain``: the gain's relative standard error (0 if unknown or gain 0)."""
+        return self.gain_se / self.gain if self.gain > 0 else 0.0
+
     def describe(self) -> str:
         """``"a=2.51 b=-253"`` (short, for status lines and layer names)."""
         if self.kind == "gaussian":
@@ -239,13 +254,14 @@ class NoiseModel:
     def to_dict(self) -> dict[str, Any]:
         return {"gain": self.gain, "bias": self.bias, "kind": self.kind,
                 "points": [list(p) for p in self.points], "residual": self.residual,
-                "dtype": self.dtype}
+                "dtype": self.dtype, "gain_se": self.gain_se, "bias_se": self.bias_se}
 
     @classmethod
     def from_dict(cls, data: Any) -> NoiseModel:
         if not isinstance(data, dict):
             raise TypeError(f"a NoiseModel must be a JSON object; got {type(data).__name__}")
-        unknown = sorted(set(data) - {"gain", "bias", "kind", "points", "residual", "dtype"})
+        unknown = sorted(set(data) - {"gain", "bias", "kind", "points", "residual", "dtype",
+                                   "gain_se", "bias_se"})
         if unknown:
             raise ValueError(f"NoiseModel has unknown key(s) {', '.join(map(repr, unknown))}")
         points = data.get("points", [])
@@ -254,7 +270,8 @@ class NoiseModel:
             raise ValueError("NoiseModel points must be a list of [mean, variance, count]")
         return cls(gain=data.get("gain"), bias=data.get("bias"),
                    kind=data.get("kind", "poisson-gaussian"), points=tuple(map(tuple, points)),
-                   residual=data.get("residual", 0.0), dtype=data.get("dtype"))
+                   residual=data.get("residual", 0.0), dtype=data.get("dtype"),
+                   gain_se=data.get("gain_se", 0.0), bias_se=data.get("bias_se", 0.0))
 
     def to_json(self, **kwargs: Any) -> str:
         return json.dumps(self.to_dict(), **kwargs)
@@ -592,15 +609,18 @@ def _decide(model: Any, fit: _Fit, dtype: str | None) -> NoiseModel:
     """The final model: Poisson–Gaussian, or Gaussian when the gain is negligible."""
     pts = tuple(map(tuple, fit.points.tolist()))
     a, b = model.gain, model.bias
+    se = bias_se = 0.0
     if isinstance(model, _Raw):
         se = math.sqrt(max(float(fit.cov[0, 0]), 0.0))
+        bias_se = math.sqrt(max(float(fit.cov[1, 1]), 0.0))
         at_median = a * fit.median + b
         # (a == 0 with no error estimate: no signal dependence; inf·0 would be NaN)
         effect = a * fit.spread / at_median if at_median > 0 else math.copysign(
             math.inf, a) if a else 0.0
         t = a / se if se > 0 else math.copysign(math.inf, a) if a else 0.0
         if a > 0 and t >= GAIN_T and effect >= GAUSSIAN_SPREAD and at_median > 0:
-            return NoiseModel(a, b, points=pts, residual=fit.residual, dtype=dtype)
+            return NoiseModel(a, b, points=pts, residual=fit.residual, dtype=dtype,
+                              gain_se=se, bias_se=bias_se)
         if a < 0 and t <= -NEGATIVE_T and -effect >= GAUSSIAN_SPREAD:
             warnings.warn(
                 f"the noise model's fitted gain is negative (a={a:.3g}, {-t:.1f} standard "
@@ -612,8 +632,14 @@ def _decide(model: Any, fit: _Fit, dtype: str | None) -> NoiseModel:
                          "model can be fitted")
     pts_g = tuple(map(tuple, fit.points.tolist()))
     rel = (fit.points[:, 1] - var) / var
-    residual = float(np.sqrt(np.sum(fit.points[:, 2] * rel**2) / np.sum(fit.points[:, 2])))
-    return NoiseModel(0.0, var, kind="gaussian", points=pts_g, residual=residual, dtype=dtype)
+    n = fit.points[:, 2]
+    residual = float(np.sqrt(np.sum(n * rel**2) / np.sum(n)))
+    # the constant's error: a sample variance's spread (2·var²/count) over the points,
+    # scaled by their misfit as the line's covariance is
+    chi = float(np.sum(n * rel**2 / 2.0)) / max(len(n) - 1, 1)
+    var_se = var * math.sqrt(2.0 * max(chi, 1.0) / float(np.sum(n)))
+    return NoiseModel(0.0, var, kind="gaussian", points=pts_g, residual=residual, dtype=dtype,
+                      gain_se=se, bias_se=var_se)
 
 
 def check_model_for(model: NoiseModel, image: Any, *, channel_axis: int | None = None,

@@ -29,11 +29,21 @@ from ._plots import draw_later, plot_canvas
 PG = "poisson-gaussian"
 
 
+#: Above this relative standard error of the gain, the status says the gain is uncertain.
+UNCERTAIN_GAIN = 0.15
+
+
 def model_text(model: NoiseModel, unit: str = "") -> str:
-    """``"poisson-gaussian a=3.88, b=-379 (grey levels)"`` / ``"gaussian σ=4.5"``."""
+    """``"poisson-gaussian a=3.88±0.05, b=-379 (grey levels)"`` / ``"gaussian σ=4.5"``; a gain
+    known to no better than ``UNCERTAIN_GAIN`` says so (a narrow intensity range)."""
     if model.kind == "gaussian":
         return f"gaussian σ={np.sqrt(model.bias):.3g}" + (f" {unit}" if unit else "")
-    return f"{PG} a={model.gain:.3g}, b={model.bias:.4g}" + (f" ({unit})" if unit else "")
+    se = f"±{model.gain_se:.2g}" if model.gain_se > 0 else ""
+    text = f"{PG} a={model.gain:.3g}{se}, b={model.bias:.4g}" + (f" ({unit})" if unit else "")
+    if model.gain_rse > UNCERTAIN_GAIN:
+        text += (f" · a uncertain (±{100 * model.gain_rse:.0f} %: the image's intensities "
+                 "span too narrow a range)")
+    return text
 
 
 def _layer_data(layer: Any) -> Any:
