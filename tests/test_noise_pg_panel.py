@@ -46,6 +46,28 @@ def test_estimate_noise_model_plots_and_suggests(qtbot, viewer, title):
     assert "fluo" in extra.label.value
 
 
+def test_an_uncertain_gain_is_said_in_the_status_and_the_plot(qtbot, viewer):
+    """Moon at 256², 200 photons: the gain's standard error is above 15 % (a narrow
+    intensity range); the panel says so rather than showing a bare number."""
+    import numpy as np
+    from skimage import data, transform
+
+    from napari_restore._sample_data import poisson_gaussian
+
+    img = transform.resize(data.moon().astype(float), (256, 256), anti_aliasing=True)
+    img = (img - img.min()) / (img.max() - img.min())
+    _, noisy = poisson_gaussian(img, peak=200, gain=1, read=1, offset=0, seed=2)
+    src = viewer.add_image(noisy.astype(np.float32), name="moon")
+    panel = _panel(viewer, "BM3D denoise")
+    extra = panel.extras["noise_pg_extras"]
+    panel.layer_widget.value = src
+    extra.estimate()
+    qtbot.waitUntil(lambda: extra.state.model is not None, timeout=30_000)
+    assert extra.state.model.gain_rse > 0.15
+    assert "a uncertain" in panel.status.value and "±" in panel.status.value
+    assert "a uncertain" in extra.axes.get_title()
+
+
 def test_run_with_poisson_gaussian_names_and_records_the_model(qtbot, viewer):
     _, noisy = fluorescence()
     src = viewer.add_image(noisy[64:128, 64:128], name="fluo")

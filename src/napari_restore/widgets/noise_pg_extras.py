@@ -33,14 +33,19 @@ PG = "poisson-gaussian"
 UNCERTAIN_GAIN = 0.15
 
 
-def model_text(model: NoiseModel, unit: str = "") -> str:
+def model_text(model: NoiseModel, unit: str = "", *, short: bool = False) -> str:
     """``"poisson-gaussian a=3.88±0.05, b=-379 (grey levels)"`` / ``"gaussian σ=4.5"``; a gain
-    known to no better than ``UNCERTAIN_GAIN`` says so (a narrow intensity range)."""
+    known to no better than ``UNCERTAIN_GAIN`` says so (a narrow intensity range).
+    ``short``: for a plot's title (``"a=1.51±0.34, b=-41.63 · a uncertain (±22 %)"``)."""
     if model.kind == "gaussian":
         return f"gaussian σ={np.sqrt(model.bias):.3g}" + (f" {unit}" if unit else "")
     se = f"±{model.gain_se:.2g}" if model.gain_se > 0 else ""
-    text = f"{PG} a={model.gain:.3g}{se}, b={model.bias:.4g}" + (f" ({unit})" if unit else "")
-    if model.gain_rse > UNCERTAIN_GAIN:
+    text = f"a={model.gain:.3g}{se}, b={model.bias:.4g}"
+    uncertain = model.gain_rse > UNCERTAIN_GAIN
+    if short:
+        return text + (f" · a uncertain (±{100 * model.gain_rse:.0f} %)" if uncertain else "")
+    text = f"{PG} {text}" + (f" ({unit})" if unit else "")
+    if uncertain:
         text += (f" · a uncertain (±{100 * model.gain_rse:.0f} %: the image's intensities "
                  "span too narrow a range)")
     return text
@@ -72,7 +77,7 @@ def draw_model(ax: Any, model: NoiseModel, unit: str) -> None:
                 label="fit")
     ax.set_xlabel(f"local mean ({unit})", fontsize=7)
     ax.set_ylabel("local variance", fontsize=7)
-    ax.set_title(model_text(model), fontsize=7)
+    ax.set_title(model_text(model, short=True), fontsize=7)
     ax.tick_params(labelsize=6)
 
 
