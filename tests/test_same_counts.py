@@ -47,17 +47,11 @@ def test_12_bit_counts_in_uint16_equal_the_same_counts_as_float(method, noise_mo
         assert diff.max() <= 1.0, (dtype.__name__, float(diff.max()))
 
 
-
-@pytest.mark.parametrize("noise_model", ["white", "poisson-gaussian"])
-def test_bm4d_same_counts_differ_only_by_the_librarys_tie_breaking(noise_model):
-    """BM4D is the exception to one count: the raw library itself is not scale-invariant
-    (block matching breaks ties by the values' scale), and gives results up to ~2 counts
-    apart for the same volume in counts and divided by its span, at equal error to the
-    clean volume. Through napari-restore uint16 and float differ by as much, no more, and
-    with the same error (docs/units.md)."""
+@pytest.fixture(scope="module")
+def bm4d_case():
+    """A 6×32×32 moon volume of 12-bit counts (uint16), its expected counts, and how far the
+    raw library's own results lie apart for it in counts and divided by its span."""
     import bm4d
-
-    from napari_restore._sample_data import poisson_gaussian
 
     img = data.moon().astype(np.float64)
     clean, vol = [], []
@@ -71,8 +65,18 @@ def test_bm4d_same_counts_differ_only_by_the_librarys_tie_breaking(noise_model):
     raw = np.moveaxis(vol, 0, -1).astype(np.float64)
     span = float(raw.max() - raw.min())
     lib = [np.moveaxis(bm4d.bm4d(raw / c, 18.0 / c) * c, -1, 0) for c in (1.0, span)]
-    lib_gap = float(np.abs(lib[0] - lib[1]).max())
     rmse = [float(np.sqrt(np.mean((x - clean) ** 2))) for x in lib]
+    return vol, clean, float(np.abs(lib[0] - lib[1]).max()), rmse
+
+
+@pytest.mark.parametrize("noise_model", ["white", "poisson-gaussian"])
+def test_bm4d_same_counts_differ_only_by_the_librarys_tie_breaking(noise_model, bm4d_case):
+    """BM4D is the exception to one count: the raw library itself is not scale-invariant
+    (block matching breaks ties by the values' scale), and gives results up to ~2 counts
+    apart for the same volume in counts and divided by its span, at equal error to the
+    clean volume. Through napari-restore uint16 and float differ by as much, no more, and
+    with the same error (docs/units.md)."""
+    vol, clean, lib_gap, rmse = bm4d_case
     assert lib_gap > 0.5 and abs(rmse[0] / rmse[1] - 1) < 0.01  # the library's own spread
     a = bm4d_denoise(vol, noise_model=noise_model)
     err_a = float(np.sqrt(np.mean((a - clean) ** 2)))

@@ -630,7 +630,6 @@ def _decide(model: Any, fit: _Fit, dtype: str | None) -> NoiseModel:
     if not var > 0:
         raise ValueError("the image has no measurable noise on its smooth regions: no noise "
                          "model can be fitted")
-    pts_g = tuple(map(tuple, fit.points.tolist()))
     rel = (fit.points[:, 1] - var) / var
     n = fit.points[:, 2]
     residual = float(np.sqrt(np.sum(n * rel**2) / np.sum(n)))
@@ -638,7 +637,7 @@ def _decide(model: Any, fit: _Fit, dtype: str | None) -> NoiseModel:
     # scaled by their misfit as the line's covariance is
     chi = float(np.sum(n * rel**2 / 2.0)) / max(len(n) - 1, 1)
     var_se = var * math.sqrt(2.0 * max(chi, 1.0) / float(np.sum(n)))
-    return NoiseModel(0.0, var, kind="gaussian", points=pts_g, residual=residual, dtype=dtype,
+    return NoiseModel(0.0, var, kind="gaussian", points=pts, residual=residual, dtype=dtype,
                       gain_se=se, bias_se=var_se)
 
 
