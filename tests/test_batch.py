@@ -76,6 +76,28 @@ def test_float_stack_is_scaled_by_the_whole_stack(tmp_path):
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "out" / "f.tif"), apply_recipe(recipe, data))
 
 
+@pytest.mark.parametrize("params", [
+    {"sigma": 20.0},  # BM3D maps 12-bit data in uint16 by the bit depth the whole file uses
+    {"noise_model": "poisson-gaussian(gain=4.0, bias=-300.0)"},  # the transformed range
+], ids=["bit-depth", "poisson-gaussian"])
+def test_uint16_stack_chunks_are_scaled_as_the_whole_stack(tmp_path, params):
+    """A chunk of 12-bit counts whose own maximum is below 1024 (10 bits) is scaled as the
+    whole 12-bit file: chunk by chunk equals the in-memory run on the whole stack. Before,
+    only float and 32/64-bit stacks were given the whole file's range."""
+    from skimage import data as skdata
+
+    rng = np.random.default_rng(8)
+    cam = skdata.camera()[100:164, 200:264] / 255.0
+    photons = np.stack([60.0 * cam + 40.0, 700.0 * cam + 200.0])  # a dim and a bright plane
+    counts = 4.0 * rng.poisson(photons) + 75.0 + rng.normal(0.0, 3.0, photons.shape)
+    data = np.clip(np.rint(counts), 0, 4095).astype(np.uint16)
+    assert data[0].max() < 1024 <= data[1].max() < 4096
+    np.save(tmp_path / "u.npy", data)
+    recipe = Recipe("bm3d_denoise", params)
+    assert batch.apply(recipe, [tmp_path / "u.npy"], tmp_path / "out", planes_per_chunk=1).ok
+    np.testing.assert_array_equal(np.load(tmp_path / "out" / "u.npy"), apply_recipe(recipe, data))
+
+
 def test_rgb_recipe_and_planes_per_chunk(tmp_path):
     from napari_restore._sample_data import astronaut
 

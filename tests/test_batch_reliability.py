@@ -333,6 +333,10 @@ def test_two_concurrent_runs_on_one_output_folder(tmp_path, helpers):
 
 
 # -- SIGKILL mid-file, then a re-run -----------------------------------------------------
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = TIMEOUT) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline and not path.exists():
@@ -356,9 +360,11 @@ def test_sigkill_mid_file_then_a_rerun_completes(tmp_path, helpers, victim):
     r = recipe_file(tmp_path / "slow.json", "slow_batch")
     srcs = _slow_inputs(tmp_path / "in", "k", 3, planes=4)
     out = tmp_path / "out"
+    # SIGINT at its default, as for a terminal's foreground job: a test run started in the
+    # background of a non-interactive shell inherits SIGINT ignored, and Python then keeps it so
     proc = subprocess.Popen(_cmd(r, *srcs, "-o", out), cwd=tmp_path, env=_env(helpers),
                             text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_default_sigint)
     try:
         _wait_for(out / "k0.tif", proc)
         time.sleep(0.4)  # in the middle of k1.tif

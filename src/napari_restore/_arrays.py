@@ -385,8 +385,11 @@ def wide_integer(dtype: Any) -> bool:
 
 def ranged(dtype: Any) -> bool:
     """Whether :func:`value_scale` maps ``dtype`` by its values' range (floats, and
-    :func:`wide_integer` dtypes), so that a part of an image (a plane, a field of view, a
-    chunk) needs the whole image's ``value_range`` to be scaled as the whole is."""
+    :func:`wide_integer` dtypes). A part of an image (a plane, a field of view, a chunk) is
+    given the whole image's ``value_range`` in every dtype (batch, streaming, the viewer's
+    previews): these dtypes are scaled by it, 8/16-bit unsigned data of a ``detect_bits``
+    processor read the bit depth from its maximum, and a Poisson–Gaussian run scales the
+    transformed values by the whole's transformed range."""
     return np.dtype(dtype).kind == "f" or wide_integer(dtype)
 
 

@@ -144,15 +144,32 @@ def iter_apply_vst(spec: Any, arr: Any, values: dict[str, Any], *, channel_axis:
                   sigma=None if model is None else math.sqrt(model.bias))
         if model is not None and inner.get("sigma") is not None and resolved is not None:
             resolved["sigma"] = inner["sigma"]
-        try:
+        if model is None:
             return (yield from spec.iter_apply(arr, channel_axis=channel_axis, cancel=cancel,
                                                value_range=value_range, resolved=resolved,
                                                **options, **inner))
+        # as the transformed runs: in float64 data units, scaled by the values' range (the
+        # whole's, for a part), so that the same counts give the same result in any dtype
+        # (12-bit counts in uint16 were divided by 4095, the same counts as float by their
+        # span: BM3D's block matching then chose other blocks, up to 5 counts apart)
+        data = np.asarray(arr)
+        dtype = np.dtype(data.dtype)
+        vr = value_range if value_range is not None else (float(data.min()), float(data.max()))
+        try:
+            den = yield from spec.iter_apply(data.astype(np.float64), channel_axis=channel_axis,
+                                             cancel=cancel, value_range=vr, resolved=resolved,
+                                             **options, **inner)
         except ValueError as exc:  # the σ the model set, refused: name the model, not sigma
-            if model is None or not str(exc).startswith("sigma="):
+            if not str(exc).startswith("sigma="):
                 raise
             raise ValueError(f"noise_model: the model {model.describe()} sets sigma = √bias "
                              f"= {math.sqrt(model.bias):.6g}; {exc}") from None
+        outputs = tuple(getattr(spec, "outputs", ()) or ())
+        if len(outputs) <= 1:
+            return _image_back(np.array(den, np.float64), data, dtype, channel_axis)
+        return tuple(_image_back(np.array(d, np.float64), data, dtype, channel_axis,
+                                 residual=o.kind == "residual")
+                     for o, d in zip(outputs, den, strict=True))
     data = np.asarray(arr)
     dtype = np.dtype(data.dtype)
     f = gat(data, model)
