@@ -385,12 +385,18 @@ def wide_integer(dtype: Any) -> bool:
 
 def ranged(dtype: Any) -> bool:
     """Whether :func:`value_scale` maps ``dtype`` by its values' range (floats, and
-    :func:`wide_integer` dtypes). A part of an image (a plane, a field of view, a chunk) is
-    given the whole image's ``value_range`` in every dtype (batch, streaming, the viewer's
-    previews): these dtypes are scaled by it, 8/16-bit unsigned data of a ``detect_bits``
-    processor read the bit depth from its maximum, and a Poisson–Gaussian run scales the
-    transformed values by the whole's transformed range."""
+    :func:`wide_integer` dtypes)."""
     return np.dtype(dtype).kind == "f" or wide_integer(dtype)
+
+
+def needs_whole_range(dtype: Any) -> bool:
+    """Whether a part of an image of ``dtype`` (a plane, a field of view, a batch chunk, a
+    streamed block) must be given the whole image's ``value_range`` to be scaled as the
+    whole is: every numeric dtype. :func:`ranged` dtypes are scaled by it, 8/16-bit unsigned
+    data of a ``detect_bits`` processor read the bit depth from its maximum (a 12-bit
+    chunk whose own maximum is below 1024 is still 12-bit), and a Poisson–Gaussian run
+    scales the transformed values by the whole's transformed range."""
+    return np.dtype(dtype).kind in "iuf"
 
 
 #: ``offset=False`` keeps zero at zero only while the values are within this many spans of

@@ -452,11 +452,9 @@ def stream_file(recipe: Any, src: Path, shape: tuple[int, ...], dtype: Any,
         return None
     arr = open_array(src)
     value_range = None
-    from ._arrays import ranged
+    from ._arrays import needs_whole_range
 
-    # the whole file's range: floats and wide integers are scaled by it, and 8/16-bit data
-    # of a processor that maps by the bit depth really used (detect_bits) reads it there
-    if ranged(arr.dtype) or (spec.detect_bits and np.dtype(arr.dtype).kind == "u"):
+    if needs_whole_range(arr.dtype):
         from ._arrays import finite_range
 
         value_range = finite_range(arr, src.name)

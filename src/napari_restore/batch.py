@@ -50,6 +50,7 @@ from .batch_io import (
     source_identity,
 )
 from . import _stream
+from ._arrays import needs_whole_range
 from .recipes import Recipe
 from .processors.registry import get_processor
 
@@ -117,10 +118,7 @@ def plan(recipe: Recipe, arr: Any, planes_per_chunk: int = 1) -> tuple[Any, dict
     chunks = tuple([1] * max(lead - 1, 0) + ([planes_per_chunk] if lead else []) + [-1] * unit)
     arr = arr.rechunk(chunks)
     value_range = None
-    # every chunk is scaled as the whole file: floats and wide integers by its range, 8/16-bit
-    # data by the bit depth the whole file uses (detect_bits), and a Poisson–Gaussian run's
-    # transformed values by the transformed range of the whole file (processors.vst)
-    if np.dtype(arr.dtype).kind in "iuf":
+    if needs_whole_range(arr.dtype):  # every chunk is scaled as the whole file
         lo, hi = da.compute(arr.min(), arr.max())
         value_range = (float(lo), float(hi))
     in_dtype = np.dtype(arr.dtype)

@@ -46,16 +46,12 @@ _RANGES: dict[int, tuple[Any, tuple[float, float]]] = {}
 
 def layer_value_range(layer: Any) -> tuple[float, float] | None:
     """(min, max) of a layer's whole data (cached per data object); None for a non-numeric
-    dtype.
-
-    A part (slice, field of view) is then scaled exactly as a run on the whole layer would
-    scale it, so previews match full runs: floats and 32/64-bit integers by this range,
-    8/16-bit integers by their dtype's range or by the bit depth the whole layer uses
-    (``detect_bits``: 12-bit data in uint16), and a Poisson–Gaussian run's transformed
-    values by the whole layer's transformed range.
-    """
+    dtype. A part (slice, field of view) is then scaled exactly as a run on the whole layer
+    would scale it, so previews match full runs (:func:`.._arrays.needs_whole_range`)."""
     data = layer.data
-    if np.dtype(data.dtype).kind not in "iuf":
+    from .._arrays import needs_whole_range
+
+    if not needs_whole_range(data.dtype):
         return None
     cached = _RANGES.get(id(layer))
     if cached is not None and cached[0] is data:
