@@ -34,9 +34,9 @@ def grid(viewer):
     viewer.reset_view()
 
 
-def shot(viewer, name):
+def shot(viewer, name, size=WINDOW):
     OUT.mkdir(parents=True, exist_ok=True)
-    viewer.window._qt_window.resize(*WINDOW)
+    viewer.window._qt_window.resize(*size)
     for _ in range(5):
         QApplication.processEvents()
         time.sleep(0.05)
@@ -231,8 +231,32 @@ def restore_film_grain(viewer):
     shot(viewer, "restore_film_grain_panel")
 
 
+def noise_model_uncertain(viewer):
+    """"Estimate noise model" on the 256² moon at 200 photons (gain 1, read 1; seed 2): a
+    narrow intensity range, so the panel says that the gain is uncertain."""
+    import numpy as np
+    from skimage import data, transform
+
+    from napari_restore._sample_data import poisson_gaussian
+
+    img = transform.resize(data.moon().astype(float), (256, 256), anti_aliasing=True)
+    img = (img - img.min()) / (img.max() - img.min())
+    _, noisy = poisson_gaussian(img, peak=200, gain=1, read=1, offset=0, seed=2)
+    src = viewer.add_image(noisy.astype(np.float32), name="moon (200 photons)")
+    _, panel = viewer.window.add_plugin_dock_widget("napari-restore", "BM3D denoise")
+    panel.layer_widget.value = src
+    extra = panel.extras["noise_pg_extras"]
+    extra.estimate()
+    t0 = time.perf_counter()
+    while extra.state.model is None and time.perf_counter() - t0 < 60:
+        QApplication.processEvents()
+        time.sleep(0.02)
+    viewer.reset_view()
+    shot(viewer, "noise_model_uncertain", size=(1500, 950))  # the plot below the panel
+
+
 SCENES = [classic_denoise, classic_denoise_rgb, tuning, lb_clahe, bm3d_denoise, bm3d_deblur,
-          bm4d_denoise, deep_image_prior, restore_film_grain]
+          bm4d_denoise, deep_image_prior, restore_film_grain, noise_model_uncertain]
 
 
 def main(names: list[str] | None = None) -> None:

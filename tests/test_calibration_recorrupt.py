@@ -83,8 +83,11 @@ def test_recorrupting_sigma_is_the_mean_of_the_mad_and_the_smooth_windows():
                          approximate_loss=True)
         mad = estimate_noise_sigma_unclipped(noisy.astype(np.float32))
         model = estimate_noise_model(noisy.astype(np.float32))
-        assert model.kind == "gaussian"
-        assert setup.refill[0] == pytest.approx(0.5 * (mad + np.sqrt(model.bias)))
+        # a Gaussian model's σ, or a fitted gain's mean variance over the tile (coins' bright
+        # engraving passes for a small gain on its smooth windows: a = 0.51 ± 0.20)
+        smooth = np.sqrt(model.bias) if model.kind == "gaussian" else np.sqrt(
+            np.mean(np.maximum(model.variance(noisy.astype(np.float64)), 0.0)))
+        assert setup.refill[0] == pytest.approx(0.5 * (mad + smooth))
         assert abs(setup.refill[0] / sigma - 1) < abs(mad / sigma - 1)  # closer (can fail)
     grass = data.grass()[:128, :128].astype(np.float64)
     noisy = grass + np.random.default_rng(0).normal(0.0, 5.0, grass.shape)
@@ -237,13 +240,13 @@ def test_level_line_of_a_model_measured_as_gaussian():
 
 
 def test_poisson_gaussian_gain_hidden_by_texture_still_calibrates():
-    # brick's 128² crop at 10 photons: the estimate comes out Gaussian (gain 3.5 ± 2.0 for
-    # 4); recorrupting with one σ chose non-local means' strength 2.2 dB below the best, the
-    # masked loss 0.7 dB; the fitted points' line brings it within 0.5 dB
+    # brick's 64² crop at 20 photons: the estimate comes out Gaussian (σ 10.3; the gain of 4
+    # is below what so small a crop shows); recorrupting with one σ chose non-local means'
+    # strength 1.5 dB below the best (measured 2026-12-04); the fitted points' line: 0.0 dB
     from napari_restore import classic_denoise
     from napari_restore.processors.noise_pg import estimate_noise_model
 
-    expected, noisy = _pg("brick", peak=10.0, seed=1030, size=128)
+    expected, noisy = _pg("brick", peak=20.0, seed=1030, size=64)
     assert estimate_noise_model(noisy).kind == "gaussian"
     cal = calibrate(noisy, "classic_denoise", fixed={"method": "nl_means"},
                     noise_model="poisson-gaussian", workers=1)

@@ -65,11 +65,11 @@ def test_predicted_std_floor(name):
 @pytest.mark.parametrize("name", [
     "camera",
     "fluorescence",
-    # coins: a = 2.49 for 2 (+24 %) at peak 50, read noise 10 (seed 3): the bright coins'
-    # engraving passes the smoothness tests and adds ~11 % of the noise variance in the
-    # brightest tenth of the smooth windows (benchmarks/bench_poisson_gaussian.py)
+    # coins: a = 2.54 for 2 (+27 %) at peak 50, read noise 10 (seed 3): the bright coins'
+    # engraving passes the smoothness tests and adds ~8–11 % of the noise variance in the
+    # brightest fifth of the smooth windows (benchmarks/bench_poisson_gaussian.py)
     pytest.param("coins", marks=pytest.mark.xfail(
-        strict=True, reason="a floor not met on coins (+24 % at peak 50, read 10)")),
+        strict=True, reason="a floor not met on coins (+27 % at peak 50, read 10)")),
 ])
 def test_gain_and_bias_floors(name):
     """a within 15 %; b within 25 % where the read noise is ≥ 20 % of the variance."""
@@ -79,11 +79,12 @@ def test_gain_and_bias_floors(name):
             assert b_err <= B_FLOOR, (case, b_err)
 
 
-def test_the_gain_standard_error_measures_the_scatter_over_noise_seeds():
-    """On images without fine texture (blurred: the spread of a is then statistical), the
-    reported gain_se covers the actual scatter of a over 8 noise seeds and overstates it by
-    at most 3× (it is computed as if overlapping windows were independent, then scaled by
-    the misfit). Measured: se / SD 1.35 (moon), 2.4 (camera), 2.0 (fluorescence)."""
+def test_the_gain_standard_error_measures_the_error_of_the_gain():
+    """On images without fine texture (blurred), the reported gain_se covers the actual
+    error of a (its RMS about the truth over 8 noise seeds: scatter and the misfit's
+    systematic part) and overstates it by at most 3× (it is computed as if overlapping
+    windows were independent, then scaled by the misfit). Measured (2026-12-03): se / RMS
+    error 1.35 (moon: sd 3.4 %, mean −6.9 %), 1.64 (camera), 1.47 (fluorescence)."""
     from scipy import ndimage
 
     for name, (peak, gain, read, offset) in [("moon", (200, 1, 1, 0)),
@@ -97,8 +98,68 @@ def test_the_gain_standard_error_measures_the_scatter_over_noise_seeds():
             model = estimate_noise_model(noisy)
             gains.append(model.gain)
             ses.append(model.gain_se)
-        sd, se = float(np.std(gains, ddof=1)), float(np.mean(ses))
-        assert 0.8 * sd <= se <= 3.0 * sd, (name, sd, se)
+        rmse = float(np.sqrt(np.mean((np.asarray(gains) - gain) ** 2)))
+        se = float(np.mean(ses))
+        assert 0.8 * rmse <= se <= 3.0 * rmse, (name, rmse, se)
+
+
+def test_shading_does_not_cost_smooth_windows():
+    """Moon blurred by 3 px (shaded crater walls, no texture), peak 200, 8 noise seeds: the
+    smoothness test measures the block means about their plane (the windows chosen show no
+    texture), so the shaded windows, which carry the intensity range that pins a, are kept.
+    Measuring them about their mean left them out: a's RMS error was 17.2 % (worst 30 %);
+    now 7.5 % (worst 10.7 %)."""
+    from scipy import ndimage
+
+    clean = ndimage.gaussian_filter(_clean("moon"), 3)
+    errs = []
+    for seed in range(8):
+        _, noisy = poisson_gaussian(clean, peak=200, gain=1, read=1, offset=0, seed=40 + seed)
+        errs.append(estimate_noise_model(noisy).gain - 1.0)
+    assert float(np.sqrt(np.mean(np.square(errs)))) <= 0.10, errs
+    assert float(np.max(np.abs(errs))) <= A_FLOOR, errs
+
+
+@pytest.mark.parametrize("case", [(20, 5, 3, 100), (50, 2, 10, 0), (20, 10, 5, 300)])
+def test_texture_gets_no_shading_allowance(case):
+    """Brick (texture everywhere, 256²), seeds 3 and 4: a plane fitted to a window's block
+    means also absorbs the texture's coarse part, so with the shading allowance textured
+    windows passed as smooth and the predicted std erred by 25–50 % (a +78…+285 %). The
+    isotropy ratio of the windows chosen shows the texture and smoothness is judged on the
+    plain variance instead: 1.4–7.2 % here."""
+    peak, gain, read, offset = case
+    for seed in (3, 4):
+        expected, noisy = poisson_gaussian(_clean("brick"), peak=peak, gain=gain, read=read,
+                                           offset=offset, seed=seed)
+        _, std_err, _ = _errors(estimate_noise_model(noisy), expected, gain, read, offset)
+        assert std_err <= STD_FLOOR, (seed, std_err)
+
+
+def test_fluorescence_crops_are_not_taken_for_texture():
+    """Sparse objects on a dark background, 108 crops of 64–128² at peaks 5, 20 and 50: the texture
+    check weighs each window by its predicted variance. Summed raw, the few brightest
+    windows outweighed the rest: the ratio spread over 0.67–1.25 (its standard error said
+    ±0.04) and a 64² crop at peak 20 was refused as texture (5.1 standard errors)."""
+    from napari_restore.processors import noise_pg
+
+    worst = 0.0
+    for size in (64, 96, 128):
+        for seed in range(4):
+            full = fluorescence_clean(256, seed)
+            for k, (y, x) in enumerate([(0, 0), (64, 64), (128, 32)]):
+                for peak in (5, 20, 50):
+                    _, z = poisson_gaussian(full[y:y + size, x:x + size], peak=peak, gain=4,
+                                            read=3, offset=100, seed=seed * 10 + k)
+                    estimate_noise_model(z)  # no ValueError (a crop of background only
+                    # may be called Gaussian: its variance hardly changes)
+                    st = noise_pg._block_stats(z.astype(float))
+                    limit = 1.0 + noise_pg.SMOOTH_SPREAD * math.sqrt(2.0 / 13.0)
+                    fitted = None
+                    for _ in range(3):
+                        s, m, d2, ratio, se = noise_pg._pairs(st, fitted, limit)
+                        fitted, _fit = noise_pg._fit(s, m, d2)
+                    worst = max(worst, (1.0 - ratio) / se)
+    assert worst <= 3.0, worst
 
 
 def test_a_narrow_intensity_range_reports_an_uncertain_gain():

@@ -174,3 +174,50 @@ def test_pure_poisson_counts_with_median_zero_take_noise_model_1_0():
     assert np.mean((out - lam) ** 2) < 0.2 * np.mean((counts - lam) ** 2)
     with pytest.raises(ValueError, match="noise_model.*not positive at the image's median"):
         classic_denoise(counts, method="wavelet", noise_model=NoiseModel(1.0, -0.5))
+
+
+def test_window_statistics_equal_a_direct_computation():
+    """The sliding-window sums of ``_block_stats`` (uniform filters and correlations) against
+    a direct per-window least-squares computation: the block means' residual variance about
+    their plane, one half's mean and its noise variance (diagonal details' mean square,
+    horizontal/vertical details about their plane), on a curved, shaded plane."""
+    from scipy import ndimage
+
+    from napari_restore.processors import noise_pg
+
+    rng = np.random.default_rng(0)
+    z = rng.normal(100, 5, (40, 36)) + np.add.outer(np.arange(40) ** 2 * 0.1,
+                                                    np.arange(36) * 0.7)
+    st = noise_pg._block_stats(z)
+    a, b, c, d = z[0::2, 0::2], z[0::2, 1::2], z[1::2, 0::2], z[1::2, 1::2]
+    mean, diag = (a + b + c + d) / 4, (a - b - c + d) / 2
+    hor, ver = (a + b - c - d) / 2, (a - b + c - d) / 2
+    w, r = noise_pg.WINDOW, noise_pg.WINDOW // 2
+    clip = ((z == z.min()) | (z == z.max())).reshape(20, 2, 18, 2).any(axis=(1, 3))
+    bad = ndimage.maximum_filter(clip, w, mode="constant", cval=True)
+    yy, xx = np.mgrid[0:w, 0:w] - (w - 1) / 2
+    basis = np.stack([np.ones(w * w), xx.ravel(), yy.ravel()], axis=1)
+
+    def residual(values, rows):
+        coef = np.linalg.lstsq(basis[rows], values, rcond=None)[0]
+        return float(np.sum((values - basis[rows] @ coef) ** 2))
+
+    k = 0
+    for i in range(r, mean.shape[0] - r):
+        for j in range(r, mean.shape[1] - r):
+            if bad[i, j]:
+                continue
+            win = (slice(i - r, i - r + w), slice(j - r, j - r + w))
+            ii, jj = np.mgrid[i - r:i - r + w, j - r:j - r + w]
+            half = ((ii + jj) % 2 == 0).ravel()
+            everything = np.ones(w * w, bool)
+            assert st["Vp"][k] == pytest.approx(
+                residual(mean[win].ravel(), everything) / (w * w - 3), rel=1e-9, abs=1e-9)
+            assert st["Vm"][k] == pytest.approx(np.var(mean[win], ddof=1), rel=1e-9, abs=1e-9)
+            energy = (np.sum(diag[win].ravel()[half] ** 2) + residual(hor[win].ravel()[half], half)
+                      + residual(ver[win].ravel()[half], half))
+            assert st["vA"][k] == pytest.approx(energy / (3 * half.sum() - 6), rel=1e-9)
+            assert st["MA"][k] == pytest.approx(mean[win].ravel()[half].mean() - z.min(),
+                                                rel=1e-12)
+            k += 1
+    assert k == st["Vm"].size > 150

@@ -123,11 +123,12 @@ RECORRUPT_ALPHA = 0.5
 #: the recorruption it chose too strong a weight: 21/24 within 0.5 dB; the run on the
 #: noisier ``y + α·z`` wants more smoothing than the image itself). A model measured as
 #: Gaussian where Poisson–Gaussian noise was asked for may hide a gain the image is too
-#: small to show (brick's 128² crop at 10 photons: 3.5 ± 2.0 for 4, below the 2 standard
-#: errors the estimator needs), and recorrupting signal-dependent noise with one σ ranks
-#: wrongly (2.2 dB off there): the recorrupting noise then follows the line through the
-#: model's fitted level-set points, significant or not (its level where the slope comes
-#: out negative), while the run keeps the Gaussian model it would get. On the 8 images of
+#: small to show (brick's 64² crop at 20 photons, gain 4: σ 10.3, the gain below the 2
+#: standard errors the estimator needs), and recorrupting signal-dependent noise with one σ
+#: ranks wrongly (1.5 dB off there; the line: 0.0 dB): the recorrupting noise then
+#: follows the line through the model's fitted level-set points, significant or not (its
+#: level where the slope comes out negative), while the run keeps the Gaussian model it
+#: would get. On the 8 images of
 #: 128² at 10/30/100 photons (gain 4, read noise 3, offset 100) the chosen strength was
 #: within 0.5 dB of the best in 24/24 cases (NLM, wavelet; masked loss: 22 and 23) and
 #: BM3D's profile within 0.3 dB in 24/24 (docs/tuning-without-reference.md).
