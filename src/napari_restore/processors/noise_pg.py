@@ -55,6 +55,13 @@ A model whose signal-dependent part is negligible (the variance changes by less 
 negative gain falls back to that with a warning. A constant image, or one without smooth
 regions, is a ``ValueError`` — never a NaN model.
 
+6. **Small bright objects.** A Gaussian model measured on the smooth regions is checked on the
+   blocks above them (:mod:`.noise_pg_bright`: beads, puncta and thin filaments leave no
+   smooth window on them, so the level sets cover only the background): their diagonal
+   details, less what they share with their neighbours' (a smooth signal), give further level
+   sets, unless they show texture; the line refitted on both replaces the Gaussian model when
+   its gain is significant and its variance rises at least ``RISE`` times.
+
 All values are in the image's own units (grey levels for integer images, values for float
 images): the estimate is made on the data values in float64, so integer data and float data
 holding the same counts give the same model.
@@ -419,7 +426,34 @@ def _estimate(planes: Sequence[Any], dtype: str | None) -> NoiseModel:
     fit.median += lo
     if isinstance(model, _Raw):
         model = _Raw(model.gain, model.bias - model.gain * lo)
-    return _decide(model, fit, dtype)
+    result = _decide(model, fit, dtype)
+    if result.kind == "gaussian" and result.points:
+        result = _with_bright_objects(planes, result, fit, dtype)
+    return result
+
+
+def _with_bright_objects(planes: Sequence[Any], found: NoiseModel, fit: _Fit,
+                         dtype: str | None) -> NoiseModel:
+    """A Gaussian model measured on the smooth regions, checked on the blocks above them
+    (small bright objects, see :mod:`.noise_pg_bright`): the line refitted on both sets of
+    level sets when that shows a significant gain and a variance rising at least ``RISE``
+    times; else ``found`` unchanged."""
+    from .noise_pg_bright import RISE, bright_points
+
+    above = max(p[0] for p in found.points) + 3.0 * math.sqrt(found.bias)
+    extra = [pt for p in planes for pt in bright_points(np.asarray(p, np.float64), above)]
+    if not extra:
+        return found
+    pts = np.array(list(found.points) + extra, dtype=np.float64)
+    a, b, cov, residual = _line_fit(pts[:, 0], pts[:, 1], pts[:, 2])
+    se = math.sqrt(max(float(cov[0, 0]), 0.0))
+    at_median = a * fit.median + b
+    top = a * float(pts[:, 0].max()) + b
+    if not (a > 0 and se > 0 and a / se >= GAIN_T and at_median > 0
+            and top >= RISE * at_median):
+        return found
+    return NoiseModel(a, b, points=tuple(map(tuple, pts.tolist())), residual=residual,
+                      dtype=dtype, gain_se=se, bias_se=math.sqrt(max(float(cov[1, 1]), 0.0)))
 
 
 def _select_and_fit(st: dict[str, np.ndarray], spread: str,
@@ -633,6 +667,17 @@ def _fit(s: np.ndarray, m: np.ndarray,
     if len(x) < 2 or np.ptp(x) <= 0:
         g = _Gauss(float(np.sum(n * y) / np.sum(n)))
         return g, _Fit(pts, np.zeros((2, 2)), float(x95 - x05), float(xmed), 0.0, g.bias)
+    a, b, cov, residual = _line_fit(x, y, n)
+    model: NoiseModel | _Gauss = _Raw(a, b)
+    return model, _Fit(pts, cov, float(x95 - x05), float(xmed), residual, const)
+
+
+def _line_fit(x: np.ndarray, y: np.ndarray,
+              n: np.ndarray) -> tuple[float, float, np.ndarray, float]:
+    """``y ≈ a·x + b`` on level-set points (mean ``x``, variance ``y``, count ``n``) by
+    iteratively reweighted least squares (weights ``n / (2·pred²)``, a sample variance's
+    spread), one pass dropping points beyond ``OUTLIER`` standard errors. Returns ``a``,
+    ``b``, their covariance (scaled by the misfit) and the RMS relative residual."""
     keep = np.ones(len(x), bool)
     a, b = 0.0, float(np.mean(y))
     cov = np.zeros((2, 2))
@@ -667,8 +712,7 @@ def _fit(s: np.ndarray, m: np.ndarray,
     pred = a * (x - x0) + bc
     rel = (y - pred) / np.maximum(np.abs(pred), 1e-300)
     residual = float(np.sqrt(np.sum(n * rel**2) / np.sum(n)))
-    model: NoiseModel | _Gauss = _Raw(a, b)
-    return model, _Fit(pts, cov, float(x95 - x05), float(xmed), residual, const)
+    return a, b, cov, residual
 
 
 @dataclass(frozen=True)
