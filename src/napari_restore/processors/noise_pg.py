@@ -527,14 +527,7 @@ def _block_stats(z: np.ndarray) -> dict[str, Any]:
     from scipy import ndimage
 
     low, high = float(z.min()), float(z.max())
-    h, w = (z.shape[0] // 2) * 2, (z.shape[1] // 2) * 2
-    z = z[:h, :w]
-    a, b, c, d = z[0::2, 0::2], z[0::2, 1::2], z[1::2, 0::2], z[1::2, 1::2]
-    mean = (a + b + c + d) / 4.0
-    diag = (a - b - c + d) / 2.0
-    hor = (a + b - c - d) / 2.0
-    ver = (a - b + c - d) / 2.0
-    clip = ((z == low) | (z == high)).reshape(h // 2, 2, w // 2, 2).any(axis=(1, 3))
+    mean, diag, hor, ver, clip = haar_blocks(z, low, high)
     bad = ndimage.maximum_filter(clip, WINDOW, mode="constant", cval=True) if clip.any() else clip
     r = WINDOW // 2
     inside = np.zeros(mean.shape, bool)
@@ -575,6 +568,19 @@ def _block_stats(z: np.ndarray) -> dict[str, Any]:
         out["v" + half] = np.maximum(energy, 0.0) / (3.0 * n - 2.0 * PLANE)
         out["n"] = n
     return out
+
+
+def haar_blocks(z: np.ndarray, low: float,
+                high: float) -> tuple[np.ndarray, ...]:
+    """The 2×2 blocks of the plane ``z`` (an odd last row/column dropped): their mean, their
+    diagonal, horizontal and vertical Haar details (each with the block's noise variance as
+    its variance), and whether the block touches ``low`` or ``high`` (clipping)."""
+    h, w = (z.shape[0] // 2) * 2, (z.shape[1] // 2) * 2
+    z = z[:h, :w]
+    a, b, c, d = z[0::2, 0::2], z[0::2, 1::2], z[1::2, 0::2], z[1::2, 1::2]
+    clip = ((z == low) | (z == high)).reshape(h // 2, 2, w // 2, 2).any(axis=(1, 3))
+    return ((a + b + c + d) / 4.0, (a - b - c + d) / 2.0, (a + b - c - d) / 2.0,
+            (a - b + c - d) / 2.0, clip)
 
 
 def _ramp() -> np.ndarray:

@@ -36,6 +36,8 @@ import math
 
 import numpy as np
 
+from .noise_pg import haar_blocks
+
 #: Level sets of the bright blocks (equal counts) and the blocks each needs.
 BINS = 12
 MIN_BLOCKS = 96
@@ -61,15 +63,9 @@ def bright_points(plane: np.ndarray, above: float) -> list[tuple[float, float, i
     (float64, data units) whose neighbours' mean is above ``above``; none when there are too
     few such blocks or they show texture (see the module docstring)."""
     z = np.asarray(plane, dtype=np.float64)
-    low, high = float(z.min()), float(z.max())
-    h, w = (z.shape[0] // 2) * 2, (z.shape[1] // 2) * 2
-    if h < 6 or w < 6:
+    if min(z.shape) < 6:
         return []
-    z = z[:h, :w]
-    a, b, c, d = z[0::2, 0::2], z[0::2, 1::2], z[1::2, 0::2], z[1::2, 1::2]
-    mean = (a + b + c + d) / 4.0
-    diag = (a - b - c + d) / 2.0
-    clip = ((z == low) | (z == high)).reshape(h // 2, 2, w // 2, 2).any(axis=(1, 3))
+    mean, diag, _, _, clip = haar_blocks(z, float(z.min()), float(z.max()))
     ok = ~(clip[1:-1, 1:-1] | (_four(clip.astype(np.float64)) > 0))
     select = _four(mean)[ok]
     own, det, near = mean[1:-1, 1:-1][ok], diag[1:-1, 1:-1][ok], _four(diag)[ok]
