@@ -71,15 +71,21 @@ def align_labels(container: Any) -> None:
 
 
 class _Refit(QObject):
-    """Re-fits a label whenever it is resized (a resize may change its line count)."""
+    """Re-fits a label whenever it is resized (a resize may change its line count) and, with
+    ``on_text``, whenever its text changes: a QLabel has no signal for that (nor does a
+    magicgui Label set from code), but setting its text asks its parent for a new layout
+    (``LayoutRequest``)."""
 
-    def __init__(self, label: QLabel, fit: Any) -> None:
+    def __init__(self, label: QLabel, fit: Any, *, on_text: bool = False) -> None:
         super().__init__(label)
         self._fit = fit
         label.installEventFilter(self)
+        parent = label.parentWidget()
+        if on_text and parent is not None:
+            parent.installEventFilter(self)
 
     def eventFilter(self, obj: Any, event: Any) -> bool:  # noqa: N802 - Qt's name
-        if event.type() == QEvent.Type.Resize:
+        if event.type() in (QEvent.Type.Resize, QEvent.Type.LayoutRequest):
             self._fit()
         return False
 
@@ -97,18 +103,18 @@ def wrap(label: Any) -> None:
         label.refit()
         return
     q.setWordWrap(True)
-    q.setToolTip(str(label.value))
 
     def fit(*_: Any) -> None:
         try:
+            if q.toolTip() != q.text():
+                q.setToolTip(q.text())
             height = q.heightForWidth(max(q.width(), 1))
         except RuntimeError:  # deleted meanwhile
             return
-        if height > 0:  # -1: no height-for-width (e.g. empty)
+        if height > 0 and height != q.minimumHeight():  # -1: no height-for-width (empty)
             q.setMinimumHeight(height)
 
-    _Refit(q, fit)
-    label.changed.connect(lambda *_: (q.setToolTip(str(label.value)), fit()))
+    _Refit(q, fit, on_text=True)
     fit()
 
 
