@@ -243,8 +243,13 @@ def noise_model_uncertain(viewer):
     img = (img - img.min()) / (img.max() - img.min())
     _, noisy = poisson_gaussian(img, peak=200, gain=1, read=1, offset=0, seed=2)
     src = viewer.add_image(noisy.astype(np.float32), name="moon (200 photons)")
+    _noise_model_shot(viewer, src, "noise_model_uncertain")
+
+
+def _noise_model_shot(viewer, layer, name):
+    """The BM3D panel after "Estimate noise model" on ``layer``, tall enough for the plot."""
     _, panel = viewer.window.add_plugin_dock_widget("napari-restore", "BM3D denoise")
-    panel.layer_widget.value = src
+    panel.layer_widget.value = layer
     extra = panel.extras["noise_pg_extras"]
     extra.estimate()
     t0 = time.perf_counter()
@@ -252,7 +257,7 @@ def noise_model_uncertain(viewer):
         QApplication.processEvents()
         time.sleep(0.02)
     viewer.reset_view()
-    shot(viewer, "noise_model_uncertain", size=(1500, 950))  # the plot below the panel
+    shot(viewer, name, size=(1500, 950))  # the plot below the panel
 
 
 def noise_model_beads(viewer):
@@ -265,16 +270,7 @@ def noise_model_beads(viewer):
     _, noisy = poisson_gaussian(beads_clean(), peak=20, gain=4, read=3, offset=100, seed=20,
                                 dtype=np.uint16)
     src = viewer.add_image(noisy, name="beads (20 photons)")
-    _, panel = viewer.window.add_plugin_dock_widget("napari-restore", "BM3D denoise")
-    panel.layer_widget.value = src
-    extra = panel.extras["noise_pg_extras"]
-    extra.estimate()
-    t0 = time.perf_counter()
-    while extra.state.model is None and time.perf_counter() - t0 < 60:
-        QApplication.processEvents()
-        time.sleep(0.02)
-    viewer.reset_view()
-    shot(viewer, "noise_model_beads", size=(1500, 950))
+    _noise_model_shot(viewer, src, "noise_model_beads")
 
 
 SCENES = [classic_denoise, classic_denoise_rgb, tuning, lb_clahe, bm3d_denoise, bm3d_deblur,
