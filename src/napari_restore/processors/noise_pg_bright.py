@@ -2,96 +2,163 @@
 
 Fluorescence images of puncta, beads or thin filaments hold their signal in objects a few
 pixels wide. No window of :mod:`.noise_pg` (8×8 pixels) on them is smooth, so its level
-sets cover only the background, the gain is not significant and the model comes out
-Gaussian: the transform is then skipped where it matters most (beads at 10–20 photons:
-2.8–4.9 dB below plain BM3D with its best σ).
+sets cover only the background (and the objects' flanks, whose curvature the windows' Haar
+details pick up as noise): the gain is not significant, or poorly determined and too high,
+and the transform is skipped or misfitted where it matters most (beads at 10–20 photons:
+2.8–4.9 dB below plain BM3D with its best σ; 128² filaments at 10–200 photons: the gain
++17…+97 %).
 
-Such objects are blurred by the optics: their signal barely reaches the finest diagonal Haar
-detail ``(z00 − z01 − z10 + z11)/2`` of a 2×2 block, and what does reach it varies slowly
-from block to block. Here every block above the smooth level sets gets
+Such objects are blurred by the optics: their signal barely reaches a high-order difference
+of the pixels. At every pixel,
 
-- a selecting value, the mean of its four neighbouring blocks' means (their noise is
-  independent of the block's own: binning on it does not bias the level sets, as in
-  :mod:`.noise_pg`), and the block's own mean as the measured mean;
-- a noise variance ``d² − d·d̄``: its diagonal detail squared, less the product with the
-  mean diagonal detail of its four neighbours. The neighbours' noise is independent, so
-  the product's expectation is the signal part that the block shares with them: what a
-  smooth signal adds to ``d²`` is taken out.
+- the noise is measured by ``L = [1 −2 1]ᵀ·[1 −2 1] / 6`` on its 3×3 neighbourhood, the
+  second difference across rows of the second difference across columns. It is zero on any
+  signal linear along the rows or along the columns (gradients, ramps, planes) and its
+  response to a smooth signal grows as the fourth power of the frequency (a 2×2 Haar
+  detail's as the second). Its noise variance is the mean of the 3×3 pixels' variances
+  weighted by ``k²`` (``[1 4 1; 4 16 4; 1 4 1] / 36``), so the point measured is the same
+  weighted mean of the pixels: ``(Σ k²·z, E[L²])`` is on the line ``a·E + b`` wherever the
+  signal varies;
+- what the signal still adds is taken out by a second scale: ``L₂``, the same difference
+  with a spacing of 2 pixels, has the same noise variance and ``R2 = 2⁸`` times the response
+  (in power) to a smooth signal, so ``(E[L₂²] − E[L²]) / (R2 − 1)`` is the signal part of
+  ``E[L²]`` (a Gaussian spot of σ 2 px at 200 photons: 39 % of it). A level set where that
+  part exceeds ``SIGNAL_SHARE`` of the total is left out (the ratio is only asymptotic);
+- the pixel is selected (binned) by the mean of the 24 pixels of the 7×7 ring around it
+  (their noise is independent of ``L``'s and ``L₂``'s: binning on it does not bias the level
+  sets, as in :mod:`.noise_pg`).
 
-Texture is not smooth at the block scale and would pass as noise. It shows as a correlation
-between neighbouring details (for pure noise: 0, with a spread of ``CORR_SD / √N`` over
-``N`` blocks, measured on Gaussian and Poisson noise): all the bright blocks together must
-show none beyond ``CORR_T`` spreads, and a level set whose correlation is more than
-``SIGNAL_SHARE`` of its variance (and ``CORR_T`` spreads) is left out. The caller
-(:func:`.noise_pg._estimate`) refits the line on both sets of points and keeps the result
-only when the gain is significant and the variance at the brightest points is at least
-``RISE`` times that at the smooth regions' median: a strongly signal-dependent noise, where
-the transform pays. Pure Gaussian noise on textured images (brick, rocket, coffee; 17 images
-× 5 σ × float/uint8) found Gaussian before stays so.
+Overlapping 3×3 neighbourhoods share noise: the values of ``L²`` over ``N`` pixels carry
+the information of ``N / RHO2`` independent ones (``RHO2``: the sum of the squared
+correlations of ``L``'s noise over the shifts), fewer where the level set mixes pixels of
+unequal variance (the count is scaled by ``2·mean(L²)² / var(L²)``, 1 for one variance):
+these are the counts the line is fitted with.
+
+Texture is not smooth at the pixel scale and would pass as noise. It shows as a correlation
+between ``L`` and ``L̄``, the mean ``L`` of the four non-overlapping 3×3 neighbourhoods
+3 pixels away (independent noise: for pure noise 0, with a spread of ``CORR_SD / √N`` over
+``N`` independent values, measured on Gaussian and Poisson noise): all the bright pixels
+together must show none beyond ``CORR_T`` spreads, and a level set whose correlation (of
+either sign) is more than ``SIGNAL_SHARE`` of its variance and ``CORR_T`` spreads is left
+out. The caller (:func:`.noise_pg._with_bright_objects`) refits the line and keeps the
+result only when the gain is significant, the variance at the brightest points is at least
+``RISE`` times that at the smooth regions' median (a strongly signal-dependent noise, where
+the transform pays), and — for a Poisson–Gaussian model of the smooth regions — the gain's
+standard error falls.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
-from .noise_pg import haar_blocks
-
-#: Level sets of the bright blocks (equal counts) and the blocks each needs.
+#: Level sets of the bright pixels (equal counts) and the independent values each needs.
 BINS = 12
 MIN_BLOCKS = 96
-#: A level set is left out when its neighbour correlation exceeds this share of its variance.
+#: A level set is left out when its signal part (second scale) or its neighbour correlation
+#: exceeds this share of its variance.
 SIGNAL_SHARE = 0.1
-#: ... and this many spreads; the bright blocks together may not exceed it either way.
+#: ... (the correlation: and this many spreads); the bright pixels together may not exceed
+#: it either way.
 CORR_T = 3.0
-#: Spread of the neighbour correlation over the variance, times √(blocks), on pure noise
-#: (Gaussian: 0.659, Poisson of mean 2: 0.683, 200 planes of 256²).
-CORR_SD = 0.7
+#: Spread of the neighbour correlation over the variance, times √(independent values), on
+#: pure noise (Gaussian: 0.733, Poisson of mean 2: 0.740, of mean 0.3 with read noise: 0.702;
+#: 200 planes of 128²).
+CORR_SD = 0.75
 #: The refitted model is kept when its variance at the brightest points is at least this
 #: many times that at the smooth regions' median.
 RISE = 2.0
+#: Power ratio of ``L₂`` (spacing 2) to ``L`` on a smooth signal: (2²)² per axis pair, squared.
+R2 = 256.0
+
+#: The 3×3 noise measure (unit noise gain: the sum of its squares is 1) ...
+_L = np.outer([1.0, -2.0, 1.0], [1.0, -2.0, 1.0]) / 6.0
+#: ... the weights of the pixels' variances in its variance (they sum to 1) ...
+_W = _L * _L
+#: ... the same at a spacing of 2 pixels (5×5) ...
+_L2 = np.zeros((5, 5))
+_L2[::2, ::2] = _L
+#: ... and the sum of the squared correlations of its noise over all shifts (stride 1).
+RHO2 = float(np.sum(np.square(np.correlate([1.0, -2.0, 1.0], [1.0, -2.0, 1.0], "full")
+                              / 6.0)) ** 2)
+#: Pixels this close to the plane's border or to a clipped pixel (saturation, the data's
+#: minimum) are left out: the ring (3), the neighbours' 3×3 (3 + 1).
+_REACH = 4
 
 
-def _four(x: np.ndarray) -> np.ndarray:
-    """Mean of the four edge neighbours, for the interior of ``x``."""
-    return (x[:-2, 1:-1] + x[2:, 1:-1] + x[1:-1, :-2] + x[1:-1, 2:]) / 4.0
+def _ring() -> np.ndarray:
+    ring = np.ones((7, 7))
+    ring[1:-1, 1:-1] = 0.0
+    return ring / ring.sum()
 
 
-def bright_points(plane: np.ndarray, above: float) -> list[tuple[float, float, int]]:
-    """Level-set points ``(mean, noise variance, blocks)`` of the 2×2 blocks of ``plane``
-    (float64, data units) whose neighbours' mean is above ``above``; none when there are too
-    few such blocks or they show texture (see the module docstring)."""
+def _measures(plane: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per usable pixel of one plane: its ring mean, its ``k²``-weighted mean, ``L``, ``L̄``
+    and ``L₂``."""
+    from scipy import ndimage
+
     z = np.asarray(plane, dtype=np.float64)
-    if min(z.shape) < 6:
-        return []
-    mean, diag, _, _, clip = haar_blocks(z, float(z.min()), float(z.max()))
-    ok = ~(clip[1:-1, 1:-1] | (_four(clip.astype(np.float64)) > 0))
-    select = _four(mean)[ok]
-    own, det, near = mean[1:-1, 1:-1][ok], diag[1:-1, 1:-1][ok], _four(diag)[ok]
+    r = _REACH
+    if z.ndim != 2 or min(z.shape) < 2 * r + 4:
+        return (np.empty(0),) * 5
+    det = ndimage.correlate(z, _L, mode="nearest")
+    near = np.zeros_like(det)
+    h, w = det.shape
+    near[r:-r, r:-r] = (det[r - 3:h - r - 3, r:-r] + det[r + 3:h - r + 3, r:-r]
+                        + det[r:-r, r - 3:w - r - 3] + det[r:-r, r + 3:w - r + 3]) / 4.0
+    ok = np.zeros(z.shape, bool)
+    ok[r:-r, r:-r] = True
+    clip = (z == z.min()) | (z == z.max())
+    if clip.any():
+        ok &= ~ndimage.maximum_filter(clip, 2 * r + 1, mode="constant", cval=False)
+    return (ndimage.correlate(z, _ring(), mode="nearest")[ok],
+            ndimage.correlate(z, _W, mode="nearest")[ok], det[ok], near[ok],
+            ndimage.correlate(z, _L2, mode="nearest")[ok])
+
+
+def bright_points(planes: Sequence[np.ndarray] | np.ndarray,
+                  above: float) -> list[tuple[float, float, float]]:
+    """Level-set points ``(mean, noise variance, independent values)`` of the pixels of
+    ``planes`` (2-D arrays in data units: one image, or the planes of a stack, pooled) whose
+    ring mean is above ``above``; none when there are too few such pixels or they show
+    texture (see the module docstring)."""
+    if isinstance(planes, np.ndarray) and planes.ndim == 2:
+        planes = [planes]
+    parts = [_measures(p) for p in planes]
+    select, own, det, near, det2 = (np.concatenate([q[i] for q in parts]) for i in range(5))
     keep = select > above
-    if int(keep.sum()) < MIN_BLOCKS:
+    count = int(keep.sum())
+    if count / RHO2 < MIN_BLOCKS:
         return []
-    select, own, det, near = select[keep], own[keep], det[keep], near[keep]
+    select, own, det, near, det2 = (x[keep] for x in (select, own, det, near, det2))
     raw_all = float(np.mean(det * det))
     if not raw_all > 0:
         return []
-    if abs(float(np.mean(det * near))) > CORR_T * CORR_SD * raw_all / math.sqrt(det.size):
-        return []  # texture among the bright blocks: their details are not noise
-    k = int(min(BINS, det.size // MIN_BLOCKS))
+    if abs(float(np.mean(det * near))) > CORR_T * CORR_SD * raw_all / math.sqrt(count / RHO2):
+        return []  # texture among the bright pixels: their differences are not noise
+    k = int(min(BINS, count / RHO2 // MIN_BLOCKS))
     edges = np.quantile(select, np.linspace(0.0, 1.0, k + 1))
     idx = np.clip(np.searchsorted(edges, select, side="right") - 1, 0, k - 1)
     points = []
     for i in range(k):
         s = idx == i
-        n = int(s.sum())
+        n = float(s.sum()) / RHO2
         if n < MIN_BLOCKS // 2:
             continue
-        raw = float(np.mean(det[s] ** 2))
+        sq = det[s] ** 2
+        raw = float(np.mean(sq))
         shared = float(np.mean(det[s] * near[s]))
-        if shared > max(SIGNAL_SHARE * raw, CORR_T * CORR_SD * raw / math.sqrt(n)):
-            continue  # a smooth signal large enough to matter in this level set
-        var = raw - shared
+        if abs(shared) > max(SIGNAL_SHARE * raw, CORR_T * CORR_SD * raw / math.sqrt(n)):
+            continue  # texture, or a signal shared with the neighbours, in this level set
+        signal = (float(np.mean(det2[s] ** 2)) - raw) / (R2 - 1.0)
+        if signal > SIGNAL_SHARE * raw:
+            continue  # the objects' own signal is too large a part of L² here
+        var = raw - max(signal, 0.0)
+        spread = float(np.var(sq))
         if var > 0:
+            if spread > 0:  # unequal variances in the level set: fewer values' worth
+                n = min(n, n * 2.0 * raw * raw / spread)
             points.append((float(np.mean(own[s])), var, n))
     return points
