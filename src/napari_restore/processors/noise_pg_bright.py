@@ -40,7 +40,9 @@ between ``L`` and ``L̄``, the mean ``L`` of the four non-overlapping 3×3 neigh
 ``N`` independent values, measured on Gaussian and Poisson noise): all the bright pixels
 together must show none beyond ``CORR_T`` spreads, and a level set whose correlation (of
 either sign) is more than ``SIGNAL_SHARE`` of its variance and ``CORR_T`` spreads is left
-out. The caller (:func:`.noise_pg._with_bright_objects`) refits the line and keeps the
+out (all the bright pixels together: a positive correlation, texture's; a negative one is
+the objects' own fine structure, which alternates in sign around thin lines and spots and is
+left to the level sets). The caller (:func:`.noise_pg._with_bright_objects`) refits the line and keeps the
 result only when the gain is significant, the variance at the brightest points is at least
 ``RISE`` times that at the smooth regions' median (a strongly signal-dependent noise, where
 the transform pays), and — for a Poisson–Gaussian model of the smooth regions — the gain's
@@ -136,8 +138,11 @@ def bright_points(planes: Sequence[np.ndarray] | np.ndarray,
     raw_all = float(np.mean(det * det))
     if not raw_all > 0:
         return []
-    if abs(float(np.mean(det * near))) > CORR_T * CORR_SD * raw_all / math.sqrt(count / RHO2):
-        return []  # texture among the bright pixels: their differences are not noise
+    if float(np.mean(det * near)) > CORR_T * CORR_SD * raw_all / math.sqrt(count / RHO2):
+        # texture among the bright pixels (a smooth correlation: positive); the objects' own
+        # fine structure alternates in sign around thin lines and spots, and is left to the
+        # level sets' two-sided check
+        return []
     k = int(min(BINS, count / RHO2 // MIN_BLOCKS))
     edges = np.quantile(select, np.linspace(0.0, 1.0, k + 1))
     idx = np.clip(np.searchsorted(edges, select, side="right") - 1, 0, k - 1)
