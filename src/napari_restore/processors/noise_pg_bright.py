@@ -22,7 +22,8 @@ of the pixels. At every pixel,
 - what the signal still adds is taken out by a second scale: ``L₂``, the same difference
   with a spacing of 2 pixels, has the same noise variance and ``R2 = 2⁸`` times the response
   (in power) to a smooth signal, so ``(E[L₂²] − E[L²]) / (R2 − 1)`` is the signal part of
-  ``E[L²]`` (a Gaussian spot of σ 2 px at 200 photons: 39 % of it). A level set where that
+  ``E[L²]`` (at the brightest level set of Gaussian spots of σ 2 px at 200 photons, the
+  signal was 39 % of ``E[L²]``). A level set where that
   part exceeds ``SIGNAL_SHARE`` of the total is left out (the ratio is only asymptotic);
 - the pixel is selected (binned) by the mean of the 24 pixels of the 7×7 ring around it
   (their noise is independent of ``L``'s and ``L₂``'s: binning on it does not bias the level
@@ -37,16 +38,15 @@ these are the counts the line is fitted with.
 Texture is not smooth at the pixel scale and would pass as noise. It shows as a correlation
 between ``L`` and ``L̄``, the mean ``L`` of the four non-overlapping 3×3 neighbourhoods
 3 pixels away (independent noise: for pure noise 0, with a spread of ``CORR_SD / √N`` over
-``N`` independent values, measured on Gaussian and Poisson noise): all the bright pixels
-together must show none beyond ``CORR_T`` spreads, and a level set whose correlation (of
-either sign) is more than ``SIGNAL_SHARE`` of its variance and ``CORR_T`` spreads is left
-out (all the bright pixels together: a positive correlation, texture's; a negative one is
-the objects' own fine structure, which alternates in sign around thin lines and spots and is
-left to the level sets). The caller (:func:`.noise_pg._with_bright_objects`) refits the line and keeps the
-result only when the gain is significant, the variance at the brightest points is at least
-``RISE`` times that at the smooth regions' median (a strongly signal-dependent noise, where
-the transform pays), and — for a Poisson–Gaussian model of the smooth regions — the gain's
-standard error falls.
+``N`` independent values, measured on Gaussian and Poisson noise). All the bright pixels
+together may not show a positive one beyond ``CORR_T`` spreads (texture's, and a smooth
+signal's; a negative one is the objects' own fine structure, which alternates in sign around
+thin lines and spots), and a level set whose correlation of either sign is more than
+``SIGNAL_SHARE`` of its variance and ``CORR_T`` spreads is left out. The caller
+(:func:`.noise_pg._with_bright_objects`) refits the line and keeps the result only when the
+gain is significant, the variance at the brightest points is at least ``RISE`` times that at
+the smooth regions' median (a strongly signal-dependent noise, where the transform pays),
+and — for a Poisson–Gaussian model of the smooth regions — the gain's standard error falls.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ MIN_BLOCKS = 96
 #: exceeds this share of its variance.
 SIGNAL_SHARE = 0.1
 #: ... (the correlation: and this many spreads); the bright pixels together may not exceed
-#: it either way.
+#: this many spreads of positive correlation.
 CORR_T = 3.0
 #: Spread of the neighbour correlation over the variance, times √(independent values), on
 #: pure noise (Gaussian: 0.733, Poisson of mean 2: 0.740, of mean 0.3 with read noise: 0.702;
