@@ -444,10 +444,11 @@ def _estimate(planes: Sequence[Any], dtype: str | None) -> NoiseModel:
     if isinstance(model, _Raw):
         model = _Raw(model.gain, model.bias - model.gain * lo)
     result = _decide(model, fit, dtype)
-    if result.points and (result.kind == "gaussian"
-                          or result.gain_se > UNCERTAIN * result.gain
-                          or _few_smooth_above(result, fit)):
-        result = _with_bright_objects(planes, result, fit, dtype)
+    if result.points:
+        above = _bright_threshold(result, fit)
+        if (result.kind == "gaussian" or result.gain_se > UNCERTAIN * result.gain
+                or _few_smooth_above(result, above)):
+            result = _with_bright_objects(planes, result, fit, above, dtype)
     return result
 
 
@@ -456,29 +457,27 @@ def _bright_threshold(found: NoiseModel, fit: _Fit) -> float:
     return fit.median + math.sqrt(max(float(found.variance(fit.median)), 0.0))
 
 
-def _few_smooth_above(found: NoiseModel, fit: _Fit) -> bool:
-    """Whether fewer than ``SPARSE`` of the smooth windows lie above the bright threshold:
-    the smooth regions are the background of sparse objects (and the objects' flanks)."""
+def _few_smooth_above(found: NoiseModel, above: float) -> bool:
+    """Whether fewer than ``SPARSE`` of the smooth windows lie above the bright threshold
+    ``above``: the smooth regions are the background of sparse objects (and their flanks)."""
     pts = np.asarray(found.points, dtype=np.float64)
-    above = pts[:, 0] > _bright_threshold(found, fit)
-    return float(pts[above, 2].sum()) < SPARSE * float(pts[:, 2].sum())
+    return float(pts[pts[:, 0] > above, 2].sum()) < SPARSE * float(pts[:, 2].sum())
 
 
-def _with_bright_objects(planes: Sequence[Any], found: NoiseModel, fit: _Fit,
+def _with_bright_objects(planes: Sequence[Any], found: NoiseModel, fit: _Fit, above: float,
                          dtype: str | None) -> NoiseModel:
     """A Gaussian model, or a Poisson–Gaussian one with an uncertain gain or few smooth windows
     above the bright threshold (``UNCERTAIN``, ``SPARSE``), measured on the smooth regions,
-    checked on the pixels above them (small bright objects, see
-    :mod:`.noise_pg_bright`): above the smooth regions' median plus one noise standard
-    deviation, the bright pixels' level sets replace the smooth windows' (on the objects'
-    flanks those carry the curvature as noise), and the line is refitted. The refit is kept
+    checked on the pixels above them (small bright objects, see :mod:`.noise_pg_bright`):
+    above ``above`` (:func:`_bright_threshold`) the bright pixels' level sets replace the
+    smooth windows' (on the objects' flanks those carry the curvature as noise), and the line
+    is refitted. The refit is kept
     when its gain is significant, its variance rises at least ``RISE`` times, and (for a
     Poisson–Gaussian ``found``) its gain's standard error is smaller; else ``found``."""
     from .noise_pg_bright import RISE, bright_points
 
-    above = _bright_threshold(found, fit)
     own = [p for p in found.points if p[0] <= above]
-    extra = bright_points([np.asarray(p, np.float64) for p in planes], above)
+    extra = bright_points(planes, above)
     if not extra or not own:
         return found
     pts = np.array(own + extra, dtype=np.float64)
@@ -566,7 +565,7 @@ def _block_stats(z: np.ndarray) -> dict[str, Any]:
     from scipy import ndimage
 
     low, high = float(z.min()), float(z.max())
-    mean, diag, hor, ver, clip = haar_blocks(z, low, high)
+    mean, diag, hor, ver, clip = _haar_blocks(z, low, high)
     bad = ndimage.maximum_filter(clip, WINDOW, mode="constant", cval=True) if clip.any() else clip
     r = WINDOW // 2
     inside = np.zeros(mean.shape, bool)
@@ -609,7 +608,7 @@ def _block_stats(z: np.ndarray) -> dict[str, Any]:
     return out
 
 
-def haar_blocks(z: np.ndarray, low: float,
+def _haar_blocks(z: np.ndarray, low: float,
                 high: float) -> tuple[np.ndarray, ...]:
     """The 2×2 blocks of the plane ``z`` (an odd last row/column dropped): their mean, their
     diagonal, horizontal and vertical Haar details (each with the block's noise variance as

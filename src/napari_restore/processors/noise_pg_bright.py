@@ -58,7 +58,7 @@ import numpy as np
 
 #: Level sets of the bright pixels (equal counts) and the independent values each needs.
 BINS = 12
-MIN_BLOCKS = 96
+MIN_VALUES = 96
 #: A level set is left out when its signal part (second scale) or its neighbour correlation
 #: exceeds this share of its variance.
 SIGNAL_SHARE = 0.1
@@ -96,28 +96,28 @@ def _ring() -> np.ndarray:
     return ring / ring.sum()
 
 
-def _measures(plane: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Per usable pixel of one plane: its ring mean, its ``k²``-weighted mean, ``L``, ``L̄``
-    and ``L₂``."""
+def _measures(plane: np.ndarray, above: float) -> tuple[np.ndarray, ...]:
+    """Per usable pixel of one plane whose ring mean is above ``above``: its ring mean, its
+    ``k²``-weighted mean, ``L``, ``L̄`` and ``L₂``."""
     from scipy import ndimage
 
     z = np.asarray(plane, dtype=np.float64)
     r = _REACH
     if z.ndim != 2 or min(z.shape) < 2 * r + 4:
         return (np.empty(0),) * 5
+    select = ndimage.correlate(z, _ring(), mode="nearest")
+    keep = np.zeros(z.shape, bool)
+    keep[r:-r, r:-r] = select[r:-r, r:-r] > above
+    clip = (z == z.min()) | (z == z.max())
+    if clip.any():
+        keep &= ~ndimage.maximum_filter(clip, 2 * r + 1, mode="constant", cval=False)
     det = ndimage.correlate(z, _L, mode="nearest")
     near = np.zeros_like(det)
     h, w = det.shape
     near[r:-r, r:-r] = (det[r - 3:h - r - 3, r:-r] + det[r + 3:h - r + 3, r:-r]
                         + det[r:-r, r - 3:w - r - 3] + det[r:-r, r + 3:w - r + 3]) / 4.0
-    ok = np.zeros(z.shape, bool)
-    ok[r:-r, r:-r] = True
-    clip = (z == z.min()) | (z == z.max())
-    if clip.any():
-        ok &= ~ndimage.maximum_filter(clip, 2 * r + 1, mode="constant", cval=False)
-    return (ndimage.correlate(z, _ring(), mode="nearest")[ok],
-            ndimage.correlate(z, _W, mode="nearest")[ok], det[ok], near[ok],
-            ndimage.correlate(z, _L2, mode="nearest")[ok])
+    return (select[keep], ndimage.correlate(z, _W, mode="nearest")[keep], det[keep],
+            near[keep], ndimage.correlate(z, _L2, mode="nearest")[keep])
 
 
 def bright_points(planes: Sequence[np.ndarray] | np.ndarray,
@@ -128,13 +128,11 @@ def bright_points(planes: Sequence[np.ndarray] | np.ndarray,
     texture (see the module docstring)."""
     if isinstance(planes, np.ndarray) and planes.ndim == 2:
         planes = [planes]
-    parts = [_measures(p) for p in planes]
+    parts = [_measures(p, above) for p in planes]
     select, own, det, near, det2 = (np.concatenate([q[i] for q in parts]) for i in range(5))
-    keep = select > above
-    count = int(keep.sum())
-    if count / RHO2 < MIN_BLOCKS:
+    count = det.size
+    if count / RHO2 < MIN_VALUES:
         return []
-    select, own, det, near, det2 = (x[keep] for x in (select, own, det, near, det2))
     raw_all = float(np.mean(det * det))
     if not raw_all > 0:
         return []
@@ -143,14 +141,14 @@ def bright_points(planes: Sequence[np.ndarray] | np.ndarray,
         # fine structure alternates in sign around thin lines and spots, and is left to the
         # level sets' two-sided check
         return []
-    k = int(min(BINS, count / RHO2 // MIN_BLOCKS))
+    k = int(min(BINS, count / RHO2 // MIN_VALUES))
     edges = np.quantile(select, np.linspace(0.0, 1.0, k + 1))
     idx = np.clip(np.searchsorted(edges, select, side="right") - 1, 0, k - 1)
     points = []
     for i in range(k):
         s = idx == i
         n = float(s.sum()) / RHO2
-        if n < MIN_BLOCKS // 2:
+        if n < MIN_VALUES // 2:
             continue
         sq = det[s] ** 2
         raw = float(np.mean(sq))
